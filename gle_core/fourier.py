@@ -701,10 +701,14 @@ def measure_gain_phase(t, x_in, y_out, omega, *, max_periods=None, max_residual=
         if (isinstance(max_periods, (bool, np.bool_))
                 or not isinstance(max_periods, (int, np.integer)) or max_periods < 1):
             raise GLEParameterError("max_periods", max_periods, "None or an integer ≥ 1")
-    mr = float(max_residual)
+    try:
+        mr = float(max_residual)
+        msp = float(min_samples_per_period)
+    except (TypeError, ValueError):
+        raise GLEParameterError("max_residual / min_samples_per_period",
+                                (max_residual, min_samples_per_period), "real numbers") from None
     if not (mr >= 0.0):
-        raise GLEParameterError("max_residual", max_residual, "[0, inf)")
-    msp = float(min_samples_per_period)
+        raise GLEParameterError("max_residual", max_residual, "[0, inf]")
     if not (np.isfinite(msp) and msp >= 2.0):
         raise GLEParameterError("min_samples_per_period", min_samples_per_period, "[2, inf)")
 
@@ -738,51 +742,65 @@ def measure_gain_phase(t, x_in, y_out, omega, *, max_periods=None, max_residual=
                           f"{msp:g} samples per period", **info)
 
     # ---- fit both signals (normal equations, shared design matrix)
-    phi = (tw - tw[-1]) * w
+    phi = tw - tw[-1]
+    phi *= w
     c = np.cos(phi)
     s = np.sin(phi)
-    sc = c.sum()
-    ss = s.sum()
-    cc = c @ c
-    cs = c @ s
-    sss = n - cc  # Σ sin² = N - Σ cos²
-    gram = np.array([[cc, cs, sc], [cs, sss, ss], [sc, ss, float(n)]])
-    xy = np.vstack((xw, yw))           # (2, N)
-    rhs = np.empty((3, 2))
-    rhs[0] = xy @ c
-    rhs[1] = xy @ s
-    rhs[2] = xy.sum(axis=1)
-    if not np.all(np.isfinite(rhs)):
-        return _failed(w, "non-finite samples in the fitted window", **info)
+    fn = float(n)
+    sc = float(c.sum())
+    ss = float(s.sum())
+    cc = float(c @ c)
+    cs = float(c @ s)
+    sss = fn - cc  # Σ sin² = N - Σ cos²
+    # symmetric 3×3 Gram matrix [[cc, cs, sc], [cs, sss, ss], [sc, ss, N]]: explicit inverse
+    # (cofactors) -- an order of magnitude cheaper than np.linalg.solve for one small system
+    k00 = sss * fn - ss * ss
+    k01 = sc * ss - cs * fn
+    k02 = cs * ss - sss * sc
+    k11 = cc * fn - sc * sc
+    k12 = cs * sc - cc * ss
+    k22 = cc * sss - cs * cs
+    det = cc * k00 + cs * k01 + sc * k02
     # well-sampled whole periods give det ≈ N³/4
-    det = np.linalg.det(gram)
-    if not (det > 1e-9 * 0.25 * float(n) ** 3):
+    if not (det > 1e-9 * 0.25 * fn ** 3):
         return _failed(w, "singular fit: the sampling is aliased to ω (ω·dt near a multiple of π)",
                        **info)
-    coef = np.linalg.solve(gram, rhs)   # (3, 2): rows a, b, c; columns x, y
-    a, b, off = coef
-    amp = a - 1j * b                    # complex amplitudes (X, Y) at t_end
+    coefs = []
+    for sig in (xw, yw):
+        r0 = float(sig @ c)
+        r1 = float(sig @ s)
+        r2 = float(sig.sum())
+        if not (np.isfinite(r0) and np.isfinite(r1) and np.isfinite(r2)):
+            return _failed(w, "non-finite samples in the fitted window", **info)
+        a = (k00 * r0 + k01 * r1 + k02 * r2) / det
+        b = (k01 * r0 + k11 * r1 + k12 * r2) / det
+        off = (k02 * r0 + k12 * r1 + k22 * r2) / det
+        # relative residual: ‖x - fit‖ / ‖x - mean‖, using the exact split
+        # Σ(x - x̄)² = Σ(x - fit)² + vᵀ G v with v = (a, b, off - x̄) (orthogonality of the fit)
+        res = sig - off
+        res -= a * c
+        res -= b * s
+        ss_res = float(res @ res)
+        d = off - r2 / fn
+        ss_fit = (a * (cc * a + cs * b + sc * d) + b * (cs * a + sss * b + ss * d)
+                  + d * (sc * a + ss * b + fn * d))
+        ss_tot = ss_res + max(ss_fit, 0.0)
+        rel = np.sqrt(ss_res / ss_tot) if ss_tot > 0.0 else 0.0
+        coefs.append((complex(a, -b), off, rel, ss_tot))
+    (X, off_x, rel_x, tot_x), (Y, off_y, rel_y, _) = coefs
+    residual = float(max(rel_x, rel_y))
 
-    # ---- relative residuals
-    fit = np.outer(a, c) + np.outer(b, s) + off[:, None]
-    res = xy - fit
-    ss_res = np.einsum("ij,ij->i", res, res)
-    dev = xy - (rhs[2] / n)[:, None]
-    ss_tot = np.einsum("ij,ij->i", dev, dev)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(ss_tot > 0.0, np.sqrt(ss_res / np.where(ss_tot > 0.0, ss_tot, 1.0)), 0.0)
-    residual = float(rel.max())
-
-    X, Y = complex(amp[0]), complex(amp[1])
-    info.update(amp_in=X, amp_out=Y, offset_in=float(off[0]), offset_out=float(off[1]))
+    info.update(amp_in=X, amp_out=Y, offset_in=off_x, offset_out=off_y)
     ax = abs(X)
-    if not ax > 1e-12 * max(abs(float(off[0])), ax, np.sqrt(ss_tot[0] / n)):
+    if not ax > 1e-12 * max(abs(off_x), np.sqrt(tot_x / fn)):
         nan = float("nan")
         return GainPhaseFit(gain=nan, phase=nan, residual=residual, omega=w,
                             reason="the input has no oscillation at ω (amplitude ~0)", **info)
     ratio = Y / X
     gain = abs(ratio)
-    phase = float(wrap_phase(np.angle(ratio)))
+    phase = float(np.angle(ratio))
+    if phase <= -np.pi:  # np.angle returns -π only for a -0.0 imaginary part
+        phase = float(np.pi)
     reason = None
     if residual > mr:
         reason = (f"relative residual {residual:.3g} exceeds max_residual {mr:g}: the traces are "

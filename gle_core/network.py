@@ -258,6 +258,7 @@ class GLENetwork:
         if batch_size is not None:
             self.batch_size = int(batch_size)
         B = self.batch_size
+        self._input_shape = (B, self.layer_sizes[0])
         z = lambda n: np.zeros((B, n))  # noqa: E731
         sizes = self.layer_sizes[1:]
         self.u = [z(n) for n in sizes]
@@ -314,7 +315,7 @@ class GLENetwork:
         x = np.asarray(x, dtype=float)
         B, n_in = self.batch_size, self.layer_sizes[0]
         if x.shape != (B, n_in):
-            if x.size == n_in and B == 1 or x.shape == (n_in,):
+            if x.shape == (n_in,) or x.shape == (1, n_in):
                 x = np.broadcast_to(x.reshape(1, n_in), (B, n_in))
             else:
                 raise GLEParameterError("input", f"shape {x.shape}", f"shape ({B}, {n_in})")
@@ -344,6 +345,8 @@ class GLENetwork:
         step's. The optimizer (step 8) is applied by :class:`gle_core.simulator.Simulator`.
         """
         dt, gamma, L = self.dt, self.gamma, self.n_layers
+        if getattr(x, "shape", None) != self._input_shape:
+            x = self._check_input(x)
         gle = self.error_mode == "gle"
         out_old = self.r[-1]
         if target is None:

@@ -1,0 +1,144 @@
+"""Simulator contract: bounded probes, reset, determinism, divergence, bad input."""
+import numpy as np
+import pytest
+
+from gle_core import GLENetwork, GLEParameterError, SimulationDiverged, Simulator, inputs
+from gle_core.config import build_simulator
+from gle_core.protocols import LAGNET
+from gle_core.probes import RingBuffer
+
+
+def small_sim(**kw):
+    net = GLENetwork([1, 2, 1], ["tanh", "linear"], tau_m=1.0, tau_r=[[0.2, 1.0], 0.5],
+                     dt=0.01, seed=1, batch_size=2)
+    teacher = GLENetwork([1, 2, 1], ["tanh", "linear"], tau_m=1.0, tau_r=0.3, dt=0.01, seed=2)
+    return Simulator(net, inputs.Sine(omega=1.3), teacher,
+                     learn={"W": True, "tau_m": True}, lr=1e-3, **kw)
+
+
+def test_ring_buffer_keeps_the_last_samples_in_order():
+    rb = RingBuffer(5, (2,))
+    for i in range(12):
+        rb.append([i, -i])
+    np.testing.assert_array_equal(rb.last()[:, 0], [7, 8, 9, 10, 11])
+    np.testing.assert_array_equal(rb.since(10)[:, 0], [10, 11])
+    rb.extend(np.array([[20, 0], [21, 0], [22, 0]]))
+    np.testing.assert_array_equal(rb.last()[:, 0], [10, 11, 20, 21, 22])
+    rb.extend(np.arange(16).reshape(8, 2))
+    np.testing.assert_array_equal(rb.last()[:, 0], [6, 8, 10, 12, 14])
+    assert rb.total == 23
+
+
+def test_memory_is_bounded_whatever_the_run_length():
+    sim = small_sim(window=300)
+    before = sim.memory_bytes
+    sim.run_steps(2000)
+    assert sim.memory_bytes == before
+    assert len(sim.trace("r")) == 300
+    np.testing.assert_allclose(sim.trace("t")[-1], 1999 * 0.01)
+
+
+def test_reset_reproduces_the_run_exactly_and_restores_parameters():
+    sim = small_sim(window=500)
+    w0 = [w.copy() for w in sim.network.W]
+    sim.run_steps(400)
+    first = sim.trace("r").copy()
+    assert not np.allclose(sim.network.W[0], w0[0])      # it learned
+    sim.reset()
+    assert sim.t == 0 and len(sim.trace("r")) == 0
+    np.testing.assert_array_equal(sim.network.W[0], w0[0])
+    sim.run_steps(400)
+    np.testing.assert_array_equal(sim.trace("r"), first)
+
+
+def test_run_in_pieces_equals_run_at_once():
+    a, b = small_sim(window=1000), small_sim(window=1000)
+    a.run_steps(700)
+    for n in (1, 99, 300, 300):
+        b.run_steps(n)
+    np.testing.assert_array_equal(a.trace("error"), b.trace("error"))
+    np.testing.assert_array_equal(a.network.W[1], b.network.W[1])
+
+
+def test_seeded_stimulus_shifts_are_reproducible():
+    cfg_sim = lambda seed: build_simulator(  # noqa: E731
+        {"network": {"layer_sizes": [1, 1], "activations": "linear"}, "batch_size": 4,
+         "stimulus": {"type": "smoothed_square", "max_shift": 2.0}}, seed=seed)
+    s1, s2, s3 = cfg_sim(5), cfg_sim(5), cfg_sim(6)
+    np.testing.assert_array_equal(s1.stimulus.shifts, s2.stimulus.shifts)
+    assert not np.allclose(s1.stimulus.shifts, s3.stimulus.shifts)
+    assert np.all((s1.stimulus.shifts >= 0) & (s1.stimulus.shifts <= 2))
+
+
+def test_smoothed_square_wave_is_the_gaussian_smoothed_square():
+    sq = inputs.SmoothedSquare(period=4.0, duty=0.5, sigma=0.05)
+    sq.reset(1)
+    t = np.array([1.0, 3.0, 0.0, 2.0, 0.05, 4.0 + 1.0])
+    v = sq.sample(t)[:, 0, 0]
+    np.testing.assert_allclose(v[[0, 1, 5]], [1.0, -1.0, 1.0], atol=1e-12)
+    np.testing.assert_allclose(v[[2, 3]], [0.0, 0.0], atol=1e-12)   # edges: half-way
+    np.testing.assert_allclose(v[4], 2 * 0.8413447460685429 - 1, atol=1e-9)  # Φ(1)
+
+
+def test_lr_explosion_raises_a_named_divergence_and_keeps_finite_state():
+    sim = small_sim(window=100)
+    sim.lr = 1e6
+    sim.optimizer = __import__("gle_core").SGD(1.0)
+    with pytest.raises(SimulationDiverged) as exc:
+        sim.run_steps(5000)
+    e = exc.value
+    assert e.variable in ("u", "u_dot", "prospective_voltage", "r", "error", "W", "b",
+                          "tau_m", "error_state", "inst_error", "r_prime")
+    assert 1 <= e.layer <= 2 and 0 < e.t < 50
+    assert "diverged" in str(e) and f"layer {e.layer}" in str(e)
+    for arr in sim.network.u + sim.network.r:
+        assert np.all(np.isfinite(arr))
+
+
+def test_bad_inputs_name_the_parameter():
+    with pytest.raises(GLEParameterError, match="dt"):
+        GLENetwork([1, 1], "tanh", 1.0, 1.0, dt=0.0)
+    with pytest.raises(GLEParameterError, match=r"weights\[layer 2\].*shape \(1, 3\)"):
+        GLENetwork([2, 3, 1], "tanh", 1.0, 1.0, weights=[np.ones((3, 2)), np.ones((3, 1))])
+    with pytest.raises(GLEParameterError, match="activation.*'swish'"):
+        GLENetwork([1, 1], "swish", 1.0, 1.0)
+    with pytest.raises(GLEParameterError, match="error_mode"):
+        GLENetwork([1, 1], "tanh", 1.0, 1.0, error_mode="bp")
+    with pytest.raises(GLEParameterError, match="input.*shape"):
+        GLENetwork([2, 1], "tanh", 1.0, 1.0, batch_size=3).step(np.ones((2, 2)))
+    with pytest.raises(GLEParameterError, match=r"weights\[layer 1\].*non-finite"):
+        GLENetwork([1, 1], "tanh", 1.0, 1.0, weights=[[[np.nan]]])
+    with pytest.raises(GLEParameterError, match="lr.*-1"):
+        small_sim(window=10).lr = -1
+    with pytest.raises(GLEParameterError, match="omega"):
+        inputs.Sine(omega=float("inf"))
+    with pytest.raises(GLEParameterError, match="learn"):
+        small_sim(window=10).learn = {"W": [5]}
+    net = GLENetwork([1, 1], "tanh", 1.0, 1.0)
+    with pytest.raises(GLEParameterError, match="non-finite value at t = 0.03"):
+        Simulator(net, lambda t: np.where(t > 0.025, np.nan, 1.0)).run_steps(10)
+    with pytest.raises(GLEParameterError, match="tau_m"):
+        build_simulator({**LAGNET, "network": {**LAGNET["network"], "tau_m": -1.0}})
+
+
+def test_learning_only_touches_the_selected_parameters():
+    sim = small_sim(window=10)
+    sim.learn = {"W": [1]}
+    w0, w1, tm = sim.network.W[0].copy(), sim.network.W[1].copy(), sim.network.tau_m[0].copy()
+    sim.run_steps(300)
+    np.testing.assert_array_equal(sim.network.W[0], w0)
+    np.testing.assert_array_equal(sim.network.tau_m[0], tm)
+    assert not np.allclose(sim.network.W[1], w1)
+
+
+def test_tau_floor_is_applied_after_every_update():
+    net = GLENetwork([1, 1], "linear", tau_m=0.15, tau_r=0.1, dt=0.01, tau_floor=0.1,
+                     weights=[[[1.0]]])
+    teacher = GLENetwork([1, 1], "linear", tau_m=0.15, tau_r=0.1, dt=0.01, weights=[[[1.0]]])
+    # a target that needs a *shorter* membrane time constant pushes τm down to the floor
+    teacher.tau_m[0][:] = 0.01
+    sim = Simulator(net, inputs.Sine(omega=3.0), teacher, learn={"tau_m": True}, lr=1e-2,
+                    optimizer="sgd", record=("tau_m",), window=4000)
+    sim.run_steps(4000)
+    assert sim.trace("tau_m").min() >= 0.1
+    assert net.tau_m[0][0] == pytest.approx(0.1)
