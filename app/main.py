@@ -1,0 +1,212 @@
+"""GLE Lab: the dashboard composed from the state and its views.
+
+Serve it with ``gle-lab`` (or ``panel serve app/main.py``), or show it in a notebook with
+``from app import dashboard; dashboard()``.
+
+One :class:`Dashboard` per browser session: its own :class:`~app.state.LabState` (and so its
+own simulator), views and periodic callback. The callback starts from ``pn.state.onload`` (a
+bare page fetch never runs a simulation), stops while paused (no CPU), and is removed when the
+session is destroyed.
+"""
+from __future__ import annotations
+
+import time
+
+import panel as pn
+
+from app.state import LabState
+from app.streaming import TraceStream
+from app.views.activity import ActivityView
+from app.views.controls import ControlsView
+from app.views.errors import ErrorsView
+from app.views.fourier import FourierView
+from app.views.learning import LearningView
+from app.views.phase import PhaseView
+
+#: frame period of the live callback (ms): 30 frames/s
+FRAME_MS = 33
+#: parameter traces are appended every this many frames
+LEARNING_EVERY = 3
+#: phase fits, Fourier dots and the clock are refreshed every this many frames
+MEASURE_EVERY = 5
+#: sliders of learning parameters follow their learned values every this many frames
+SYNC_EVERY = 15
+
+CSS = """
+.gle-header {font-family: system-ui, sans-serif;}
+.gle-alert {font-size: 16px;}
+"""
+
+pn.extension(raw_css=[CSS])
+
+
+class Dashboard:
+    """A live GLE Lab session: state, views, layout and the frame callback."""
+
+    def __init__(self, preset="phase_inversion", seed=0):
+        self.state = st = LabState(preset=preset, seed=seed)
+        self.traces = TraceStream(st)
+        self.activity = ActivityView(st, self.traces)
+        self.errors = ErrorsView(st, self.traces)
+        self.fourier = FourierView(st)
+        self.learning = LearningView(st)
+        self.phase = PhaseView(st)
+        self.controls = ControlsView(st, self)
+        self.callback = None
+        self.frame = 0
+        self._loss_sum = 0.0
+        self._loss_n = 0
+        self._last_tick = None
+        self.tick_seconds = []          # server CPU of recent ticks (benchmarks)
+        st.param.watch(self._on_structure, "structure")
+        st.param.watch(self._on_cleared, "cleared")
+        st.param.watch(lambda *e: self._refresh_analytic(), "tau_version")
+        st.param.watch(lambda e: self.traces.set_window(e.new), "window")
+        st.param.watch(self._on_playing, "playing")
+        st.param.watch(lambda *e: self._refresh_analytic(), ["omega", "waveform"])
+        self.layout = self._layout()
+
+    # ------------------------------------------------------------------ layout
+    def _layout(self):
+        st = self.state
+        self.alert = pn.pane.Alert(st.message, alert_type="info", visible=bool(st.message),
+                                   sizing_mode="stretch_width", css_classes=["gle-alert"],
+                                   margin=(2, 10))
+        self.alert_reset = pn.widgets.Button(name="⟲ Reset simulation", button_type="danger",
+                                             visible=False, width=180,
+                                             css_classes=["gle-alert-reset"])
+        self.alert_reset.on_click(lambda e: self.reset())
+        st.param.watch(self._on_message, ["message", "message_level", "failed"])
+        header = pn.Row(
+            pn.pane.HTML("<div class='gle-header'><span style='font-size:26px;"
+                         "font-weight:700'>GLE Lab</span> <span style='color:#666;"
+                         "font-size:14px'>Generalized Latent Equilibrium neurons, live"
+                         "</span></div>", margin=(8, 10), width=420),
+            self.controls.playback_bar(), sizing_mode="stretch_width",
+            styles={"border-bottom": "1px solid #ddd"})
+        left = pn.Column(self.activity.panel, self.errors.panel, sizing_mode="stretch_width",
+                         margin=0)
+        right = pn.Column(self.fourier.panel, sizing_mode="stretch_width", margin=0)
+        main = pn.Column(
+            pn.Row(self.alert, self.alert_reset, sizing_mode="stretch_width"),
+            self.phase.panel,
+            pn.Row(left, right, sizing_mode="stretch_width"),
+            self.learning.panel,
+            sizing_mode="stretch_width", margin=0)
+        return pn.Row(self.controls.sidebar(), main, sizing_mode="stretch_width",
+                      css_classes=["gle-lab"])
+
+    def _on_message(self, *events):
+        st = self.state
+        self.alert.object = st.message or " "
+        self.alert.alert_type = st.message_level
+        self.alert.visible = bool(st.message)
+        self.alert_reset.visible = st.failed
+
+    # ------------------------------------------------------------------ reactions
+    def _on_structure(self, event):
+        self.traces.rebuild()
+        self.activity.rebuild()
+        self.errors.rebuild()
+        self.fourier.rebuild()
+        self.learning.rebuild()
+        self.phase.update()
+
+    def _on_cleared(self, event):
+        self.traces.clear()
+        self.learning.clear()
+        self._loss_sum, self._loss_n = 0.0, 0
+        self.controls.clock.object = f"t = {self.state.sim.t:.1f} a.u."
+
+    def _refresh_analytic(self):
+        self.fourier.update_curves()
+        self.state.measure()
+        self.phase.update()
+        self.fourier.update()
+
+    def _on_playing(self, event):
+        if self.callback is None:
+            return
+        if event.new and not self.callback.running:
+            self._last_tick = None
+            self.callback.start()
+        elif not event.new and self.callback.running:
+            self.callback.stop()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self):
+        """Create the frame callback (from ``pn.state.onload``); runs only while playing."""
+        if self.callback is None:
+            self.callback = pn.state.add_periodic_callback(self.tick, period=FRAME_MS,
+                                                           start=self.state.playing)
+
+    def destroy(self, session_context=None):
+        """Release the session: stop the callback and drop the simulator."""
+        if self.callback is not None:
+            self.callback.stop()
+            self.callback = None
+        self.state.sim = self.state.teacher_sim = None
+
+    # ------------------------------------------------------------------ frames
+    def tick(self, n_steps=None):
+        """One frame: simulate ``speed × elapsed wall time`` (or ``n_steps``) and stream it."""
+        t0 = time.perf_counter()
+        if self.state.sim is None:
+            return
+        wall = 0.0 if self._last_tick is None else t0 - self._last_tick
+        if self._last_tick is None and n_steps is None:
+            wall = FRAME_MS / 1000
+        self._last_tick = t0
+        self.state.advance(wall_dt=wall, n_steps=n_steps)
+        self.render_frame()
+        self.tick_seconds.append(time.perf_counter() - t0)
+        if len(self.tick_seconds) > 1000:
+            del self.tick_seconds[:500]
+
+    def render_frame(self, force=False):
+        st = self.state
+        self.frame += 1
+        data = st.collect()
+        if data is not None:
+            self.traces.push(data)
+            if data["loss"] == data["loss"]:
+                self._loss_sum += data["loss"] * data["n_new"]
+                self._loss_n += data["n_new"]
+        if force or self.frame % LEARNING_EVERY == 0:
+            loss = self._loss_sum / self._loss_n if self._loss_n else float("nan")
+            self._loss_sum, self._loss_n = 0.0, 0
+            self.learning.push(loss)
+        if force or self.frame % MEASURE_EVERY == 0:
+            st.measure()
+            self.phase.update()
+            self.fourier.update()
+            self.controls.clock.object = f"t = {st.sim.t:.1f} a.u."
+        if self.frame % SYNC_EVERY == 0:
+            st.sync_learned()
+
+    def single_step(self):
+        """Advance one frame's worth of simulated time (speed/30 a.u.) while paused."""
+        st = self.state
+        n = max(1, int(round(st.speed * FRAME_MS / 1000 / st.net.dt)))
+        st.advance(n_steps=n)
+        self.render_frame(force=True)
+
+    def reset(self):
+        self.state.reset()
+        self.render_frame(force=True)
+
+
+def create_app(preset="phase_inversion", seed=0):
+    """A new session's dashboard layout (servable); the simulation starts on page load."""
+    dash = Dashboard(preset=preset, seed=seed)
+    pn.state.onload(dash.start)
+
+    def release(session_context):
+        dash.destroy()
+    pn.state.on_session_destroyed(release)
+    dash.layout.dashboard = dash       # reachable from the layout (tests, notebooks)
+    return dash.layout
+
+
+if __name__.startswith("bokeh_app"):
+    create_app().servable(title="GLE Lab")

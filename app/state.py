@@ -1,0 +1,673 @@
+"""The one state object of a dashboard session: :class:`LabState`.
+
+It owns the :class:`gle_core.Simulator` (plus a mirror simulator of the teacher, so the
+teacher's hidden rates can be shown too) and every control as a ``param`` parameter with
+bounds, units and a ``doc`` (shown as the widget's tooltip). Changing a parameter changes the
+running simulation at once (through :meth:`gle_core.GLENetwork.set_parameter`, so an invalid
+value is refused with the engine's :class:`~gle_core.GLEParameterError` message); a preset or
+seed change rebuilds the simulator and bumps :attr:`LabState.structure` so the views rebuild.
+
+The state knows nothing about Bokeh or Panel layouts; views read from it.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import param
+
+from gle_core import GLEParameterError, SimulationDiverged, Simulator
+from gle_core import fourier
+from gle_core.config import build_simulator, build_stimulus
+
+from .presets import PRESETS, get_preset
+
+#: waveform name -> label
+WAVEFORMS = {"Sine": "sine", "Sum of sines": "sum_of_sines",
+             "Smoothed square": "smoothed_square", "Constant": "constant"}
+#: the frequencies of paper Fig. 5 relative to the lowest (0.49, 1.07, 1.98 rad/a.u.)
+SUM_OF_SINES_RATIOS = (1.0, 1.07 / 0.49, 1.98 / 0.49)
+ERROR_MODES = {"GLE (prospective errors)": "gle", "IE (instantaneous errors)": "ie"}
+RECORD = ("t", "input", "loss", "prospective_voltage", "r", "inst_error", "error",
+          "W", "b", "tau_m", "tau_r")
+#: samples kept by the simulator's probes (record_every = 1): the phase fits use them
+PROBE_WINDOW = 8192
+#: at most this many Euler steps per frame (a slow frame must not snowball)
+MAX_STEPS_PER_FRAME = 2000
+#: the longest wall-clock gap (s) a frame catches up on
+MAX_FRAME_GAP = 0.1
+#: display points per neuron trace in the scrolling window
+DISPLAY_POINTS = 2000
+#: whole periods used by the sliding-window phase fit
+FIT_PERIODS = 2
+#: a fit is trusted below this relative residual (phase readouts)
+FIT_MAX_RESIDUAL = 0.05
+
+PRESET_TITLES = {cfg["title"]: name for name, cfg in PRESETS.items()}
+
+
+def neuron_labels(layer_sizes):
+    """Names of the neurons ``n1``, ``n2`` (one per layer) or ``n1.0``, ``n1.1`` ..."""
+    labels = []
+    for layer, n in enumerate(layer_sizes[1:]):
+        for i in range(n):
+            labels.append(f"n{layer + 1}" if n == 1 else f"n{layer + 1}.{i}")
+    return labels
+
+
+@dataclass
+class PhaseReadout:
+    """Measured and analytic phases of the selected neuron at the drive frequency."""
+
+    omega: float = float("nan")
+    forward_analytic: complex = complex("nan")
+    error_analytic: complex = complex("nan")
+    forward_fit: Optional[fourier.GainPhaseFit] = None
+    error_fit: Optional[fourier.GainPhaseFit] = None
+    status: str = ""
+    error_mode: str = "gle"
+    history: dict = field(default_factory=dict)
+
+    @staticmethod
+    def _phase(fit):
+        if fit is None or not fit.ok:
+            return float("nan")
+        return float(fit.phase)
+
+    @property
+    def forward_phase(self) -> float:
+        """Measured phase (rad) of ŭ relative to its drive; NaN while not measurable."""
+        return self._phase(self.forward_fit)
+
+    @property
+    def error_phase(self) -> float:
+        """Measured phase (rad) of e relative to ε; NaN while not measurable."""
+        return self._phase(self.error_fit)
+
+    @property
+    def forward_analytic_phase(self) -> float:
+        return float(np.angle(self.forward_analytic))
+
+    @property
+    def error_analytic_phase(self) -> float:
+        return float(np.angle(self.error_analytic))
+
+
+class LabState(param.Parameterized):
+    """Everything a GLE Lab session shows and controls."""
+
+    # ---------------------------------------------------------------- model
+    preset = param.Selector(default="phase_inversion", objects=PRESET_TITLES,
+                            doc="Experiment to load. Changing it rebuilds the simulation.")
+    neuron = param.Selector(default=0, objects={"n1": 0},
+                            doc="Neuron whose τm and τr the sliders set and whose phase and "
+                                "transfer functions are shown.")
+    tau_m = param.Number(1.0, bounds=(1e-3, 100.0), label="τm membrane (a.u.)",
+                         doc="Membrane time constant τm of the selected student neuron (a.u.): "
+                             "the retrospective low-pass I⁻τm of its input.")
+    tau_r = param.Number(0.1, bounds=(1e-3, 100.0), label="τr prospective (a.u.)",
+                         doc="Prospective time constant τr of the selected student neuron "
+                             "(a.u.): the look-ahead D⁺τr of its rate. τr < τm: the rate lags "
+                             "its input; τr > τm: it leads.")
+    weight_select = param.Selector(default=(0, 0, 0), objects={"W1 (input → n1)": (0, 0, 0)},
+                                   label="Weight",
+                                   doc="Which synaptic weight of the student the slider sets.")
+    weight = param.Number(1.0, bounds=(-10.0, 10.0), softbounds=(-3.0, 3.0),
+                          label="Weight value",
+                          doc="Value of the selected weight W (dimensionless).")
+    # ---------------------------------------------------------------- input
+    waveform = param.Selector(default="sine", objects=WAVEFORMS, label="Input waveform",
+                              doc="Input r0(t): a sine, the sum of three sines of paper Fig. 5 "
+                                  "(ω, 2.18ω, 4.04ω), a smoothed ±1 square wave of period 2π/ω, "
+                                  "or a constant.")
+    omega = param.Number(1.0, bounds=(0.01, 50.0), label="ω input (rad/a.u.)",
+                         doc="Angular frequency ω of the input (rad per a.u.); period 2π/ω. "
+                             "For the sum of sines it is the lowest frequency.")
+    amplitude = param.Number(1.0, bounds=(0.0, 5.0), label="Amplitude",
+                             doc="Input amplitude (the value for a constant input).")
+    # ---------------------------------------------------------------- learning
+    learn_W = param.Boolean(False, label="learn W", doc="Weights learn: ΔW = η e rᵀ (Eq. 8).")
+    learn_b = param.Boolean(False, label="learn b", doc="Biases learn: Δb = η e.")
+    learn_tau_m = param.Boolean(False, label="learn τm",
+                                doc="Membrane time constants learn: Δτm = -η e ⊙ u̇.")
+    learn_tau_r = param.Boolean(False, label="learn τr (experimental)",
+                                doc="Prospective time constants learn: Δτr = +η ε ⊙ u̇ "
+                                    "(no published experiment does this).")
+    lr = param.Number(1e-3, bounds=(0.0, 1.0), label="Learning rate η",
+                      doc="Learning rate of the preset's optimizer (per Euler step).")
+    beta = param.Number(1.0, bounds=(0.0, 1000.0), softbounds=(0.0, 10.0), label="β nudging",
+                        doc="β: strength of the output cost; output error g = β (y - r).")
+    gamma = param.Number(0.0, bounds=(0.0, 100.0), softbounds=(0.0, 2.0), label="γ error → soma",
+                         doc="γ: how strongly the error e feeds back into the soma "
+                             "(τm u̇ = -u + W r + b + γ e). γ = 1 is energy-consistent.")
+    error_mode = param.Selector(default="gle", objects=ERROR_MODES, label="Error mode",
+                                doc="GLE: prospective errors e = D⁺τm I⁻τr{ε} (Eq. 7). "
+                                    "IE: instantaneous errors e = ε (plain backprop baseline).")
+    # ---------------------------------------------------------------- run
+    playing = param.Boolean(True, doc="Run the simulation live.")
+    speed = param.Number(4.0, bounds=(0.05, 200.0), label="Speed (a.u./s)",
+                         doc="Simulated time per wall-clock second (a.u./s).")
+    window = param.Number(20.0, bounds=(1.0, 80.0), label="Window (a.u.)",
+                          doc="Simulated time shown by the scrolling traces (a.u.).")
+    seed = param.Integer(0, bounds=(0, 2**31 - 1), label="Seed",
+                         doc="Seed of the random initial parameters and input shifts. "
+                             "Changing it rebuilds the simulation.")
+    # ---------------------------------------------------------------- outputs
+    message = param.String("", doc="Status or error message shown to the user.")
+    message_level = param.Selector(default="info", objects=["info", "success", "warning",
+                                                            "danger"])
+    failed = param.Boolean(False, doc="The simulation diverged and waits for a reset.")
+    structure = param.Integer(0, doc="Bumped after every rebuild (network shape may change).")
+    cleared = param.Integer(0, doc="Bumped when the recorded data restart (reset, rebuild).")
+    tau_version = param.Integer(0, doc="Bumped when τm or τr of the shown neuron change.")
+
+    def __init__(self, preset="phase_inversion", seed=0, **params):
+        super().__init__(**params)
+        self._syncing = False
+        self.sim: Optional[Simulator] = None
+        self.teacher_sim: Optional[Simulator] = None
+        self.readout = PhaseReadout()
+        self.last_change = ""
+        self._rebuild(preset, seed)
+
+    # =============================================================== building
+    @property
+    def net(self):
+        return self.sim.network
+
+    @property
+    def cfg(self):
+        return self._cfg
+
+    def _rebuild(self, preset, seed):
+        cfg = get_preset(preset)
+        sim = build_simulator(cfg, seed=seed, record=RECORD, window=PROBE_WINDOW)
+        teacher_sim = None
+        if sim.teacher is not None:
+            # a batch-1 copy of the teacher on stream 0's input: its hidden rates for display
+            mirror = sim.teacher.copy()
+            mirror.reset_state(1)
+            teacher_sim = Simulator(mirror, build_stimulus(cfg["stimulus"]), record=("t", "r"),
+                                    window=PROBE_WINDOW, seed=seed)
+        self._cfg = cfg
+        self.sim, self.teacher_sim = sim, teacher_sim
+        self._overrides = {}
+        self._learn_layers = {k: v for k, v in (cfg.get("learning", {}).get("learn") or {}).items()
+                              if v}
+        ui = cfg["ui"]
+        net = sim.network
+        labels = neuron_labels(net.layer_sizes)
+        w_labels = {}
+        for layer, W in enumerate(net.W):
+            pre_names = (["input"] if layer == 0 else
+                         neuron_labels(net.layer_sizes)[sum(net.layer_sizes[1:layer]):
+                                                        sum(net.layer_sizes[1:layer + 1])])
+            if layer == 0 and net.layer_sizes[0] > 1:
+                pre_names = [f"x{i}" for i in range(net.layer_sizes[0])]
+            post_names = labels[sum(net.layer_sizes[1:layer + 1]):
+                                sum(net.layer_sizes[1:layer + 2])]
+            for post in range(W.shape[0]):
+                for pre in range(W.shape[1]):
+                    w_labels[f"W{layer + 1}: {pre_names[pre]} → {post_names[post]}"] = \
+                        (layer, post, pre)
+        learning = cfg.get("learning", {})
+        lr = learning.get("lr", 1e-3)
+        lr = float(lr if not isinstance(lr, dict) else max(lr.values()))
+        stim = cfg.get("stimulus", {"type": "sine"})
+        omega, amp = self._stimulus_controls(stim)
+        self._syncing = True
+        try:
+            self.param.neuron.objects = {lab: i for i, lab in enumerate(labels)}
+            self.param.weight_select.objects = w_labels
+            neuron = min(int(ui.get("neuron", 0)), len(labels) - 1)
+            first_w = next(iter(w_labels.values()))
+            self.param.update(
+                preset=preset, seed=seed, neuron=neuron, weight_select=first_w,
+                waveform=stim.get("type", "sine"), omega=omega, amplitude=amp,
+                learn_W=bool(self._learn_layers.get("W")), learn_b=bool(self._learn_layers.get("b")),
+                learn_tau_m=bool(self._learn_layers.get("tau_m")),
+                learn_tau_r=bool(self._learn_layers.get("tau_r")),
+                lr=lr, beta=net.beta, gamma=net.gamma, error_mode=net.error_mode,
+                speed=float(ui["speed"]), window=float(ui["window"]), failed=False)
+            self._sync_controls_from_network()
+        finally:
+            self._syncing = False
+        self.readout = PhaseReadout(error_mode=net.error_mode)
+        self._restart_clock()
+        self.structure += 1
+        self.cleared += 1
+        self.tau_version += 1
+
+    @staticmethod
+    def _stimulus_controls(stim):
+        kind = stim.get("type", "sine")
+        if kind == "sine":
+            return float(stim.get("omega", 1.0)), float(stim.get("amplitude", 1.0))
+        if kind == "sum_of_sines":
+            om = np.atleast_1d(stim.get("omegas", [1.0]))
+            amp = np.atleast_1d(stim.get("amplitudes", 1.0))
+            return float(np.min(om)), float(amp[0])
+        if kind == "smoothed_square":
+            return 2 * math.pi / float(stim.get("period", 4.0)), float(stim.get("amplitude", 1.0))
+        if kind == "constant":
+            return 1.0, float(np.atleast_1d(stim.get("value", 1.0))[0])
+        return 1.0, 1.0
+
+    def _stimulus_spec(self):
+        kind, w, a = self.waveform, float(self.omega), float(self.amplitude)
+        base = self._cfg.get("stimulus", {})
+        if kind == "sine":
+            return {"type": "sine", "omega": w, "amplitude": a}
+        if kind == "sum_of_sines":
+            return {"type": "sum_of_sines", "omegas": [w * r for r in SUM_OF_SINES_RATIOS],
+                    "amplitudes": a}
+        if kind == "smoothed_square":
+            period = 2 * math.pi / w
+            spec = {"type": "smoothed_square", "period": period, "amplitude": a,
+                    "sigma": min(float(base.get("sigma", 0.05)), period / 8),
+                    "duty": float(base.get("duty", 0.5))}
+            if base.get("type") == "smoothed_square":
+                spec["max_shift"] = float(base.get("max_shift", 0.0))
+            return spec
+        return {"type": "constant", "value": a}
+
+    def _restart_clock(self):
+        self._seen = 0
+        self._step_acc = 0.0
+        self._t_change = 0.0
+        self.frames = 0
+        self.readout.history = {}
+
+    # =============================================================== neurons
+    def neuron_location(self, j=None):
+        """(layer, index) of global neuron ``j`` (default: the selected one)."""
+        j = self.neuron if j is None else j
+        sizes = self.net.layer_sizes[1:]
+        for layer, n in enumerate(sizes):
+            if j < n:
+                return layer, j
+            j -= n
+        raise IndexError(j)
+
+    @property
+    def n_neurons(self):
+        return sum(self.net.layer_sizes[1:])
+
+    @property
+    def labels(self):
+        return neuron_labels(self.net.layer_sizes)
+
+    def neuron_taus(self, j=None):
+        layer, i = self.neuron_location(j)
+        return float(self.net.tau_m[layer][i]), float(self.net.tau_r[layer][i])
+
+    def _sync_controls_from_network(self):
+        """Show the network's current values in the τ and weight controls (no side effects)."""
+        old = self._syncing
+        self._syncing = True
+        try:
+            tm, tr = self.neuron_taus()
+            layer, post, pre = self.weight_select
+            self.param.update(tau_m=tm, tau_r=tr, weight=float(self.net.W[layer][post, pre]))
+        finally:
+            self._syncing = old
+
+    def sync_learned(self):
+        """Refresh sliders of parameters that are learning (called a few times a second)."""
+        if self.learn_tau_m or self.learn_tau_r or self.learn_W:
+            before = (self.tau_m, self.tau_r)
+            self._sync_controls_from_network()
+            if before != (self.tau_m, self.tau_r):
+                self.tau_version += 1
+
+    # =============================================================== messages
+    def notify(self, text, level="info"):
+        self.param.update(message=text, message_level=level)
+
+    def _apply(self, what, fn):
+        """Run ``fn`` (which changes the simulation); show the engine's refusal if any."""
+        if self._syncing:
+            return False
+        try:
+            fn()
+        except GLEParameterError as exc:
+            self.notify(f"Refused {what}: {exc}", "danger")
+            self._sync_controls_from_network()
+            return False
+        self.last_change = what
+        self._t_change = self.sim.t
+        if self.message_level == "danger" and not self.failed:
+            self.notify("")
+        return True
+
+    # =============================================================== watchers
+    @param.depends("preset", watch=True)
+    def _on_preset(self):
+        if self._syncing:
+            return
+        self._rebuild(self.preset, self.seed)
+        self.notify(f"Rebuilt the simulation for “{self._cfg['title']}” (new network shape "
+                    f"{self.net.layer_sizes}).", "info")
+
+    @param.depends("seed", watch=True)
+    def _on_seed(self):
+        if self._syncing:
+            return
+        self._rebuild(self.preset, self.seed)
+        self.notify(f"Rebuilt the simulation with seed {self.seed}.", "info")
+
+    @param.depends("neuron", watch=True)
+    def _on_neuron(self):
+        if self._syncing:
+            return
+        self._sync_controls_from_network()
+        self._t_change = self.sim.t
+        self.readout.history = {}
+        self.tau_version += 1
+
+    def _set_tau(self, kind, value):
+        layer, i = self.neuron_location()
+
+        def do():
+            self.net.set_parameter(kind, layer, float(value), index=i)
+            self._overrides[(kind, layer, i)] = float(value)
+        if self._apply(f"{'τm' if kind == 'tau_m' else 'τr'} of {self.labels[self.neuron]} "
+                       f"= {value:.4g}", do):
+            self.readout.history = {}
+            self.tau_version += 1
+
+    @param.depends("tau_m", watch=True)
+    def _on_tau_m(self):
+        self._set_tau("tau_m", self.tau_m)
+
+    @param.depends("tau_r", watch=True)
+    def _on_tau_r(self):
+        self._set_tau("tau_r", self.tau_r)
+
+    @param.depends("weight_select", watch=True)
+    def _on_weight_select(self):
+        if not self._syncing:
+            self._sync_controls_from_network()
+
+    @param.depends("weight", watch=True)
+    def _on_weight(self):
+        layer, post, pre = self.weight_select
+
+        def do():
+            self.net.set_parameter("W", layer, float(self.weight), index=(post, pre))
+            self._overrides[("W", layer, (post, pre))] = float(self.weight)
+        self._apply(f"weight W{layer + 1}[{post},{pre}] = {self.weight:.4g}", do)
+
+    @param.depends("waveform", "omega", "amplitude", watch=True)
+    def _on_stimulus(self):
+        def do():
+            spec = self._stimulus_spec()
+            self._set_stimulus(self.sim, build_stimulus(spec))
+            if self.teacher_sim is not None:
+                self._set_stimulus(self.teacher_sim, build_stimulus(spec))
+        if self._apply(f"input {self.waveform}, ω = {self.omega:.3g}, amplitude = "
+                       f"{self.amplitude:.3g}", do):
+            self.readout.history.pop(None, None)
+
+    @staticmethod
+    def _set_stimulus(sim, stim):
+        """Swap a running simulator's input without a reset."""
+        if hasattr(sim, "set_stimulus"):
+            sim.set_stimulus(stim)
+            return
+        # TODO(engine): Simulator.set_stimulus; until then, reset the sampling block cache
+        stim.reset(sim.network.batch_size, sim.seed)
+        sim.stimulus = stim
+        sim._block_x = sim._block_y = None
+
+    @param.depends("learn_W", "learn_b", "learn_tau_m", "learn_tau_r", watch=True)
+    def _on_learn(self):
+        def do():
+            learn = {}
+            for kind in ("W", "b", "tau_m", "tau_r"):
+                if getattr(self, f"learn_{kind}"):
+                    learn[kind] = self._learn_layers.get(kind, True)
+            self.sim.learn = learn
+        self._apply("learning switches", do)
+
+    @param.depends("lr", watch=True)
+    def _on_lr(self):
+        def do():
+            self.sim.lr = float(self.lr)
+        self._apply(f"learning rate η = {self.lr:.3g}", do)
+
+    @param.depends("beta", "gamma", watch=True)
+    def _on_beta_gamma(self):
+        def do():
+            for name in ("beta", "gamma"):
+                v = float(getattr(self, name))
+                if not np.isfinite(v):
+                    raise GLEParameterError(name, v, "a finite number")
+                setattr(self.net, name, v)
+        self._apply(f"β = {self.beta:.3g}, γ = {self.gamma:.3g}", do)
+
+    @param.depends("error_mode", watch=True)
+    def _on_error_mode(self):
+        def do():
+            self.net.set_error_mode(self.error_mode)
+        if self._apply(f"error mode {self.error_mode.upper()}", do):
+            self.readout.error_mode = self.error_mode
+            self.readout.history = {}
+            self.tau_version += 1
+
+    # =============================================================== running
+    def play(self):
+        if self.failed:
+            self.notify("The simulation diverged: press Reset first.", "danger")
+            return
+        self.playing = True
+
+    def pause(self):
+        self.playing = False
+
+    def reset(self):
+        """Back to t = 0 with the current control settings (learned values are discarded)."""
+        self.sim.reset(self.seed)
+        if self.teacher_sim is not None:
+            self.teacher_sim.reset(self.seed)
+        for (kind, layer, index), value in self._overrides.items():
+            try:
+                self.net.set_parameter(kind, layer, value, index=index)
+            except GLEParameterError:
+                pass
+        self._sync_controls_from_network()
+        self._restart_clock()
+        was_failed = self.failed
+        self.failed = False
+        self.cleared += 1
+        self.tau_version += 1
+        if was_failed or self.message_level in ("danger", "warning"):
+            self.notify("Reset to t = 0.", "info")
+
+    def advance(self, wall_dt=None, n_steps=None):
+        """Simulate one frame: ``speed · wall_dt`` a.u. (or exactly ``n_steps`` steps).
+
+        Returns the number of steps run. A divergence pauses the session with a message.
+        """
+        if self.failed:
+            return 0
+        dt = self.net.dt
+        if n_steps is None:
+            self._step_acc += self.speed * min(max(wall_dt or 0.0, 0.0), MAX_FRAME_GAP) / dt
+            n_steps = int(self._step_acc)
+            self._step_acc -= n_steps
+        n = int(min(n_steps, MAX_STEPS_PER_FRAME))
+        if n <= 0:
+            return 0
+        try:
+            self.sim.run_steps(n)
+            if self.teacher_sim is not None:
+                self.teacher_sim.run_steps(n)
+        except (SimulationDiverged, GLEParameterError, FloatingPointError) as exc:
+            self._fail(exc)
+            return n
+        self.frames += 1
+        return n
+
+    def _fail(self, exc):
+        why = ""
+        if isinstance(exc, SimulationDiverged):
+            var = exc.variable
+            if var in ("W", "b", "tau_m", "tau_r"):
+                why = (f"the learning rate η = {self.lr:.3g} is too large for {var} "
+                       f"(or the errors are too strong: β = {self.beta:.3g})")
+            else:
+                why = (f"the dynamics became unstable (error feedback γ·β = "
+                       f"{self.gamma * self.beta:.3g}; explicit Euler with dt = "
+                       f"{self.net.dt:g} needs dt·(1+γβ)/τ < 2 for every τ, and large weights "
+                       f"or learning rates amplify the loop)")
+            where = f"{var} in layer {exc.layer}"
+            text = (f"Simulation paused — it diverged at t = {exc.t:.4g} a.u.: {where} "
+                    f"reached {exc.value:.3g}. Likely cause: {why}.")
+        else:
+            text = f"Simulation paused: {exc}."
+        if self.last_change:
+            text += f" Last change: {self.last_change}."
+        text += " Press Reset to start again."
+        self.param.update(playing=False, failed=True)
+        self.notify(text, "danger")
+
+    # =============================================================== data for views
+    @property
+    def decimation(self):
+        """Keep every n-th sample for display (≤ DISPLAY_POINTS per trace in the window)."""
+        return max(1, int(math.ceil(self.window / self.net.dt / DISPLAY_POINTS)))
+
+    @property
+    def rollover(self):
+        return int(math.ceil(self.window / (self.net.dt * self.decimation))) + 1
+
+    def collect(self):
+        """New recorded samples since the last call, decimated for display.
+
+        Returns ``None`` or a dict of arrays: ``t`` (n,), ``input`` (n,), ``r``, ``teacher_r``,
+        ``e``, ``eps`` (n, n_neurons) and ``loss`` (mean loss over the new steps, or NaN).
+        """
+        probes = self.sim.probes
+        total = probes["t"].total
+        new = min(total - self._seen, PROBE_WINDOW)
+        if new <= 0:
+            return None
+        start = total - new
+        ids = np.arange(start, total)
+        keep = ids % self.decimation == 0
+        self._seen = total
+        loss = probes["loss"].last(new)
+        loss = loss[np.isfinite(loss)]
+        out = {
+            "t": probes["t"].last(new)[keep],
+            "input": probes["input"].last(new)[keep][:, 0],
+            "r": probes["r"].last(new)[keep],
+            "e": probes["error"].last(new)[keep],
+            "eps": probes["inst_error"].last(new)[keep],
+            "loss": float(loss.mean()) if loss.size else float("nan"),
+            "n_new": new,
+        }
+        if self.teacher_sim is not None:
+            tr = self.teacher_sim.probes["r"]
+            m = min(new, tr.total)
+            rows = tr.last(m)
+            if m < new:
+                rows = np.vstack([np.full((new - m, rows.shape[1]), np.nan), rows])
+            out["teacher_r"] = rows[keep]
+        return out
+
+    def parameter_values(self):
+        """Current student and teacher parameters, flattened: {kind: (values, teacher)}."""
+        net, teacher = self.net, self.sim.teacher
+        res = {}
+        for kind in ("W", "b", "tau_m", "tau_r"):
+            vals = np.concatenate([a.ravel() for a in net.parameters(kind)])
+            ref = (np.concatenate([a.ravel() for a in teacher.parameters(kind)])
+                   if teacher is not None and
+                   [a.shape for a in teacher.parameters(kind)] ==
+                   [a.shape for a in net.parameters(kind)] else None)
+            res[kind] = (vals, ref)
+        return res
+
+    # =============================================================== phase readout
+    def drive_frequency(self):
+        """The ω the phase fits use, or None for a constant input."""
+        return None if self.waveform == "constant" else float(self.omega)
+
+    def analytic(self, kind, omega=None, j=None, discrete=True):
+        """Analytic transfer function of the selected neuron at ω (Euler-exact by default)."""
+        tm, tr = self.neuron_taus(j)
+        omega = self.drive_frequency() if omega is None else omega
+        return fourier.transfer(kind, omega, tm, tr, dt=self.net.dt if discrete else None)
+
+    def measure(self):
+        """Fit gain/phase of the selected neuron at the input frequency; updates ``readout``.
+
+        Forward path: prospective voltage ŭ (= the rate for linear φ) against its total drive
+        W r_in + b + γ e; error path: e against ε. Only samples after the last change plus a
+        settling time of 3·max(τm, τr) are used, over at most ``FIT_PERIODS`` periods.
+        """
+        ro = self.readout
+        ro.error_mode = self.net.error_mode
+        omega = self.drive_frequency()
+        ro.omega = float("nan") if omega is None else omega
+        ro.forward_fit = ro.error_fit = None
+        if omega is None:
+            ro.forward_analytic = ro.error_analytic = complex("nan")
+            ro.status = "needs an oscillating input (constant input: no phase)"
+            return ro
+        err_kind = "gle_error" if self.net.error_mode == "gle" else "ie_error"
+        ro.forward_analytic = complex(self.analytic("forward"))
+        ro.error_analytic = complex(self.analytic(err_kind))
+        tm, tr = self.neuron_taus()
+        settle = min(3.0 * max(tm, tr), 60.0)
+        t_from = self._t_change + settle
+        probes = self.sim.probes
+        n_avail = len(probes["t"])
+        if n_avail < 4:
+            ro.status = "waiting for data"
+            return ro
+        t_all = probes["t"].last()
+        i0 = int(np.searchsorted(t_all, t_from - 1e-9))
+        need = 2 * math.pi / omega
+        have = t_all[-1] - max(t_from, t_all[0])
+        if n_avail - i0 < 8 or have < need:
+            ro.status = (f"measuring… (settling {settle:.3g} a.u. + one period "
+                         f"{need:.3g} a.u.)")
+            return ro
+        sl = slice(i0, None)
+        t = t_all[sl]
+        layer, i = self.neuron_location()
+        j = self.neuron
+        net = self.net
+        uh = probes["prospective_voltage"].last()[sl, j]
+        e = probes["error"].last()[sl, j]
+        eps = probes["inst_error"].last()[sl, j]
+        if layer == 0:
+            x = probes["input"].last()[sl]
+            drive = x @ net.W[0][i] + net.b[0][i] + net.gamma * e
+        else:
+            lo = sum(net.layer_sizes[1:layer])
+            r_prev = probes["r"].last()[:, lo:lo + net.layer_sizes[layer]]
+            # Jacobi order: layer ℓ reads layer ℓ-1's rate of the previous step
+            r_prev = np.vstack([r_prev[:1], r_prev[:-1]])[sl]
+            drive = r_prev @ net.W[layer][i] + net.b[layer][i] + net.gamma * e
+        # ŭ vs drive and e vs ε are linear maps, so the ratio of the components at ω is the
+        # transfer function even for non-sinusoidal periodic inputs (harmonics are orthogonal
+        # over whole periods); only a pure sine is required to fit with a small residual.
+        kw = dict(max_periods=FIT_PERIODS,
+                  max_residual=FIT_MAX_RESIDUAL if self.waveform == "sine" else 1.0)
+        ro.forward_fit = fourier.measure_gain_phase(t, drive, uh, omega, **kw)
+        ro.error_fit = fourier.measure_gain_phase(t, eps, e, omega, **kw)
+        ok_f, ok_e = np.isfinite(ro.forward_phase), np.isfinite(ro.error_phase)
+        if ok_f or ok_e:
+            ro.history[round(omega, 6)] = (ro.forward_fit, ro.error_fit)
+        if ok_f and ok_e:
+            ro.status = f"measured over the last {ro.forward_fit.periods} period(s)"
+        else:
+            bad = ro.forward_fit if not ok_f else ro.error_fit
+            ro.status = "not measurable: " + (bad.reason or f"residual {bad.residual:.2g}")
+        return ro

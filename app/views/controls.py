@@ -1,0 +1,163 @@
+"""Controls: every widget is generated from a :class:`~app.state.LabState` parameter
+(``pn.Param`` / ``Widget.from_param``: bounds, labels and ``doc`` tooltips come from the state);
+time constants, frequency, speed, learning rate and β get log-scaled sliders."""
+from __future__ import annotations
+
+import math
+
+import panel as pn
+from bokeh.models import CustomJSTickFormatter
+
+LOG_FORMAT = CustomJSTickFormatter(
+    code="const v = Math.pow(10, tick); return Number(v.toPrecision(3)).toString();")
+
+
+def _round_sig(x, sig=3):
+    if x == 0 or not math.isfinite(x):
+        return x
+    return round(x, sig - 1 - int(math.floor(math.log10(abs(x)))))
+
+
+def log_slider(state, name, lo, hi, step=0.02, **kw):
+    """A slider over log10 of ``state.<name>`` showing the value itself (3 significant digits).
+
+    The widget's name and tooltip come from the parameter's label and doc.
+    """
+    p = state.param[name]
+    value = getattr(state, name)
+    slider = pn.widgets.FloatSlider(
+        name=p.label, start=math.log10(lo), end=math.log10(hi), step=step,
+        value=min(max(math.log10(value), math.log10(lo)), math.log10(hi)),
+        format=LOG_FORMAT, **{"sizing_mode": "stretch_width", **kw})
+    slider.doc = p.doc
+
+    def to_state(event):
+        new = _round_sig(10 ** event.new)
+        if not math.isclose(new, getattr(state, name), rel_tol=1e-9):
+            setattr(state, name, new)
+
+    def to_widget(event):
+        v = event.new
+        if v > 0 and abs(math.log10(v) - slider.value) > 1e-9:
+            slider.value = min(max(math.log10(v), slider.start), slider.end)
+
+    slider.param.watch(to_state, "value")
+    state.param.watch(to_widget, name)
+    slider.css_classes = [f"gle-{name.replace('_', '-')}"]
+    return slider
+
+
+def with_tip(widget, doc=None):
+    """The widget with a (?) tooltip icon showing the parameter's doc (sliders have none)."""
+    doc = doc or getattr(widget, "doc", None)
+    if not doc:
+        return widget
+    return pn.Row(widget, pn.widgets.TooltipIcon(value=doc, margin=(28, 0, 0, -8), width=20),
+                  sizing_mode=widget.sizing_mode, margin=0)
+
+
+class ControlsView:
+    """The sidebar (model, input, learning) and the playback bar."""
+
+    def __init__(self, state, dashboard):
+        self.state, self.dashboard = state, dashboard
+        st = state
+        dt = st.net.dt
+        tau_max = st.cfg["ui"]["tau_max"]
+        # --- playback bar
+        self.play = pn.widgets.Toggle(name="⏸ Pause" if st.playing else "▶ Play",
+                                      value=st.playing, button_type="primary", width=100,
+                                      css_classes=["gle-play"])
+        self.step = pn.widgets.Button(name="⏭ Step", width=80, css_classes=["gle-step"],
+                                      description="Advance by one frame (speed/30 a.u.); "
+                                                  "useful while paused.")
+        self.reset = pn.widgets.Button(name="⟲ Reset", width=90, button_type="warning",
+                                       css_classes=["gle-reset"],
+                                       description="Back to t = 0 with the current settings; "
+                                                   "learned values are discarded.")
+        self.speed = log_slider(st, "speed", 0.1, 100.0, width=230, sizing_mode="fixed")
+        self.play.param.watch(self._on_play_widget, "value")
+        st.param.watch(self._on_playing, "playing")
+        self.step.on_click(lambda e: dashboard.single_step())
+        self.reset.on_click(lambda e: dashboard.reset())
+        self.clock = pn.pane.Str("t = 0.0 a.u.", styles={"font-size": "16px"},
+                                 css_classes=["gle-clock"], margin=(12, 10))
+        # --- model
+        self.preset = pn.widgets.Select.from_param(st.param.preset, name="Preset",
+                                                   sizing_mode="stretch_width")
+        self.description = pn.pane.Markdown(st.cfg["description"], sizing_mode="stretch_width",
+                                            styles={"font-size": "12.5px", "color": "#444"},
+                                            margin=(0, 10))
+        st.param.watch(lambda e: setattr(self.description, "object",
+                                         st.cfg["description"]), "structure")
+        self.seed = pn.widgets.IntInput.from_param(st.param.seed, width=120,
+                                                   description=st.param.seed.doc + "")
+        self.neuron = pn.widgets.Select.from_param(st.param.neuron, name="Neuron",
+                                                   sizing_mode="stretch_width")
+        self.tau_m = log_slider(st, "tau_m", dt / 2, tau_max)
+        self.tau_r = log_slider(st, "tau_r", dt / 2, tau_max)
+        self.weight_select = pn.widgets.Select.from_param(st.param.weight_select,
+                                                          sizing_mode="stretch_width")
+        self.weight = pn.widgets.FloatSlider.from_param(st.param.weight, start=-3.0, end=3.0,
+                                                        step=0.01, sizing_mode="stretch_width")
+        self.weight.doc = st.param.weight.doc
+        # --- input
+        self.waveform = pn.widgets.Select.from_param(st.param.waveform,
+                                                     sizing_mode="stretch_width")
+        self.omega = log_slider(st, "omega", 0.05, 20.0)
+        self.amplitude = pn.widgets.FloatSlider.from_param(st.param.amplitude, step=0.05,
+                                                           sizing_mode="stretch_width")
+        self.amplitude.doc = st.param.amplitude.doc
+        # --- learning
+        self.learn = pn.Param(st, parameters=["learn_W", "learn_b", "learn_tau_m",
+                                              "learn_tau_r"],
+                              show_name=False, sizing_mode="stretch_width", margin=0)
+        self.lr = log_slider(st, "lr", 1e-7, 1.0, step=0.05)
+        self.beta = log_slider(st, "beta", 1e-3, 1e3, step=0.05)
+        self.gamma = pn.widgets.EditableFloatSlider.from_param(
+            st.param.gamma, start=0.0, end=2.0, step=0.001, fixed_start=0.0,
+            sizing_mode="stretch_width")
+        self.gamma.doc = st.param.gamma.doc
+        self.error_mode = pn.widgets.RadioButtonGroup.from_param(
+            st.param.error_mode, options={"GLE": "gle", "IE": "ie"}, button_type="default",
+            sizing_mode="stretch_width")
+        self.window = pn.widgets.FloatSlider.from_param(st.param.window, step=1.0,
+                                                        sizing_mode="stretch_width")
+        self.window.doc = st.param.window.doc
+        self.optimizer = pn.pane.Str("", styles={"font-size": "12px", "color": "#666"})
+        st.param.watch(lambda e: self._show_optimizer(), "structure")
+        self._show_optimizer()
+
+    def _show_optimizer(self):
+        lrn = self.state.cfg.get("learning", {})
+        self.optimizer.object = (f"optimizer: {lrn.get('optimizer', 'adam')}, learning from "
+                                 f"t = {lrn.get('learn_from', 0):g} a.u.")
+
+    def _on_play_widget(self, event):
+        if event.new:
+            self.state.play()
+            if not self.state.playing:       # refused (diverged)
+                self.play.value = False
+        else:
+            self.state.pause()
+
+    def _on_playing(self, event):
+        self.play.value = event.new
+        self.play.name = "⏸ Pause" if event.new else "▶ Play"
+
+    def playback_bar(self):
+        return pn.Row(self.play, self.step, self.reset, with_tip(self.speed), self.clock,
+                      align="center", margin=(0, 5))
+
+    def sidebar(self):
+        card = dict(sizing_mode="stretch_width", margin=(4, 4), header_background="#eef2f7")
+        return pn.Column(
+            pn.Card(self.preset, self.description, self.seed, title="Experiment", **card),
+            pn.Card(self.neuron, with_tip(self.tau_m), with_tip(self.tau_r),
+                    self.weight_select, with_tip(self.weight), title="Neuron (student)", **card),
+            pn.Card(self.waveform, with_tip(self.omega), with_tip(self.amplitude),
+                    title="Input", **card),
+            pn.Card(self.error_mode, self.learn, with_tip(self.lr), with_tip(self.beta),
+                    with_tip(self.gamma), self.optimizer, title="Errors and learning", **card),
+            pn.Card(with_tip(self.window), title="Display", collapsed=True, **card),
+            width=330, margin=0, scroll=False)

@@ -1,0 +1,111 @@
+"""Fourier view: gain and phase against ω (log axis) of the selected neuron's three paths.
+
+* forward rate path D⁺τr I⁻τm (drive → ŭ),
+* GLE error path D⁺τm I⁻τr (ε → e, paper Eq. 7),
+* AM adjoint I⁺τm D⁻τr (paper Eq. 9: same phase as the GLE error, inverse gain),
+
+for the neuron's current τm, τr (continuous-time curves from :mod:`gle_core.fourier`), a marker
+at the input frequency, and the gain/phase measured from the running simulation (dots; one per
+input frequency visited since τ last changed).
+"""
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+from bokeh.models import ColumnDataSource, Span
+
+from gle_core import fourier
+
+from .style import ADJOINT_COLOR, ERROR_COLOR, FORWARD_COLOR, add_legend, make_figure
+
+OMEGAS = np.logspace(-2, 2, 241)
+PATHS = (("forward", "forward D⁺τr I⁻τm", FORWARD_COLOR, "solid"),
+         ("gle_error", "GLE error D⁺τm I⁻τr", ERROR_COLOR, "solid"),
+         ("am_adjoint", "AM adjoint I⁺τm D⁻τr", ADJOINT_COLOR, "dashed"))
+
+
+class FourierView:
+    title = "Fourier"
+
+    def __init__(self, state):
+        self.state = state
+        self.curves = ColumnDataSource(self._curve_data())
+        self.measured = {k: ColumnDataSource({"w": [], "gain": [], "phase": []})
+                         for k in ("forward", "error")}
+        self.gain_fig, self.phase_fig = self._figures()
+        self.layout = pn.Column(pn.pane.Bokeh(self.gain_fig, sizing_mode="stretch_width"),
+                                pn.pane.Bokeh(self.phase_fig, sizing_mode="stretch_width"),
+                                sizing_mode="stretch_width", margin=0)
+
+    def _curve_data(self):
+        st = self.state
+        tm, tr = st.neuron_taus()
+        data = {"w": OMEGAS}
+        for kind, *_ in PATHS:
+            g, p = fourier.gain_phase(fourier.transfer(kind, OMEGAS, tm, tr))
+            data[f"{kind}_gain"] = g
+            data[f"{kind}_phase"] = np.degrees(p)
+        return data
+
+    def _figures(self):
+        gain = make_figure("Gain |H(ω)|", "", "gain", height=210, x_axis_type="log",
+                           y_axis_type="log")
+        phase = make_figure("Phase arg H(ω)  (+ = leads)", "ω (rad/a.u.)", "phase (°)",
+                            height=210, x_axis_type="log", x_range=gain.x_range)
+        for kind, label, color, dash in PATHS:
+            gain.line("w", f"{kind}_gain", source=self.curves, color=color, line_width=2.5,
+                      line_dash=dash, legend_label=label)
+            phase.line("w", f"{kind}_phase", source=self.curves, color=color, line_width=2.5,
+                       line_dash=dash, legend_label=label)
+        for key, color, label in (("forward", FORWARD_COLOR, "measured forward"),
+                                  ("error", ERROR_COLOR, "measured error")):
+            for fig, col in ((gain, "gain"), (phase, "phase")):
+                fig.scatter("w", col, source=self.measured[key], size=11, color=color,
+                            line_color="black", legend_label=label)
+        self.markers = []
+        for fig in (gain, phase):
+            span = Span(location=self.state.omega, dimension="height", line_color="#555555",
+                        line_dash="dotdash", line_width=2)
+            fig.add_layout(span)
+            self.markers.append(span)
+        phase.add_layout(Span(location=0, dimension="width", line_color="#999999",
+                              line_width=1))
+        add_legend(gain)
+        add_legend(phase)
+        return gain, phase
+
+    def update_curves(self):
+        """Recompute the analytic curves (τ of the selected neuron changed)."""
+        self.curves.data = self._curve_data()
+
+    def update(self):
+        """Move the ω marker and plot the measured points (cheap; a few times a second)."""
+        st = self.state
+        w = st.drive_frequency()
+        for span in self.markers:
+            span.visible = w is not None
+            if w is not None and span.location != w:
+                span.location = w
+        hist = st.readout.history
+        for name, idx in (("forward", 0), ("error", 1)):
+            ws, gs, ps = [], [], []
+            for w_, fits in hist.items():
+                fit = fits[idx]
+                if fit is not None and fit.ok:
+                    ws.append(w_)
+                    gs.append(fit.gain)
+                    ps.append(float(np.degrees(fit.phase)))
+            new = {"w": ws, "gain": gs, "phase": ps}
+            old = self.measured[name].data
+            if list(old["w"]) != ws or not np.allclose(old["phase"], ps, atol=0.05) or \
+                    not np.allclose(old["gain"], gs, rtol=1e-3):
+                self.measured[name].data = new
+
+    def rebuild(self):
+        self.update_curves()
+        for src in self.measured.values():
+            src.data = {"w": [], "gain": [], "phase": []}
+
+    @property
+    def panel(self):
+        return self.layout

@@ -1,0 +1,90 @@
+"""Learning view: W, b, τm, τr of the student over time (teacher values as dashed reference
+lines) and the loss on a log axis."""
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+from bokeh.models import ColumnDataSource, Span
+
+from .style import add_legend, make_figure, neuron_color
+
+#: parameter points kept on screen (one per learning update of the view)
+ROLLOVER = 4000
+
+
+class LearningView:
+    title = "Learning"
+
+    def __init__(self, state):
+        self.state = state
+        self.layout = pn.Column(sizing_mode="stretch_width", margin=0)
+        self.rebuild()
+
+    def _columns(self):
+        vals = self.state.parameter_values()
+        cols = ["t", "loss"]
+        for kind, short in (("W", "W"), ("b", "b"), ("tau_m", "tm"), ("tau_r", "tr")):
+            cols += [f"{short}{k}" for k in range(len(vals[kind][0]))]
+        return cols
+
+    def _weight_labels(self):
+        return list(self.state.param.weight_select.objects.keys())
+
+    def rebuild(self):
+        st = self.state
+        self.source = ColumnDataSource({c: np.zeros(0) for c in self._columns()})
+        vals = st.parameter_values()
+        wfig = make_figure("Weights W, biases b (teacher dashed)", "time t (a.u.)", "value",
+                           height=200)
+        tfig = make_figure("Time constants τm (solid), τr (dotted); teacher dashed",
+                           "time t (a.u.)", "τ (a.u.)", height=200, x_range=wfig.x_range)
+        lfig = make_figure("Loss (mean squared error)", "time t (a.u.)", "loss", height=200,
+                           y_axis_type="log", x_range=wfig.x_range)
+        src = self.source
+        for k, lab in enumerate(self._weight_labels()):
+            c = neuron_color(k + 3)
+            wfig.line("t", f"W{k}", source=src, color=c, line_width=2.5,
+                      legend_label=lab.split(":")[0] + lab.split(":")[1].replace(" ", ""))
+            ref = vals["W"][1]
+            if ref is not None:
+                wfig.add_layout(Span(location=float(ref[k]), dimension="width", line_color=c,
+                                     line_dash="dashed", line_width=1.5))
+        learn_b = st.learn_b or np.any(vals["b"][0] != 0)
+        for j, lab in enumerate(st.labels):
+            c = neuron_color(j)
+            if learn_b:
+                wfig.line("t", f"b{j}", source=src, color=c, line_width=2, line_dash="dotdash",
+                          legend_label=f"b {lab}")
+            tfig.line("t", f"tm{j}", source=src, color=c, line_width=2.5,
+                      legend_label=f"τm {lab}")
+            tfig.line("t", f"tr{j}", source=src, color=c, line_width=2, line_dash="dotted",
+                      legend_label=f"τr {lab}")
+            for kind in ("tau_m", "tau_r"):
+                ref = vals[kind][1]
+                if ref is not None and ref[j] != vals[kind][0][j]:
+                    tfig.add_layout(Span(location=float(ref[j]), dimension="width",
+                                         line_color=c, line_dash="dashed", line_width=1.5))
+        lfig.line("t", "loss", source=src, color="black", line_width=2)
+        self.figs = (wfig, tfig, lfig)
+        add_legend(wfig)
+        add_legend(tfig)
+        self.layout[:] = [pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in self.figs]
+
+    def clear(self):
+        self.source.data = {c: np.zeros(0) for c in self.source.data}
+
+    def push(self, loss):
+        """Append the current parameters and the mean loss since the last push."""
+        st = self.state
+        vals = st.parameter_values()
+        row = {"t": [st.sim.t],
+               "loss": [loss if np.isfinite(loss) and loss > 0 else
+                        (1e-30 if np.isfinite(loss) else np.nan)]}
+        for kind, short in (("W", "W"), ("b", "b"), ("tau_m", "tm"), ("tau_r", "tr")):
+            for k, v in enumerate(vals[kind][0]):
+                row[f"{short}{k}"] = [float(v)]
+        self.source.stream(row, rollover=ROLLOVER)
+
+    @property
+    def panel(self):
+        return self.layout

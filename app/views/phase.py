@@ -1,0 +1,109 @@
+"""Phase-inversion readouts: big, projector-friendly numbers.
+
+Left: the phase of the selected neuron's rate (prospective voltage ŭ, equal to the rate for a
+linear φ) relative to its input drive, measured from the running simulation, beside the
+analytic value of D⁺τr I⁻τm. Right: the phase of its GLE error e relative to the instantaneous
+error ε beside the analytic D⁺τm I⁻τr. Positive = leads. For τr < τm the rate lags and the
+error leads by the same phase; moving τr above τm flips both signs.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import panel as pn
+
+CSS = """
+.gle-phase {display: flex; gap: 14px; align-items: stretch; width: 100%;
+            font-family: system-ui, sans-serif;}
+.gle-card {flex: 1 1 0; border-radius: 10px; padding: 8px 16px; border: 2px solid #ddd;
+           background: #fafafa; min-width: 230px;}
+.gle-card.lag {border-color: #1f77b4; background: #eef5fb;}
+.gle-card.lead {border-color: #d62728; background: #fcefef;}
+.gle-card.zero {border-color: #777; background: #f4f4f4;}
+.gle-title {font-size: 15px; color: #333; font-weight: 600;}
+.gle-big {font-size: 46px; font-weight: 700; line-height: 1.1; font-variant-numeric: tabular-nums;}
+.gle-card.lag .gle-big {color: #1f77b4;} .gle-card.lead .gle-big {color: #d62728;}
+.gle-verdict {font-size: 20px; font-weight: 700; letter-spacing: 0.5px;}
+.gle-analytic {font-size: 15px; color: #444; margin-top: 2px;}
+.gle-relation {flex: 1.1 1 0; font-size: 15px; color: #333; padding: 8px 4px; min-width: 220px;}
+.gle-relation b {font-size: 19px;}
+.gle-status {font-size: 12px; color: #777; margin-top: 4px;}
+"""
+
+ZERO = math.radians(0.5)   # |phase| below half a degree: "in phase"
+
+
+def _sign_word(phase, lag_word="LAGS", lead_word="LEADS"):
+    if not np.isfinite(phase):
+        return "", "…"
+    if abs(phase) < ZERO:
+        return "zero", "IN PHASE"
+    return ("lead", lead_word) if phase > 0 else ("lag", lag_word)
+
+
+def _deg(phase):
+    return f"{math.degrees(phase):+.1f}°" if np.isfinite(phase) else "—"
+
+
+class PhaseView:
+    title = "Phase inversion"
+
+    def __init__(self, state):
+        self.state = state
+        self.pane = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS],
+                                 margin=(4, 10))
+        self.update()
+
+    def _card(self, key, title, measured, analytic, omega):
+        cls, word = _sign_word(measured if np.isfinite(measured) else analytic)
+        ana_cls, ana_word = _sign_word(analytic)
+        lead = (f"{measured / omega:+.3g} a.u." if np.isfinite(measured) and omega else "")
+        mval = "nan" if not np.isfinite(measured) else f"{measured:.6f}"
+        return (f'<div class="gle-card {cls}" id="gle-{key}">'
+                f'<div class="gle-title">{title}</div>'
+                f'<div class="gle-big gle-{key}-measured" data-phase="{mval}">'
+                f'{_deg(measured)}</div>'
+                f'<div class="gle-verdict">{word} '
+                f'<span style="font-size:14px;font-weight:400">'
+                f'{"measured" if np.isfinite(measured) else "measuring…"}'
+                f'{" · " + lead if lead else ""}</span></div>'
+                f'<div class="gle-analytic gle-{key}-analytic" data-phase="{analytic:.6f}">'
+                f'analytic {_deg(analytic)} ({analytic:+.3f} rad) · {ana_word.lower()}</div>'
+                f'</div>')
+
+    def render(self):
+        st = self.state
+        ro = st.readout
+        tm, tr = st.neuron_taus()
+        lab = st.labels[st.neuron]
+        omega = ro.omega if np.isfinite(ro.omega) else None
+        fwd_a, err_a = ro.forward_analytic_phase, ro.error_analytic_phase
+        mode = st.net.error_mode
+        rel = "<" if tr < tm * (1 - 1e-9) else (">" if tr > tm * (1 + 1e-9) else "=")
+        story = {"<": "rate <b>lags</b>, error <b>leads</b>",
+                 ">": "rate <b>leads</b>, error <b>lags</b>",
+                 "=": "no lag: the LE limit"}[rel]
+        if mode == "ie":
+            story += "<br>IE mode: errors are not advanced (e = ε)"
+        w_txt = f"ω = {omega:.3g} rad/a.u." if omega else "constant input"
+        relation = (f'<div class="gle-relation">Neuron <b>{lab}</b>: '
+                    f'<b>τr = {tr:.3g}</b> {rel} <b>τm = {tm:.3g}</b><br>→ {story}<br>'
+                    f'<span style="color:#666">{w_txt}</span>'
+                    f'<div class="gle-status">{ro.status}</div></div>')
+        err_title = ("Error e vs. ε (GLE: D⁺τm I⁻τr)" if mode == "gle"
+                     else "Error e vs. ε (IE: e = ε)")
+        return ('<div class="gle-phase">'
+                + self._card("forward", f"Rate ŭ vs. its input (D⁺τr I⁻τm)",
+                             ro.forward_phase, fwd_a, omega)
+                + self._card("error", err_title, ro.error_phase, err_a, omega)
+                + relation + '</div>')
+
+    def update(self):
+        html = self.render()
+        if html != self.pane.object:
+            self.pane.object = html
+
+    @property
+    def panel(self):
+        return self.pane
