@@ -93,8 +93,9 @@ class Dashboard:
             pn.Row(left, right, sizing_mode="stretch_width"),
             self.learning.panel,
             sizing_mode="stretch_width", margin=0)
-        return pn.Row(self.controls.sidebar(), main, sizing_mode="stretch_width",
-                      css_classes=["gle-lab"])
+        return pn.Column(header, pn.Row(self.controls.sidebar(), main,
+                                        sizing_mode="stretch_width"),
+                         sizing_mode="stretch_width", css_classes=["gle-lab"])
 
     def _on_message(self, *events):
         st = self.state

@@ -511,21 +511,34 @@ class LabState(param.Parameterized):
         self.frames += 1
         return n
 
+    def _diagnose(self):
+        """Plausible causes of a divergence, most likely first (plain sentences)."""
+        net, causes = self.net, []
+        learning = bool(self.sim.learn) and any(self.sim.learn.values()) and \
+            self.sim.t >= self.sim.learn_from
+        if learning:
+            wmax = max(float(np.max(np.abs(w))) for w in net.W)
+            causes.append(f"learning rate η = {self.lr:.3g} is too large (learning drove the "
+                          f"largest weight to |W| = {wmax:.3g}); lower η")
+        loop = self.gamma * self.beta
+        tau_min = min(float(np.min(t)) for t in net.tau_m)
+        if net.dt * (1 + loop) / tau_min >= 1.0:
+            causes.append(f"error feedback γ·β = {loop:.3g} is too strong for explicit Euler "
+                          f"(needs dt·(1+γβ)/τm < 2 with dt = {net.dt:g}, τm = {tau_min:.3g}); "
+                          "lower γ or β")
+        wmax = max(float(np.max(np.abs(w))) for w in net.W)
+        if not learning and wmax > 3:
+            causes.append(f"weights are large (|W| = {wmax:.3g})")
+        if not causes:
+            causes.append("the dynamics became unstable")
+        return causes
+
     def _fail(self, exc):
-        why = ""
         if isinstance(exc, SimulationDiverged):
-            var = exc.variable
-            if var in ("W", "b", "tau_m", "tau_r"):
-                why = (f"the learning rate η = {self.lr:.3g} is too large for {var} "
-                       f"(or the errors are too strong: β = {self.beta:.3g})")
-            else:
-                why = (f"the dynamics became unstable (error feedback γ·β = "
-                       f"{self.gamma * self.beta:.3g}; explicit Euler with dt = "
-                       f"{self.net.dt:g} needs dt·(1+γβ)/τ < 2 for every τ, and large weights "
-                       f"or learning rates amplify the loop)")
-            where = f"{var} in layer {exc.layer}"
-            text = (f"Simulation paused — it diverged at t = {exc.t:.4g} a.u.: {where} "
-                    f"reached {exc.value:.3g}. Likely cause: {why}.")
+            causes = self._diagnose()
+            text = (f"Simulation paused — it diverged at t = {exc.t:.4g} a.u.: {exc.variable} "
+                    f"in layer {exc.layer} reached {exc.value:.3g}. Likely cause: "
+                    + "; or ".join(causes) + ".")
         else:
             text = f"Simulation paused: {exc}."
         if self.last_change:

@@ -37,7 +37,7 @@ def log_slider(state, name, lo, hi, step=0.02, **kw):
             setattr(state, name, new)
 
     def to_widget(event):
-        v = event.new
+        v = getattr(state, name)      # the current value (a refused change was reverted)
         if v > 0 and abs(math.log10(v) - slider.value) > 1e-9:
             slider.value = min(max(math.log10(v), slider.start), slider.end)
 

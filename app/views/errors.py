@@ -19,7 +19,7 @@ class ErrorsView:
     def __init__(self, state, traces):
         self.state, self.traces = state, traces
         self.pane = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_width")
-        note = ("AM adjoint λ: available" if self.adjoint_available() else
+        note = ("" if self.adjoint_available() else
                 "AM adjoint λ: coming with gle_core.adjoint (exact gradients)")
         self.note = pn.pane.Str(note, styles={"font-size": "11px", "color": "#777"},
                                 margin=(0, 10))
@@ -50,4 +50,5 @@ class ErrorsView:
 
     @property
     def panel(self):
-        return pn.Column(self.pane, self.note, sizing_mode="stretch_width", margin=0)
+        parts = [self.pane] + ([self.note] if self.note.object else [])
+        return pn.Column(*parts, sizing_mode="stretch_width", margin=0)

@@ -44,7 +44,7 @@ class LearningView:
         for k, lab in enumerate(self._weight_labels()):
             c = neuron_color(k + 3)
             wfig.line("t", f"W{k}", source=src, color=c, line_width=2.5,
-                      legend_label=lab.split(":")[0] + lab.split(":")[1].replace(" ", ""))
+                      legend_label=lab.replace(": ", " "))
             ref = vals["W"][1]
             if ref is not None:
                 wfig.add_layout(Span(location=float(ref[k]), dimension="width", line_color=c,

@@ -1,0 +1,284 @@
+"""Fast, browser-free tests of the dashboard: build, tick, readouts, failure, sessions."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from bokeh.document import Document
+
+from app.main import Dashboard, create_app
+from app.presets import PRESETS
+from app.state import LabState
+from gle_core import fourier
+
+
+@pytest.fixture
+def dash():
+    return Dashboard()
+
+
+def run_frames(d, frames, steps=50):
+    for _ in range(frames):
+        d.tick(n_steps=steps)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_app_builds_and_streams_for_every_preset(preset):
+    d = Dashboard(preset=preset)
+    root = d.layout.get_root(Document())
+    assert root is not None
+    run_frames(d, 6, steps=20)
+    src = d.traces.source.data
+    n = sum(d.state.net.layer_sizes[1:])
+    k = d.state.decimation                      # ≤ 2000 display points per window
+    assert len(src["t"]) == 120 // k
+    assert np.allclose(np.diff(src["t"]), d.state.net.dt * k)
+    for j in range(n):
+        assert np.all(np.isfinite(src[f"r{j}"]))
+        assert np.all(np.isfinite(src[f"e{j}"]))
+    assert len(d.learning.source.data["t"]) == 2     # every LEARNING_EVERY = 3 frames
+    assert not d.state.failed and d.state.message_level != "danger"
+
+
+def test_presets_are_valid_gle_core_configs():
+    from gle_core.config import build_simulator
+    for name, cfg in PRESETS.items():
+        sim = build_simulator(cfg, seed=0)
+        assert sim.network.layer_sizes[0] == 1, name
+        assert cfg["ui"]["speed"] > 0
+
+
+def test_tick_changes_streamed_data(dash):
+    src = dash.traces.source
+    dash.tick(n_steps=30)
+    t1 = np.array(src.data["t"])
+    r1 = np.array(src.data["r0"])
+    dash.tick(n_steps=30)
+    assert len(src.data["t"]) == 60
+    assert src.data["t"][-1] > t1[-1]
+    assert not np.allclose(src.data["r0"][-30:], r1[-30:])
+
+
+def test_wall_clock_speed_and_rollover(dash):
+    st = dash.state
+    st.speed = 3.0
+    n = st.advance(wall_dt=0.05)          # 3 a.u./s × 0.05 s = 15 steps of dt = 0.01
+    assert n == 15
+    assert st.advance(wall_dt=5.0) == 30  # catch-up is capped at MAX_FRAME_GAP = 0.1 s
+    st.window = 5.0
+    run_frames(dash, 20, steps=100)       # 20 a.u. streamed into a 5 a.u. window
+    t = dash.traces.source.data["t"]
+    assert len(t) == st.rollover
+    assert t[-1] - t[0] == pytest.approx(5.0, abs=0.02)
+
+
+def test_phase_readout_follows_tau_r_and_flips_sign(dash):
+    st = dash.state
+    run_frames(dash, 30, steps=50)        # 15 a.u. at ω = 1: settled
+    ro = st.readout
+    ana = fourier.transfer("forward", 1.0, 1.0, 0.1, dt=0.01)
+    assert ro.forward_phase == pytest.approx(np.angle(ana), abs=2e-3)       # -0.688 rad
+    assert ro.error_phase == pytest.approx(-np.angle(ana), abs=2e-3)        # +0.688 rad
+    assert ro.forward_phase < 0 < ro.error_phase
+    html = dash.phase.pane.object
+    assert "LAGS" in html and "LEADS" in html and "-39.4°" in html
+    st.tau_r = 3.0                        # τr > τm
+    assert ro.forward_analytic_phase > 0 > ro.error_analytic_phase   # analytic at once
+    run_frames(dash, 40, steps=50)
+    ana = np.angle(fourier.transfer("forward", 1.0, 1.0, 3.0, dt=0.01))
+    assert ana == pytest.approx(math.atan(3) - math.atan(1), abs=5e-3)   # +0.46 rad
+    assert ro.forward_phase == pytest.approx(ana, abs=2e-3)
+    assert ro.error_phase == pytest.approx(-ana, abs=2e-3)
+    assert f'data-phase="{ro.forward_phase:.6f}"' in dash.phase.pane.object
+
+
+def test_fourier_curves_follow_tau_and_show_measured_points(dash):
+    st = dash.state
+    run_frames(dash, 30, steps=50)
+    g = dash.fourier.curves.data["forward_gain"]
+    assert g[-1] == pytest.approx(0.1, rel=0.01)       # τr/τm at high ω
+    pts = dash.fourier.measured["forward"].data
+    assert pts["w"] == [1.0]
+    assert pts["gain"][0] == pytest.approx(0.7121, abs=1e-3)   # spec §6.1
+    st.tau_r = 0.5
+    assert dash.fourier.curves.data["forward_gain"][-1] == pytest.approx(0.5, rel=0.01)
+    assert dash.fourier.markers[0].location == 1.0
+    st.omega = 2.0
+    assert dash.fourier.markers[0].location == 2.0
+
+
+def test_ie_mode_has_no_error_lead(dash):
+    st = dash.state
+    st.error_mode = "ie"
+    run_frames(dash, 30, steps=50)
+    assert st.readout.error_phase == pytest.approx(0.0, abs=1e-6)
+    assert st.readout.forward_phase < -0.5
+
+
+def test_invalid_tau_is_refused_with_engine_message(dash):
+    st = dash.state
+    st.tau_r = 0.005                      # below dt = 0.01
+    assert st.message_level == "danger"
+    assert "tau_r" in st.message and "dt = 0.01" in st.message
+    assert st.net.tau_r[0][0] == 0.1 and st.tau_r == 0.1   # network and slider unchanged
+    assert dash.alert.visible
+    dash.tick(n_steps=10)                 # keeps running
+    assert not st.failed
+
+
+def test_instability_pauses_with_message_and_reset_recovers(dash):
+    st = dash.state
+    dash.start_for_tests = None
+    st.beta = 1000.0
+    st.gamma = 100.0                      # γβ = 1e5: explicit Euler unstable
+    dash.tick(n_steps=500)
+    assert st.failed and not st.playing
+    assert "diverged" in st.message and "γ·β = 1e+05 is too strong" in st.message
+    assert "Last change: β = 1e+03, γ = 100" in st.message
+    assert dash.alert.visible and dash.alert_reset.visible
+    assert dash.alert.alert_type == "danger"
+    n = len(dash.traces.source.data["t"])
+    dash.tick(n_steps=50)                 # a failed session does not advance
+    assert len(dash.traces.source.data["t"]) == n
+    st.play()
+    assert not st.playing                 # refused until reset
+    st.param.update(beta=1.0, gamma=0.0)
+    dash.reset()
+    assert not st.failed and st.sim.t == 0 and not dash.alert_reset.visible
+    dash.tick(n_steps=20)
+    assert len(dash.traces.source.data["t"]) == 20
+
+
+def test_learning_rate_divergence_names_parameter(dash):
+    st = dash.state
+    st.beta = 10.0
+    st.learn_W = True
+    st.lr = 1.0                           # SGD, η·β = 10 per step: runaway weights
+    for _ in range(20):
+        dash.tick(n_steps=100)
+        if st.failed:
+            break
+    assert st.failed and not st.playing
+    assert "learning rate η = 1 is too large" in st.message
+    assert "Last change: learning rate η = 1" in st.message
+
+
+def test_reset_clears_data_and_keeps_slider_settings(dash):
+    st = dash.state
+    st.tau_r = 2.0
+    run_frames(dash, 5)
+    assert len(dash.traces.source.data["t"]) == 250
+    dash.reset()
+    assert st.sim.t == 0.0
+    assert len(dash.traces.source.data["t"]) == 1 or len(dash.traces.source.data["t"]) == 0
+    assert st.net.tau_r[0][0] == 2.0 and st.tau_r == 2.0
+
+
+def test_preset_change_rebuilds_with_new_shape(dash):
+    st = dash.state
+    st.preset = "small_network"
+    assert st.net.layer_sizes == [1, 2, 2, 1]
+    assert "Rebuilt" in st.message
+    assert list(dash.controls.neuron.options) == ["n1.0", "n1.1", "n2.0", "n2.1", "n3"]
+    assert "r4" in dash.traces.source.data and "tr4" in dash.traces.source.data
+    assert st.waveform == "sum_of_sines" and st.omega == pytest.approx(0.49)
+    assert st.learn_W and st.sim.learn == {"W": [0]}
+    st.neuron = 1                         # retrospective neuron τm = 1, τr = 0.1
+    assert (st.tau_m, st.tau_r) == (1.0, 0.1)
+    st.tau_r = 0.2
+    assert st.net.tau_r[0][1] == 0.2 and st.net.tau_r[0][0] == 1.0
+    dash.layout.get_root(Document())
+
+
+def test_teacher_mirror_matches_target():
+    d = Dashboard(preset="chain")
+    run_frames(d, 10, steps=50)
+    st = d.state
+    target = st.sim.teacher.r[-1][0, 0]
+    assert st.teacher_sim.network.r[-1][0, 0] == pytest.approx(target, rel=1e-12)
+    tr1 = d.traces.source.data["tr1"]
+    assert np.all(np.isfinite(tr1)) and np.ptp(tr1) > 0.1
+
+
+def test_live_controls_take_effect_without_restart(dash):
+    st = dash.state
+    run_frames(dash, 4)
+    t = st.sim.t
+    st.omega = 2.5
+    st.amplitude = 0.5
+    st.weight = 2.0
+    st.gamma = 0.5
+    st.beta = 2.0
+    st.learn_W = True
+    st.lr = 0.01
+    run_frames(dash, 4)
+    assert st.sim.t == pytest.approx(t + 2.0)
+    assert st.net.W[0][0, 0] != 2.0        # learning moved it
+    assert st.net.gamma == 0.5 and st.net.beta == 2.0
+    x = dash.traces.source.data["x"][-200:]
+    assert np.max(np.abs(x)) == pytest.approx(0.5, abs=0.01)
+    for wf in ("smoothed_square", "constant", "sum_of_sines", "sine"):
+        st.waveform = wf
+        run_frames(dash, 2)
+    assert not st.failed
+
+
+def test_play_pause_controls_the_callback(dash):
+    import panel as pn
+    dash.start()
+    try:
+        assert dash.callback is not None and dash.callback.running
+        dash.controls.play.value = False
+        assert not dash.state.playing and not dash.callback.running
+        dash.controls.play.value = True
+        assert dash.state.playing and dash.callback.running
+    finally:
+        dash.destroy(None)
+    assert dash.callback is None and dash.state.sim is None
+    pn.state.cache.clear()
+
+
+def test_single_step_advances_one_frame(dash):
+    dash.state.pause()
+    dash.single_step()
+    assert dash.state.sim.n_steps == round(dash.state.speed * 0.033 / 0.01)
+
+
+def test_sessions_are_independent():
+    a, b = create_app(), create_app()
+    da, db = a.dashboard, b.dashboard
+    assert da.state is not db.state and da.state.sim is not db.state.sim
+    da.state.tau_r = 2.0
+    assert db.state.net.tau_r[0][0] == 0.1
+
+
+def test_notebook_entry_point():
+    from app import dashboard
+    layout = dashboard("le_limit")
+    assert layout.dashboard.state.preset == "le_limit"
+    layout.get_root(Document())
+
+
+def test_server_cli_parses_options():
+    from app.serve import parse_args
+    a = parse_args([])
+    assert (a.port, a.address, a.show) == (5006, "localhost", False)
+    a = parse_args(["--port", "8080", "--address", "0.0.0.0", "--allow-websocket-origin",
+                    "x.org:8080", "--show"])
+    assert (a.port, a.address, a.allow_websocket_origin, a.show) == (8080, "0.0.0.0",
+                                                                      ["x.org:8080"], True)
+
+
+def test_app_does_not_leak_into_gle_core():
+    import ast
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[2] / "gle_core"
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for n in names:
+                assert n.split(".")[0] not in ("panel", "bokeh", "holoviews", "param", "app"), \
+                    f"{path.name} imports {n}"
