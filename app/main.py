@@ -50,6 +50,7 @@ class Dashboard:
         self.errors = ErrorsView(st, self.traces)
         self.fourier = FourierView(st)
         self.learning = LearningView(st)
+        st.measure()                    # analytic readouts before the first frame
         self.phase = PhaseView(st)
         self.controls = ControlsView(st, self)
         self.callback = None

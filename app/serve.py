@@ -1,13 +1,27 @@
 """``gle-lab``: serve the dashboard (a thin wrapper around Panel's server).
 
-    gle-lab                      # http://localhost:5006/ (loopback only)
+    gle-lab                      # http://localhost:5006/gle-lab (loopback only)
     gle-lab --port 8080 --show   # another port, open a browser tab
-    gle-lab --address 0.0.0.0 --allow-websocket-origin lab.example.org:5006
+    gle-lab --address 0.0.0.0 --allow-websocket-origin lab.example.org --max-sessions 20
+
+Deployment options (docs/deployment.md says what each one costs): ``--num-procs``,
+``--max-sessions`` (a polite "GLE Lab is full" page beyond it), ``--idle-timeout``,
+``--unused-session-lifetime`` / ``--check-unused-sessions``, ``--basic-auth`` and Panel's
+OAuth providers (``--oauth-provider`` ...; secrets preferably from the ``PANEL_OAUTH_*`` /
+``PANEL_COOKIE_SECRET`` environment variables), ``--use-xheaders`` behind a reverse proxy.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import secrets
 import sys
+
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+#: defaults safe for a laptop and sized for a 2-core server (docs/deployment.md, load curve)
+DEFAULT_MAX_SESSIONS = 20
+DEFAULT_IDLE_MINUTES = 30.0
 
 
 def parse_args(argv=None):
@@ -17,32 +31,140 @@ def parse_args(argv=None):
                    help="address to listen on (default localhost: this machine only)")
     p.add_argument("--allow-websocket-origin", action="append", default=None, metavar="HOST[:PORT]",
                    help="extra origin allowed to connect (repeatable; needed when serving on a "
-                        "non-loopback address)")
+                        "non-loopback address or behind a reverse proxy: the public host name)")
     p.add_argument("--show", action="store_true", help="open the dashboard in a browser")
     p.add_argument("--preset", default="phase_inversion", help="preset loaded by new sessions")
-    return p.parse_args(argv)
+    d = p.add_argument_group("deployment (see docs/deployment.md)")
+    d.add_argument("--num-procs", type=int, default=1, metavar="N",
+                   help="server processes sharing the port (default 1; 0 = one per core). "
+                        "Each has its own sessions and session cap")
+    d.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS, metavar="N",
+                   help=f"live sessions per process (default {DEFAULT_MAX_SESSIONS}; 0 = "
+                        "unlimited); beyond it visitors get a 'GLE Lab is full' page")
+    d.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_MINUTES, metavar="MIN",
+                   help=f"pause a session after MIN minutes without interaction and close it "
+                        f"after 2×MIN (default {DEFAULT_IDLE_MINUTES:g}; 0 = never)")
+    d.add_argument("--unused-session-lifetime", type=int, default=15000, metavar="MS",
+                   help="how long a session without a connected browser is kept (default "
+                        "15000 ms)")
+    d.add_argument("--check-unused-sessions", type=int, default=17000, metavar="MS",
+                   help="how often unused sessions are looked for (default 17000 ms)")
+    d.add_argument("--use-xheaders", action="store_true",
+                   help="trust X-Real-Ip / X-Forwarded-For / X-Scheme from a reverse proxy")
+    d.add_argument("--basic-auth", default=None, metavar="PASSWORD|FILE",
+                   help="require a login: one password, or a JSON file {user: password} "
+                        "(or PANEL_BASIC_AUTH)")
+    d.add_argument("--cookie-secret", default=None,
+                   help="secret signing the login cookies (or PANEL_COOKIE_SECRET); required "
+                        "for OAuth and for basic auth across several hosts")
+    d.add_argument("--oauth-provider", default=None,
+                   help="Panel OAuth provider (github, google, azure, gitlab, okta, auth0, "
+                        "generic ...; or PANEL_OAUTH_PROVIDER)")
+    d.add_argument("--oauth-key", default=None, help="OAuth client id (or PANEL_OAUTH_KEY)")
+    d.add_argument("--oauth-secret", default=None,
+                   help="OAuth client secret (prefer PANEL_OAUTH_SECRET: argv is visible to "
+                        "every user of the machine)")
+    d.add_argument("--oauth-redirect-uri", default=None,
+                   help="public URL of the login endpoint, e.g. https://lab.example.org/login")
+    d.add_argument("--oauth-extra-params", default=None, metavar="JSON",
+                   help='extra provider parameters as JSON, e.g. \'{"tenant": "..."}\'')
+    d.add_argument("--oauth-encryption-key", default=None,
+                   help="key encrypting OAuth tokens in cookies (or PANEL_OAUTH_ENCRYPTION)")
+    args = p.parse_args(argv)
+    if args.num_procs < 0:
+        p.error("--num-procs must be >= 0")
+    if args.max_sessions < 0:
+        p.error("--max-sessions must be >= 0")
+    if not args.idle_timeout >= 0:
+        p.error("--idle-timeout must be >= 0 minutes")
+    if args.unused_session_lifetime <= 0 or args.check_unused_sessions <= 0:
+        p.error("--unused-session-lifetime and --check-unused-sessions must be > 0 ms")
+    if args.port == 0:
+        args.port = free_port(args.address)
+    if args.oauth_extra_params:
+        try:
+            args.oauth_extra_params = json.loads(args.oauth_extra_params)
+        except ValueError as exc:
+            p.error(f"--oauth-extra-params is not JSON: {exc}")
+    return args
+
+
+def websocket_origins(address, port, extra=None):
+    """Origins allowed to open the websocket: the extra ones, plus loopback when served there."""
+    origins = list(extra or [])
+    if address in LOOPBACK:
+        origins += [f"localhost:{port}", f"127.0.0.1:{port}"]
+    return origins or None
+
+
+def free_port(address):
+    """A currently free TCP port on ``address`` (for ``--port 0``: the allowed websocket
+    origins need the real port before the server binds it)."""
+    import socket
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((address if address != "localhost" else "127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_kwargs(args):
+    """Keyword arguments for ``pn.serve`` from the parsed options."""
+    kw = dict(port=args.port, address=args.address,
+              websocket_origin=websocket_origins(args.address, args.port,
+                                                 args.allow_websocket_origin),
+              show=False, start=False, title="GLE Lab", verbose=False,
+              num_procs=args.num_procs,
+              unused_session_lifetime_milliseconds=args.unused_session_lifetime,
+              check_unused_sessions_milliseconds=args.check_unused_sessions)
+    if args.use_xheaders:
+        kw["use_xheaders"] = True
+    basic = args.basic_auth or os.environ.get("PANEL_BASIC_AUTH")
+    oauth = args.oauth_provider or os.environ.get("PANEL_OAUTH_PROVIDER")
+    if basic and oauth:
+        sys.exit("gle-lab: choose --basic-auth or --oauth-provider, not both")
+    cookie_secret = args.cookie_secret or os.environ.get("PANEL_COOKIE_SECRET")
+    if oauth and not cookie_secret:
+        sys.exit("gle-lab: OAuth needs --cookie-secret (or PANEL_COOKIE_SECRET)")
+    if basic:
+        kw["basic_auth"] = basic
+        # login cookies must be signed; a random secret is fine for one host (logins do
+        # not survive a restart); several hosts need the same --cookie-secret
+        kw["cookie_secret"] = cookie_secret or secrets.token_urlsafe(32)
+    if oauth:
+        kw.update(oauth_provider=oauth, cookie_secret=cookie_secret)
+        for name in ("oauth_key", "oauth_secret", "oauth_redirect_uri", "oauth_extra_params",
+                     "oauth_encryption_key"):
+            value = getattr(args, name)
+            if value:
+                kw[name] = value
+    return kw
 
 
 def main(argv=None):
     args = parse_args(argv)
     import panel as pn
 
+    from app.capacity import SessionLimiter, guarded_app
     from app.main import create_app
     from app.presets import PRESETS
 
     if args.preset not in PRESETS:
         sys.exit(f"gle-lab: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
-    origins = list(args.allow_websocket_origin or [])
-    if args.address in ("localhost", "127.0.0.1", "::1"):
-        origins += [f"localhost:{args.port}", f"127.0.0.1:{args.port}"]
-    server = pn.serve({"gle-lab": lambda: create_app(args.preset)}, port=args.port,
-                      address=args.address, websocket_origin=origins or None, show=False,
-                      start=False, title="GLE Lab", verbose=False)
-    host = "localhost" if args.address in ("localhost", "127.0.0.1", "::1", "") else args.address
-    url = f"http://{host}:{server.port}/gle-lab"
-    print(f"GLE Lab running at {url}  (Ctrl+C to stop)", flush=True)
-    if args.show:
-        server.io_loop.add_callback(server.show, "/gle-lab")
+    limiter = SessionLimiter(args.max_sessions) if args.max_sessions else None
+    app = guarded_app(lambda: create_app(args.preset), limiter=limiter,
+                      idle_timeout=args.idle_timeout * 60 or None)
+    server = pn.serve({"gle-lab": app}, **server_kwargs(args))
+    # with --num-procs > 1 every forked process gets here; only the first one prints
+    from tornado.process import task_id
+    if task_id() in (None, 0):
+        host = "localhost" if args.address in LOOPBACK + ("",) else args.address
+        url = f"http://{host}:{server.port}/gle-lab"
+        procs = "" if args.num_procs == 1 else f", {args.num_procs or os.cpu_count()} processes"
+        cap = (f"at most {args.max_sessions} sessions per process" if args.max_sessions
+               else "no session cap")
+        print(f"GLE Lab running at {url}  ({cap}{procs}; Ctrl+C to stop)", flush=True)
+        if args.show:
+            server.io_loop.add_callback(server.show, "/gle-lab")
     try:
         server.start()
         server.io_loop.start()

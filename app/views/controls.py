@@ -25,9 +25,12 @@ def log_slider(state, name, lo, hi, step=0.02, **kw):
     """
     p = state.param[name]
     value = getattr(state, name)
+    # ends on the step grid, so that round values (0.1, 1, 10) are reachable
+    start = math.floor(math.log10(lo) / step + 1e-9) * step
+    end = math.ceil(math.log10(hi) / step - 1e-9) * step
     slider = pn.widgets.FloatSlider(
-        name=p.label, start=math.log10(lo), end=math.log10(hi), step=step,
-        value=min(max(math.log10(value), math.log10(lo)), math.log10(hi)),
+        name=p.label, start=start, end=end, step=step,
+        value=min(max(math.log10(value), start), end),
         format=LOG_FORMAT, **{"sizing_mode": "stretch_width", **kw})
     slider.doc = p.doc
 
@@ -38,7 +41,9 @@ def log_slider(state, name, lo, hi, step=0.02, **kw):
 
     def to_widget(event):
         v = getattr(state, name)      # the current value (a refused change was reverted)
-        if v > 0 and abs(math.log10(v) - slider.value) > 1e-9:
+        if math.isclose(_round_sig(10 ** slider.value), v, rel_tol=1e-9):
+            return                    # the change came from this slider: no echo
+        if v > 0:
             slider.value = min(max(math.log10(v), slider.start), slider.end)
 
     slider.param.watch(to_state, "value")
@@ -75,7 +80,7 @@ class ControlsView:
                                        css_classes=["gle-reset"],
                                        description="Back to t = 0 with the current settings; "
                                                    "learned values are discarded.")
-        self.speed = log_slider(st, "speed", 0.1, 100.0, width=230, sizing_mode="fixed")
+        self.speed = log_slider(st, "speed", 0.1, 100.0, width=230, sizing_mode=None)
         self.play.param.watch(self._on_play_widget, "value")
         st.param.watch(self._on_playing, "playing")
         self.step.on_click(lambda e: dashboard.single_step())

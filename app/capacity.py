@@ -1,0 +1,234 @@
+"""Session capacity and idle expiry for a shared GLE Lab server.
+
+:class:`SessionLimiter` counts the live dashboard sessions of this server *process* (a
+thread-safe set of Bokeh session ids, filled when the app factory builds a session and emptied
+by ``pn.state.on_session_destroyed``). :func:`guarded_app` wraps the app factory: beyond the
+cap a new visitor gets a small static page, "GLE Lab is full, please try again in a few
+minutes", that runs no simulation and costs next to nothing.
+
+:class:`IdleWatch` pauses a session's simulation after ``idle_timeout`` seconds without any
+interaction from its browser (widget changes, button clicks) and closes the session after
+twice that, which frees its place (the unused-session reaper then destroys it).
+
+With ``--num-procs N`` every process has its own counter: the server-wide cap is
+``N × max_sessions``.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+
+import panel as pn
+from bokeh.models import Widget
+
+log = logging.getLogger("gle_lab.capacity")
+
+FULL_MESSAGE = "GLE Lab is full, please try again in a few minutes"
+#: client events that count as interaction (Bokeh event names)
+INTERACTION_EVENTS = {"button_click", "menu_item_click", "value_submit"}
+
+
+class SessionLimiter:
+    """At most ``max_sessions`` live sessions in this process (``None`` or 0: unlimited)."""
+
+    def __init__(self, max_sessions=None):
+        self.max_sessions = max_sessions or None
+        self._lock = threading.Lock()
+        self._active = set()
+        self.refused = 0            # visitors turned away since start
+        self.peak = 0
+
+    @property
+    def active(self):
+        with self._lock:
+            return len(self._active)
+
+    def try_acquire(self, session_id):
+        """Take a place for ``session_id``; False when full (idempotent per id)."""
+        with self._lock:
+            if session_id in self._active:
+                return True
+            if self.max_sessions is not None and len(self._active) >= self.max_sessions:
+                self.refused += 1
+                return False
+            self._active.add(session_id)
+            self.peak = max(self.peak, len(self._active))
+            return True
+
+    def release(self, session_id):
+        with self._lock:
+            self._active.discard(session_id)
+
+    def __repr__(self):
+        return (f"SessionLimiter(active={self.active}, max={self.max_sessions}, "
+                f"refused={self.refused})")
+
+
+def full_page(message=FULL_MESSAGE):
+    """The polite refusal: static HTML, no callbacks, no simulation."""
+    return pn.pane.HTML(
+        f"<div class='gle-full' style='font-family:system-ui,sans-serif;max-width:560px;"
+        f"margin:80px auto;text-align:center'>"
+        f"<div style='font-size:28px;font-weight:700'>{html.escape(message)}.</div>"
+        f"<p style='font-size:16px;color:#555'>Every place in this lab is taken right now. "
+        f"Places free up when other visitors close their tab or stay idle.</p>"
+        f"<p style='font-size:16px'><a href='' onclick='location.reload();return false'>"
+        f"Try again</a></p></div>",
+        sizing_mode="stretch_width")
+
+
+def _session_id(doc):
+    ctx = getattr(doc, "session_context", None) if doc is not None else None
+    return getattr(ctx, "id", None) if ctx is not None else None
+
+
+class IdleWatch:
+    """Pause after ``timeout`` s without interaction; close the session after ``2 × timeout``.
+
+    Interaction is any change the browser makes to a widget, or a button click; the periodic
+    frames the server streams do not count. ``dashboard`` (optional) is the session's
+    :class:`app.main.Dashboard`: it is paused and told why.
+    """
+
+    def __init__(self, doc, timeout, dashboard=None, check_every=None, clock=time.monotonic):
+        self.doc = doc
+        self.timeout = float(timeout)
+        self.dashboard = dashboard
+        self.clock = clock
+        self.last = clock()
+        self.paused = False
+        self.closed = False
+        self.check_every = check_every or min(max(self.timeout / 10, 0.5), 30.0)
+        self.callback = None
+        if doc is not None:
+            doc.on_change(self._on_change)
+            doc.callbacks.on_message("bokeh_event", self._on_event)
+
+    # -- interaction
+    def touch(self):
+        self.last = self.clock()
+        self.paused = False
+
+    def _on_change(self, event):
+        # Only the browser's changes to widgets count: it also sends plot ranges and sizes
+        # on its own (a DataRange1d following the data reports start/end every frame).
+        if getattr(event, "setter", None) is None:      # made on the server (frames)
+            return
+        if not isinstance(getattr(event, "model", None), Widget) and \
+                getattr(event, "attr", None) != "collapsed":
+            return
+        log.debug("interaction: %s.%s", type(getattr(event, "model", None)).__name__,
+                  getattr(event, "attr", getattr(event, "kind", "?")))
+        self.touch()
+
+    def _on_event(self, data):
+        name = getattr(data, "event_name", None)
+        if name is None and isinstance(data, dict):
+            name = data.get("name")
+        log.debug("client event: %s", name)
+        if name in INTERACTION_EVENTS:
+            self.touch()
+
+    # -- the check
+    def start(self):
+        """Begin checking (called from ``pn.state.onload``)."""
+        self.last = self.clock()
+        if self.callback is None:
+            self.callback = pn.state.add_periodic_callback(
+                self.check, period=int(self.check_every * 1000))
+
+    def stop(self):
+        if self.callback is not None:
+            self.callback.stop()
+            self.callback = None
+
+    def check(self):
+        idle = self.clock() - self.last
+        if idle >= 2 * self.timeout and not self.closed:
+            self.close_session()
+        elif idle >= self.timeout and not self.paused:
+            self.pause()
+
+    def _minutes(self, s):
+        return f"{s / 60:.3g} min" if s >= 60 else f"{s:.3g} s"
+
+    def pause(self):
+        self.paused = True
+        dash = self.dashboard
+        if dash is None:
+            return
+        st = dash.state
+        if st.playing:
+            st.pause()
+        st.notify(f"Paused after {self._minutes(self.timeout)} without interaction, to leave "
+                  f"the server to other visitors. Press ▶ Play to continue; idle sessions are "
+                  f"closed after another {self._minutes(self.timeout)}.", "warning")
+
+    def close_session(self):
+        """Tell the user, then drop the websocket: the session is reaped and its place freed."""
+        self.closed = True
+        self.stop()
+        dash = self.dashboard
+        if dash is not None:
+            st = dash.state
+            if st.playing:
+                st.pause()
+            st.notify("This session was closed after "
+                      f"{self._minutes(2 * self.timeout)} without interaction. Reload the page "
+                      "to start again.", "warning")
+        log.info("closing idle session %s", _session_id(self.doc))
+        # Bokeh has no public 'close this session' call; closing its websockets is the
+        # browser-equivalent of closing the tab (private attributes, guarded).
+        doc = self.doc
+
+        def drop():
+            ctx = getattr(doc, "session_context", None)
+            session = getattr(ctx, "_session", None)
+            for conn in list(getattr(session, "_subscribed_connections", ()) or ()):
+                sock = getattr(conn, "_socket", None)
+                if sock is not None:
+                    try:
+                        sock.close()
+                    except Exception:                          # noqa: BLE001
+                        log.exception("could not close an idle session's websocket")
+        # after this tick's messages (the notice above) are sent
+        if doc is not None:
+            doc.add_timeout_callback(drop, 1000)
+
+
+def guarded_app(factory, limiter=None, idle_timeout=None):
+    """Wrap ``factory`` (returning a session's layout) with the session cap and idle expiry.
+
+    ``limiter``: a :class:`SessionLimiter` (None: no cap). ``idle_timeout``: seconds (None or
+    0: sessions may idle forever).
+    """
+    def app():
+        doc = pn.state.curdoc
+        sid = _session_id(doc)
+        if limiter is not None and not limiter.try_acquire(sid):
+            log.warning("GLE Lab full (%d sessions): refused session %s",
+                        limiter.max_sessions, sid)
+            return full_page()
+        try:
+            layout = factory()
+        except Exception:
+            if limiter is not None:
+                limiter.release(sid)
+            raise
+        watch = None
+        if idle_timeout and doc is not None:
+            watch = IdleWatch(doc, idle_timeout, dashboard=getattr(layout, "dashboard", None))
+            pn.state.onload(watch.start)
+            layout.idle_watch = watch
+
+        def release(session_context):
+            if watch is not None:
+                watch.stop()
+            if limiter is not None:
+                limiter.release(sid)
+        pn.state.on_session_destroyed(release)
+        return layout
+    app.limiter = limiter
+    return app

@@ -1,0 +1,110 @@
+"""End-to-end: the served dashboard in headless Chromium (data read from the BokehJS document)."""
+from __future__ import annotations
+
+import math
+import time
+
+TRACES = """() => {
+  for (const m of Bokeh.documents[0].all_models) {
+    if (m.data && m.data.eps0 !== undefined) {
+      const t = m.data.t; return [t.length, t.length ? t[t.length - 1] : null];
+    }
+  }
+  return null;
+}"""
+SLIDER = """(title) => {
+  for (const m of Bokeh.documents[0].all_models)
+    if (m.title === title && m.start !== undefined && m.value !== undefined) return m.value;
+  return null;
+}"""
+TOGGLE = """() => {
+  for (const m of Bokeh.documents[0].all_models) if (m.type === 'Toggle') return m.active;
+}"""
+FIGURES = """() => [...Bokeh.documents[0].all_models]
+  .filter(m => m.type === 'Figure' || (m.title && m.title.text !== undefined && m.renderers))
+  .map(m => m.title.text)"""
+
+
+def traces(page):
+    return page.evaluate(TRACES)
+
+
+def wait_streaming(page, min_rows=20):
+    page.wait_for_function(TRACES.replace("return [t.length", "return t.length >= %d && [t.length"
+                                          % min_rows).replace("return null;\n}", "return false;\n}"))
+
+
+def phase(page, key):
+    return float(page.locator(f".gle-{key}-measured").get_attribute("data-phase"))
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
+def press(page, selector, key, times=1):
+    handle = page.locator(f"{selector} .noUi-handle")
+    handle.focus()
+    for _ in range(times):
+        page.keyboard.press(key)
+
+
+def test_page_loads_with_all_views(app_page):
+    page = app_page
+    wait_streaming(page)
+    titles = page.evaluate(FIGURES)
+    for want in ("Activity", "Errors", "Gain", "Phase", "Weights", "Time constants", "Loss"):
+        assert any(t.startswith(want) for t in titles), (want, titles)
+    assert page.locator(".gle-forward-analytic").get_attribute("data-phase") == "-0.688180"
+    assert page.locator(".gle-error-analytic").get_attribute("data-phase") == "0.688180"
+    n1, t1 = traces(page)
+    time.sleep(0.5)
+    n2, t2 = traces(page)
+    assert t2 > t1 and n2 >= n1                 # data keep streaming
+
+
+def test_tau_r_slider_flips_phase_readout(app_page):
+    page = app_page
+    wait_streaming(page)
+    press(page, ".gle-speed", "PageUp", 7)      # 4 → 20 a.u./s: settles within ~1 s
+    # before: τr = 0.1 < τm = 1 → rate lags, error leads (measured)
+    wait_until(lambda: phase(page, "forward") == phase(page, "forward"))
+    assert math.isclose(phase(page, "forward"), -0.688, abs_tol=5e-3)
+    assert math.isclose(phase(page, "error"), 0.688, abs_tol=5e-3)
+    press(page, ".gle-tau-r", "PageUp", 13)     # τr: 0.1 → 10^0.3 ≈ 2 (> τm)
+    page.wait_for_function(f"() => ({SLIDER})('τr prospective (a.u.)') > 0.25")
+    expect = math.atan(2.0) - math.atan(1.0)    # ≈ +0.32 rad: the rate now leads
+    wait_until(lambda: phase(page, "forward") > 0)
+    assert math.isclose(phase(page, "forward"), expect, abs_tol=0.01)
+    assert math.isclose(phase(page, "error"), -expect, abs_tol=0.01)
+    card = page.locator("#gle-forward")
+    assert "lead" in card.get_attribute("class")
+    assert "LEADS" in card.inner_text()
+    assert "LAGS" in page.locator("#gle-error").inner_text()
+
+
+def test_pause_play_reset(app_page):
+    page = app_page
+    wait_streaming(page, 50)
+    page.locator(".gle-play button").click()    # pause
+    page.wait_for_function(f"() => ({TOGGLE})() === false")
+    time.sleep(0.3)                              # frames already in flight arrive
+
+    def still():
+        a = traces(page)
+        time.sleep(0.6)
+        return traces(page) == a
+    wait_until(still, timeout=5)                 # paused: no new data (for 0.6 s)
+    n2, t2 = traces(page)
+    page.locator(".gle-play button").click()    # play
+    time.sleep(0.6)
+    n3, t3 = traces(page)
+    assert t3 > t2 + 0.5                         # resumed at ~4 a.u./s
+    page.locator(".gle-reset button").click()
+    n4, t4 = page.wait_for_function(TRACES.replace(
+        "return [t.length", "return t.length > 0 && t[t.length-1] < 1.0 && [t.length")
+    ).json_value()
+    assert t4 < 1.0 and n4 < n3                  # cleared and restarted from t = 0
