@@ -160,6 +160,8 @@ class Dashboard:
             wall = FRAME_MS / 1000
         self._last_tick = t0
         self.state.advance(wall_dt=wall, n_steps=n_steps)
+        # no pn.io.hold() here: holding converts the incremental streams into full-data
+        # updates (measured: 70 ms of server CPU per frame instead of ~5)
         self.render_frame()
         self.tick_seconds.append(time.perf_counter() - t0)
         if len(self.tick_seconds) > 1000:

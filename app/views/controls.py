@@ -8,8 +8,7 @@ import math
 import panel as pn
 from bokeh.models import CustomJSTickFormatter
 
-LOG_FORMAT = CustomJSTickFormatter(
-    code="const v = Math.pow(10, tick); return Number(v.toPrecision(3)).toString();")
+LOG_FORMAT_JS = "const v = Math.pow(10, tick); return Number(v.toPrecision(3)).toString();"
 
 
 def _round_sig(x, sig=3):
@@ -31,7 +30,9 @@ def log_slider(state, name, lo, hi, step=0.02, **kw):
     slider = pn.widgets.FloatSlider(
         name=p.label, start=start, end=end, step=step,
         value=min(max(math.log10(value), start), end),
-        format=LOG_FORMAT, **{"sizing_mode": "stretch_width", **kw})
+        # a formatter per slider: a Bokeh model may belong to one document (session) only
+        format=CustomJSTickFormatter(code=LOG_FORMAT_JS),
+        **{"sizing_mode": "stretch_width", **kw})
     slider.doc = p.doc
 
     def to_state(event):

@@ -59,7 +59,7 @@ class PhaseView:
         cls, word = _sign_word(measured if np.isfinite(measured) else analytic)
         ana_cls, ana_word = _sign_word(analytic)
         lead = (f"{measured / omega:+.3g} a.u." if np.isfinite(measured) and omega else "")
-        mval = "nan" if not np.isfinite(measured) else f"{measured:.6f}"
+        mval = "nan" if not np.isfinite(measured) else f"{measured:.4f}"
         return (f'<div class="gle-card {cls}" id="gle-{key}">'
                 f'<div class="gle-title">{title}</div>'
                 f'<div class="gle-big gle-{key}-measured" data-phase="{mval}">'
@@ -68,7 +68,7 @@ class PhaseView:
                 f'<span style="font-size:14px;font-weight:400">'
                 f'{"measured" if np.isfinite(measured) else "measuring…"}'
                 f'{" · " + lead if lead else ""}</span></div>'
-                f'<div class="gle-analytic gle-{key}-analytic" data-phase="{analytic:.6f}">'
+                f'<div class="gle-analytic gle-{key}-analytic" data-phase="{analytic:.4f}">'
                 f'analytic {_deg(analytic)} ({analytic:+.3f} rad) · {ana_word.lower()}</div>'
                 f'</div>')
 

@@ -90,7 +90,7 @@ def test_phase_readout_follows_tau_r_and_flips_sign(dash):
     assert ana == pytest.approx(math.atan(3) - math.atan(1), abs=5e-3)   # +0.46 rad
     assert ro.forward_phase == pytest.approx(ana, abs=2e-3)
     assert ro.error_phase == pytest.approx(-ana, abs=2e-3)
-    assert f'data-phase="{ro.forward_phase:.6f}"' in dash.phase.pane.object
+    assert f'data-phase="{ro.forward_phase:.4f}"' in dash.phase.pane.object
 
 
 def test_fourier_curves_follow_tau_and_show_measured_points(dash):
@@ -247,6 +247,8 @@ def test_single_step_advances_one_frame(dash):
 
 def test_sessions_are_independent():
     a, b = create_app(), create_app()
+    a.get_root(Document())
+    b.get_root(Document())                # no Bokeh model shared between documents
     da, db = a.dashboard, b.dashboard
     assert da.state is not db.state and da.state.sim is not db.state.sim
     da.state.tau_r = 2.0

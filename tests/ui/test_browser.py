@@ -58,8 +58,8 @@ def test_page_loads_with_all_views(app_page):
     titles = page.evaluate(FIGURES)
     for want in ("Activity", "Errors", "Gain", "Phase", "Weights", "Time constants", "Loss"):
         assert any(t.startswith(want) for t in titles), (want, titles)
-    assert page.locator(".gle-forward-analytic").get_attribute("data-phase") == "-0.688180"
-    assert page.locator(".gle-error-analytic").get_attribute("data-phase") == "0.688180"
+    assert page.locator(".gle-forward-analytic").get_attribute("data-phase") == "-0.6882"
+    assert page.locator(".gle-error-analytic").get_attribute("data-phase") == "0.6882"
     n1, t1 = traces(page)
     time.sleep(0.5)
     n2, t2 = traces(page)

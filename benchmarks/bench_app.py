@@ -1,0 +1,165 @@
+"""Dashboard performance (not a test).
+
+Run:  python benchmarks/bench_app.py [--seconds 10] [--no-browser]
+
+1. In-process: wall and CPU time of one frame (``Dashboard.tick``: simulate speed/30 a.u., stream
+   to the Bokeh models, periodic fits) with the layout attached to a Bokeh Document, for every
+   preset, learning on where the preset learns. Patch serialisation is included by collecting
+   the document's change events into PATCH-DOC messages as the server would.
+2. Real browser: ``panel serve app/main.py`` plus headless Debian Chromium. Reports frames
+   received per second (stream messages applied by BokehJS), server CPU per frame (from
+   /proc of the server process), CPU while paused, and slider-to-paint latency (a τr change in
+   the browser → the server recomputes the Fourier curves → the new data is painted: two
+   animation frames after the change arrives).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tests", "ui"))
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def in_process(frames=300):
+    from bokeh.document import Document
+    from bokeh.protocol import Protocol
+
+    from app.main import FRAME_MS, Dashboard
+    from app.presets import PRESETS
+
+    proto = Protocol()
+    print(f"In-process frame cost ({frames} frames of {FRAME_MS} ms simulated wall time each)")
+    print(f"{'preset':18s} {'steps/frame':>11s} {'median ms':>10s} {'p95 ms':>8s} "
+          f"{'CPU ms':>7s} {'patch kB':>9s}")
+    for name in PRESETS:
+        d = Dashboard(preset=name)
+        doc = Document()
+        doc.add_root(d.layout.get_root(doc))
+        events = []
+        doc.callbacks.on_change(lambda ev: events.append(ev))
+        wall, sizes = [], []
+        steps = max(1, round(d.state.speed * FRAME_MS / 1000 / d.state.net.dt))
+        c0 = time.process_time()
+        for _ in range(frames):
+            t0 = time.perf_counter()
+            d.tick(n_steps=steps)
+            if events:
+                msg = proto.create("PATCH-DOC", list(events))
+                sizes.append(len(msg.content_json) + sum(len(b[1]) if isinstance(b, tuple)
+                                                         else len(getattr(b, "data", b"")) for b in msg.buffers))
+                events.clear()
+            wall.append(time.perf_counter() - t0)
+        cpu = (time.process_time() - c0) / frames
+        wall.sort()
+        print(f"{name:18s} {steps:11d} {statistics.median(wall) * 1e3:10.2f} "
+              f"{wall[int(0.95 * len(wall))] * 1e3:8.2f} {cpu * 1e3:7.2f} "
+              f"{statistics.mean(sizes) / 1e3 if sizes else 0:9.1f}")
+
+
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+COUNT_FRAMES = """() => {
+  window.__frames = 0;
+  for (const m of Bokeh.documents[0].all_models)
+    if (m.data && m.data.eps0 !== undefined) m.streaming.connect(() => window.__frames++);
+}"""
+LATENCY = """async (value) => {
+  const doc = Bokeh.documents[0];
+  let slider = null, curves = null;
+  for (const m of doc.all_models) {
+    if (m.title === 'τr prospective (a.u.)' && m.start !== undefined) slider = m;
+    if (m.data && m.data.forward_gain !== undefined) curves = m;
+  }
+  const t0 = performance.now();
+  const painted = new Promise(resolve => {
+    const conn = () => { curves.change.disconnect(conn);
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now()))); };
+    curves.change.connect(conn);
+  });
+  slider.value = value;
+  return (await painted) - t0;
+}"""
+
+
+def browser(seconds=10.0, preset_learning=True):
+    from playwright.sync_api import sync_playwright
+
+    from conftest import PanelServer
+
+    srv = PanelServer()
+    pid = srv.proc.pid
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            page = b.new_page(viewport={"width": 1600, "height": 1000})
+            page.goto(srv.url)
+            page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && "
+                                   "Bokeh.documents[0].roots().length > 0")
+            time.sleep(2.0)
+            page.evaluate(COUNT_FRAMES)
+            c0, t0 = _cpu_seconds(pid), time.perf_counter()
+            time.sleep(seconds)
+            frames = page.evaluate("() => window.__frames")
+            c1, t1 = _cpu_seconds(pid), time.perf_counter()
+            fps = frames / (t1 - t0)
+            print(f"\nReal browser (phase_inversion preset, {seconds:.0f} s)")
+            print(f"  frames received by the browser: {fps:.1f} /s")
+            print(f"  server CPU: {(c1 - c0) / (t1 - t0) * 100:.1f} % of a core, "
+                  f"{(c1 - c0) / max(frames, 1) * 1e3:.2f} ms per frame (incl. websocket I/O)")
+            lat = []
+            for i in range(16):
+                value = -0.5 if i % 2 == 0 else 0.2   # τr 0.32 ↔ 1.6 (log10 slider)
+                lat.append(page.evaluate(LATENCY, value))
+                time.sleep(0.25)
+            lat.sort()
+            print(f"  slider → painted: median {statistics.median(lat):.0f} ms, "
+                  f"p90 {lat[int(0.9 * len(lat))]:.0f} ms (n = {len(lat)})")
+            # with learning on: chain preset
+            page.evaluate("""() => { for (const m of Bokeh.documents[0].all_models)
+                if (m.value === 'phase_inversion' && m.options) { m.value = 'chain'; } }""")
+            time.sleep(3.0)
+            page.evaluate(COUNT_FRAMES)
+            c0, t0 = _cpu_seconds(pid), time.perf_counter()
+            time.sleep(seconds)
+            frames = page.evaluate("() => window.__frames")
+            c1, t1 = _cpu_seconds(pid), time.perf_counter()
+            print(f"  chain preset, learning on (W, τm; batch 16): {frames / (t1 - t0):.1f} "
+                  f"frames/s, server {(c1 - c0) / max(frames, 1) * 1e3:.2f} ms CPU per frame")
+            # paused
+            page.locator(".gle-play button").click()
+            time.sleep(1.0)
+            c0, t0 = _cpu_seconds(pid), time.perf_counter()
+            time.sleep(5.0)
+            c1, t1 = _cpu_seconds(pid), time.perf_counter()
+            print(f"  paused: server CPU {(c1 - c0) / (t1 - t0) * 100:.2f} % of a core")
+            b.close()
+    finally:
+        srv.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--frames", type=int, default=300)
+    ap.add_argument("--no-browser", action="store_true")
+    args = ap.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    in_process(args.frames)
+    if not args.no_browser:
+        browser(args.seconds)
+
+
+if __name__ == "__main__":
+    main()
