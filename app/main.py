@@ -73,7 +73,7 @@ class Dashboard:
         self.alert = pn.pane.Alert(st.message, alert_type="info", visible=bool(st.message),
                                    sizing_mode="stretch_width", css_classes=["gle-alert"],
                                    margin=(2, 10))
-        self.alert_reset = pn.widgets.Button(name="⟲ Reset simulation", button_type="danger",
+        self.alert_reset = pn.widgets.Button(name="Reset simulation", button_type="danger",
                                              visible=False, width=180,
                                              css_classes=["gle-alert-reset"])
         self.alert_reset.on_click(lambda e: self.reset())
@@ -82,7 +82,7 @@ class Dashboard:
             pn.pane.HTML("<div class='gle-header'><span style='font-size:26px;"
                          "font-weight:700'>GLE Lab</span> <span style='color:#666;"
                          "font-size:14px'>Generalized Latent Equilibrium neurons, live"
-                         "</span></div>", margin=(8, 10), width=420),
+                         "</span></div>", margin=(8, 10), width=560),
             self.controls.playback_bar(), sizing_mode="stretch_width",
             styles={"border-bottom": "1px solid #ddd"})
         left = pn.Column(self.activity.panel, self.errors.panel, sizing_mode="stretch_width",

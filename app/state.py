@@ -39,7 +39,7 @@ MAX_STEPS_PER_FRAME = 2000
 #: the longest wall-clock gap (s) a frame catches up on
 MAX_FRAME_GAP = 0.1
 #: display points per neuron trace in the scrolling window
-DISPLAY_POINTS = 2000
+DISPLAY_POINTS = 1000
 #: whole periods used by the sliding-window phase fit
 FIT_PERIODS = 2
 #: a fit is trusted below this relative residual (phase readouts)

@@ -84,12 +84,13 @@ LATENCY = """async (value) => {
   }
   const t0 = performance.now();
   const painted = new Promise(resolve => {
-    const conn = () => { curves.change.disconnect(conn);
-      requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now()))); };
+    const conn = () => { curves.change.disconnect(conn); const arrived = performance.now();
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve([arrived, performance.now()]))); };
     curves.change.connect(conn);
   });
   slider.value = value;
-  return (await painted) - t0;
+  const [arrived, done] = await painted;
+  return [arrived - t0, done - t0];
 }"""
 
 
@@ -118,12 +119,15 @@ def browser(seconds=10.0, preset_learning=True):
             print(f"  frames received by the browser: {fps:.1f} /s")
             print(f"  server CPU: {(c1 - c0) / (t1 - t0) * 100:.1f} % of a core, "
                   f"{(c1 - c0) / max(frames, 1) * 1e3:.2f} ms per frame (incl. websocket I/O)")
-            lat = []
+            arr, lat = [], []
             for i in range(16):
                 value = -0.5 if i % 2 == 0 else 0.2   # τr 0.32 ↔ 1.6 (log10 slider)
-                lat.append(page.evaluate(LATENCY, value))
+                a, d = page.evaluate(LATENCY, value)
+                arr.append(a)
+                lat.append(d)
                 time.sleep(0.25)
             lat.sort()
+            print(f"  slider → new data in the browser: median {statistics.median(arr):.0f} ms")
             print(f"  slider → painted: median {statistics.median(lat):.0f} ms, "
                   f"p90 {lat[int(0.9 * len(lat))]:.0f} ms (n = {len(lat)})")
             # with learning on: chain preset

@@ -372,6 +372,8 @@ class LoadResult:
     server_cpu: float = float("nan")    # cores busy (CPU seconds per second)
     server_rss_mb: float = float("nan")
     server_rss_start_mb: float = float("nan")
+    server_ms_per_frame: float = float("nan")   # server CPU per delivered session-frame
+    loadavg: float = float("nan")               # 1-min load average at the end (contention)
     messages: list = field(default_factory=list)
 
     @property
@@ -386,11 +388,12 @@ class LoadResult:
         return (f"{self.sessions:>4} {self.ready:>5} {self.refused:>7} {self.failed + self.closed:>6} "
                 f"{self.errors:>6} {self.fps_median:>8.1f} {self.fps_min:>7.1f} "
                 f"{self.patches_per_s:>8.0f} {self.mbit_per_s:>7.2f} {self.server_cpu:>6.2f} "
-                f"{self.server_rss_mb:>7.0f} {max(self.connect_s or [float('nan')]):>8.2f}")
+                f"{self.server_ms_per_frame:>7.2f} {self.server_rss_mb:>7.0f} "
+                f"{max(self.connect_s or [float('nan')]):>8.2f} {self.loadavg:>5.1f}")
 
 
 HEADER = (" ses ready refused failed errors  fps_med fps_min patch/s  Mbit/s  cores "
-          "RSS_MB conn_max")
+          "ms/frame  RSS_MB conn_max  load")
 
 
 async def run_load(url, n, duration, warmup=3.0, ramp=0.05, server_pid=None, auth=None,
@@ -451,6 +454,13 @@ async def run_load(url, n, duration, warmup=3.0, ramp=0.05, server_pid=None, aut
         res.server_cpu = (cpu1 - cpu0[1]) / (t1 - cpu0[0])
         res.server_rss_mb = rss1 / 2**20
         res.server_rss_start_mb = (rss0 or 0) / 2**20
+        frames_per_s = sum(res.fps)
+        if frames_per_s > 0:
+            res.server_ms_per_frame = 1000 * res.server_cpu / frames_per_s
+    try:
+        res.loadavg = os.getloadavg()[0]
+    except OSError:
+        pass
     if keep_open:
         return res, tabs
     for t in tabs:

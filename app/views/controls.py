@@ -71,13 +71,13 @@ class ControlsView:
         dt = st.net.dt
         tau_max = st.cfg["ui"]["tau_max"]
         # --- playback bar
-        self.play = pn.widgets.Toggle(name="⏸ Pause" if st.playing else "▶ Play",
+        self.play = pn.widgets.Toggle(name="Pause" if st.playing else "Play",
                                       value=st.playing, button_type="primary", width=100,
                                       css_classes=["gle-play"])
-        self.step = pn.widgets.Button(name="⏭ Step", width=80, css_classes=["gle-step"],
+        self.step = pn.widgets.Button(name="Step", width=80, css_classes=["gle-step"],
                                       description="Advance by one frame (speed/30 a.u.); "
                                                   "useful while paused.")
-        self.reset = pn.widgets.Button(name="⟲ Reset", width=90, button_type="warning",
+        self.reset = pn.widgets.Button(name="Reset", width=90, button_type="warning",
                                        css_classes=["gle-reset"],
                                        description="Back to t = 0 with the current settings; "
                                                    "learned values are discarded.")
@@ -149,7 +149,7 @@ class ControlsView:
 
     def _on_playing(self, event):
         self.play.value = event.new
-        self.play.name = "⏸ Pause" if event.new else "▶ Play"
+        self.play.name = "Pause" if event.new else "Play"
 
     def playback_bar(self):
         return pn.Row(self.play, self.step, self.reset, with_tip(self.speed), self.clock,

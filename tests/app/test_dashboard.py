@@ -55,9 +55,10 @@ def test_tick_changes_streamed_data(dash):
     t1 = np.array(src.data["t"])
     r1 = np.array(src.data["r0"])
     dash.tick(n_steps=30)
-    assert len(src.data["t"]) == 60
+    k = dash.state.decimation
+    assert len(src.data["t"]) == 60 // k
     assert src.data["t"][-1] > t1[-1]
-    assert not np.allclose(src.data["r0"][-30:], r1[-30:])
+    assert not np.allclose(src.data["r0"][-(30 // k):], r1[-(30 // k):])
 
 
 def test_wall_clock_speed_and_rollover(dash):
@@ -147,7 +148,7 @@ def test_instability_pauses_with_message_and_reset_recovers(dash):
     dash.reset()
     assert not st.failed and st.sim.t == 0 and not dash.alert_reset.visible
     dash.tick(n_steps=20)
-    assert len(dash.traces.source.data["t"]) == 20
+    assert len(dash.traces.source.data["t"]) == 20 // st.decimation
 
 
 def test_learning_rate_divergence_names_parameter(dash):
@@ -168,7 +169,7 @@ def test_reset_clears_data_and_keeps_slider_settings(dash):
     st = dash.state
     st.tau_r = 2.0
     run_frames(dash, 5)
-    assert len(dash.traces.source.data["t"]) == 250
+    assert len(dash.traces.source.data["t"]) == 250 // st.decimation
     dash.reset()
     assert st.sim.t == 0.0
     assert len(dash.traces.source.data["t"]) == 1 or len(dash.traces.source.data["t"]) == 0
@@ -216,7 +217,7 @@ def test_live_controls_take_effect_without_restart(dash):
     assert st.sim.t == pytest.approx(t + 2.0)
     assert st.net.W[0][0, 0] != 2.0        # learning moved it
     assert st.net.gamma == 0.5 and st.net.beta == 2.0
-    x = dash.traces.source.data["x"][-200:]
+    x = dash.traces.source.data["x"][-(200 // st.decimation):]   # the 2 a.u. since the change
     assert np.max(np.abs(x)) == pytest.approx(0.5, abs=0.01)
     for wf in ("smoothed_square", "constant", "sum_of_sines", "sine"):
         st.waveform = wf

@@ -1,0 +1,139 @@
+"""Server capacity: frames/s per session for 1, 5, 10, 20, 40 concurrent sessions.
+
+Starts its own ``gle-lab`` server on 127.0.0.1 and a free port (no session cap, no idle
+timeout, fast reaping), runs :mod:`loadclient` at each level for ``--duration`` seconds and
+prints one row per level: sessions, ready/refused/failed, median and minimum frames/s per
+session, PATCH-DOC messages/s, received Mbit/s, server CPU (cores) and RSS. Then it stops the
+server. Target: 20 sessions at >= 15 frames/s each, no errors.
+
+    python benchmarks/bench_load.py                      # 1,5,10,20,40 × 20 s
+    python benchmarks/bench_load.py --levels 1,20 -d 10 --num-procs 2
+    python benchmarks/bench_load.py --echo-ranges        # clients echo the x range like BokehJS
+    python benchmarks/bench_load.py --url http://127.0.0.1:8080/gle-lab --server-pid PID
+
+Bounded: each level takes at most connect (60 s) + warmup + duration + 3 s.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from loadclient import HEADER, run_load  # noqa: E402
+
+TARGET_SESSIONS, TARGET_FPS = 20, 15.0
+
+
+class GleLabServer:
+    """``gle-lab`` (``python -m app.serve``) on 127.0.0.1 and a free port; log drained."""
+
+    def __init__(self, *extra, timeout=60.0):
+        cmd = [sys.executable, "-m", "app.serve", "--address", "127.0.0.1", "--port", "0",
+               *extra]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.log, self.url = [], None
+        ready = threading.Event()
+
+        def drain():
+            for line in self.proc.stdout:
+                self.log.append(line)
+                m = re.search(r"GLE Lab running at http://[^:]+:(\d+)/(\S+)", line)
+                if m and not ready.is_set():
+                    self.url = f"http://127.0.0.1:{m.group(1)}/{m.group(2)}"
+                    ready.set()
+            ready.set()
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(timeout) or self.url is None:
+            self.stop()
+            raise RuntimeError("gle-lab did not start:\n" + "".join(self.log[-30:]))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--levels", default="1,5,10,20,40", help="session counts (comma-separated)")
+    p.add_argument("-d", "--duration", type=float, default=20.0, help="measured s per level")
+    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--num-procs", type=int, default=1)
+    p.add_argument("--preset", default=None)
+    p.add_argument("--echo-ranges", action="store_true",
+                   help="clients send the x range back after every frame (as BokehJS does)")
+    p.add_argument("--url", default=None, help="measure a running server instead")
+    p.add_argument("--server-pid", type=int, default=None, help="its pid (for CPU/RSS)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON")
+    args = p.parse_args(argv)
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    if not levels or min(levels) < 1 or max(levels) > 200 or not 0 < args.duration <= 600:
+        sys.exit("bench_load: levels 1..200, duration 0..600 s")
+
+    server = None
+    if args.url:
+        url, pid = args.url, args.server_pid
+    else:
+        extra = ["--max-sessions", "0", "--idle-timeout", "0", "--num-procs",
+                 str(args.num_procs), "--unused-session-lifetime", "1000",
+                 "--check-unused-sessions", "1000"]
+        if args.preset:
+            extra += ["--preset", args.preset]
+        server = GleLabServer(*extra)
+        url, pid = server.url, server.pid
+    print(f"# {url}  num_procs={args.num_procs}  {args.duration:g} s per level"
+          f"{'  (clients echo ranges)' if args.echo_ranges else ''}; cpu_count={os.cpu_count()}")
+    print(HEADER + "  client_cpu")
+    rows = []
+    try:
+        for n in levels:
+            c0 = time.process_time()
+            w0 = time.monotonic()
+            res = asyncio.run(run_load(url, n, args.duration, warmup=args.warmup,
+                                       server_pid=pid, echo_ranges=args.echo_ranges))
+            client = (time.process_time() - c0) / (time.monotonic() - w0)
+            print(res.row() + f"  {client:9.2f}", flush=True)
+            for m in res.messages:
+                print("   !", m)
+            d = {k: v for k, v in res.__dict__.items()}
+            d.update(fps_median=res.fps_median, fps_min=res.fps_min, client_cpu=client)
+            rows.append(d)
+            time.sleep(3.0)          # closed sessions are reaped (lifetime 1 s)
+    finally:
+        if server is not None:
+            server.stop()
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1, default=float))
+    target = [r for r in rows if r["sessions"] == TARGET_SESSIONS]
+    if target:
+        r = target[0]
+        ok = r["fps_min"] >= TARGET_FPS and r["errors"] == 0 and r["failed"] == 0 and \
+            r["closed"] == 0 and r["ready"] == TARGET_SESSIONS
+        print(f"# target {TARGET_SESSIONS} sessions ≥ {TARGET_FPS:g} frames/s each, no errors: "
+              f"{'MET' if ok else 'MISSED'} (min {r['fps_min']:.1f}, median "
+              f"{r['fps_median']:.1f} frames/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
