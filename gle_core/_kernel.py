@@ -18,15 +18,21 @@ every network shape (numba compiles once per machine: ``cache=True``). A state b
 shape ``(2, N_VARS, batch * n_neurons)``: two copies used in turn (the step reads copy
 ``cur`` and writes copy ``1 - cur``), so a step whose result is not finite is simply not
 committed and the network keeps its last finite state. Within one variable, layer ℓ occupies
-``[batch * noff[ℓ], batch * noff[ℓ + 1])`` as a row-major ``(batch, n_ℓ)`` block.
+``[batch * noff[ℓ], batch * noff[ℓ + 1])`` as a neuron-major ``(n_ℓ, batch)`` block, so the
+elementwise loops run over the batch with unit stride and vectorize; layers with
+``n_ℓ n_{ℓ-1} batch ≥ _BLAS_MIN`` use BLAS (``np.dot``) for W r, Wᵀ e and e rᵀ.
 
 The Python driver :func:`run_steps` packs the simulator's current parameters, states and
 optimizer moments before every block of at most ``Simulator.chunk`` steps and writes them back
-after it, so the two backends can be swapped (and parameters changed) between calls.
+after it, so the two backends can be swapped (and parameters changed) between calls. The
+results equal the numpy path's up to rounding (libm instead of numpy's SIMD exp/tanh, other
+summation orders): ~1e-16 per step, which stays ≤ 1e-12 unless the run itself amplifies
+1-ulp perturbations (see tests/core/test_kernel.py).
 """
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
@@ -36,14 +42,13 @@ from .network import PARAMETER_KINDS, STATE_NAMES, GLENetwork
 from .optimizers import SGD, Adam, Momentum
 
 try:  # numba is optional: without it the simulator uses the numpy path
-    import numba
     from numba import njit
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised only without numba
-    numba = None
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "ACTIVATION_CODES", "Unsupported", "unsupported_reason", "run_steps", "warm_up"]
+__all__ = ["HAVE_NUMBA", "ACTIVATION_CODES", "Unsupported", "unsupported_reason", "run_steps",
+           "warm_up"]
 
 #: activation name -> code used in the kernel
 ACTIVATION_CODES = {"linear": 0, "tanh": 1, "sigmoid": 2, "softplus": 3, "relu": 4,
@@ -52,7 +57,7 @@ _KIND_CODES = {k: i for i, k in enumerate(PARAMETER_KINDS)}   # W, b, tau_m, tau
 _OPT_CODES = {SGD: 0, Momentum: 1, Adam: 2}
 
 # state variables of the packed buffer: STATE_NAMES in order, then the error arriving from
-# above (the feedback W_{ℓ+1}ᵀ e_{ℓ+1} for hidden layers, the output drive g for the last one)
+# above (the feedback W_{ℓ+1}ᵀ e_{ℓ+1} for hidden layers, the output drive g for the output)
 _U, _UD, _UH, _R, _RP, _EPS, _V, _E, _D = range(9)
 N_VARS = 9
 # probe slots: RECORDABLE order = t, input, output, target, loss, STATE_NAMES, PARAMETER_KINDS
@@ -60,34 +65,33 @@ _N_PROBES = 5 + len(STATE_NAMES) + len(PARAMETER_KINDS)
 # kernel status codes
 _OK, _BAD_STUDENT, _BAD_TEACHER, _BAD_LOSS, _BAD_UPDATE, _UNBOUNDED = range(6)
 _LOG2 = math.log(2.0)          # numpy's NPY_LOGE2 as a double
-
-
-def _njit(*args, **kw):
-    return njit(*args, cache=True, **kw) if HAVE_NUMBA else (lambda f: f)
+#: layers with n_out * n_in * batch at least this use BLAS (np.dot) for their products
+_BLAS_MIN = 4096
 
 
 # ---------------------------------------------------------------------------------- kernel
 if HAVE_NUMBA:
 
     @njit(cache=True, error_model="numpy")
-    def _activate(act, src, dst_r, dst_rp, lo, hi):
-        """r = φ(ŭ), r′ = φ′(ŭ) on src[lo:hi], exactly as gle_core.activations (libm)."""
+    def _activate(act, src, dst_r, dst_rp):
+        """r = φ(ŭ), r′ = φ′(ŭ) elementwise, as gle_core.activations (libm)."""
+        hi = src.shape[0]
         if act == 0:                                    # linear
-            for q in range(lo, hi):
+            for q in range(hi):
                 dst_r[q] = src[q]
                 dst_rp[q] = 1.0
         elif act == 1:                                  # tanh
-            for q in range(lo, hi):
+            for q in range(hi):
                 t = math.tanh(src[q])
                 dst_r[q] = t
                 dst_rp[q] = 1.0 - t * t
         elif act == 2:                                  # sigmoid = scipy expit
-            for q in range(lo, hi):
+            for q in range(hi):
                 s = 1.0 / (1.0 + math.exp(-src[q]))
                 dst_r[q] = s
                 dst_rp[q] = s * (1.0 - s)
         elif act == 3:                                  # softplus = np.logaddexp(0, x)
-            for q in range(lo, hi):
+            for q in range(hi):
                 x = src[q]
                 # numpy: x > 0: x + log1p(exp(-x)); x < 0: log1p(exp(x)); x = 0: log 2 --
                 # all equal to max(x, 0) + log1p(exp(-|x|)) bit for bit. φ′ = expit(x) =
@@ -96,19 +100,19 @@ if HAVE_NUMBA:
                 dst_r[q] = (x if x > 0.0 else 0.0) + math.log1p(z)
                 dst_rp[q] = 1.0 / (1.0 + (z if x > 0.0 else 1.0 / z))
         elif act == 4:                                  # relu = np.maximum(x, 0)
-            for q in range(lo, hi):
+            for q in range(hi):
                 x = src[q]
                 dst_r[q] = x if (x >= 0.0 or x != x) else 0.0
                 dst_rp[q] = 1.0 if x > 0.0 else 0.0
         elif act == 5:                                  # hard_sigmoid: relu6(x + 3) / 6
-            for q in range(lo, hi):
+            for q in range(hi):
                 x = src[q]
                 h = x / 6.0 + 0.5
                 h = 0.0 if h < 0.0 else h
                 dst_r[q] = 1.0 if h > 1.0 else h
                 dst_rp[q] = (1.0 if (x > -3.0 and x < 3.0) else 0.0) / 6.0
         else:                                           # hard_tanh
-            for q in range(lo, hi):
+            for q in range(hi):
                 x = src[q]
                 h = -1.0 if x < -1.0 else x
                 dst_r[q] = 1.0 if h > 1.0 else h
@@ -120,7 +124,10 @@ if HAVE_NUMBA:
         """One Euler step of a network (spec §3 steps 1-7): reads S[cur], writes S[1 - cur].
 
         ``x`` is the flat neuron-major (n_in, batch) input, ``y[ybase:]`` the (n_out, batch)
-        target. Returns True if every new value is finite.
+        target; ``sbuf`` a scratch of at least 3 max(n_ℓ) batch. Returns True if every new
+        value is finite. (The elementwise loops index whole-layer views from 0, so numba
+        compiles them without negative-index checks and they vectorize; per-row views would
+        cost a reference count each.)
         """
         L = sizes.shape[0] - 1
         N = noff[L]
@@ -132,203 +139,210 @@ if HAVE_NUMBA:
         Dn = S[nxt, _D]
         bad = False
         # output drive g = β ∂(-C)/∂r from the old output rate and the target
+        Ro = Rc[ob:ob + nout * B]
+        Go = Dn[ob:ob + nout * B]
         if not has_y:
-            for q in range(B * nout):
-                Dn[ob + q] = 0.0
-        elif not ce:
-            for q in range(B * nout):
-                Dn[ob + q] = beta * (y[ybase + q] - Rc[ob + q])
-        else:                                           # β (onehot - softmax(r))
-            for b in range(B):
-                mx = Rc[ob + b]
-                for i in range(1, nout):
-                    if Rc[ob + i * B + b] > mx:
-                        mx = Rc[ob + i * B + b]
-                tot = 0.0
-                for i in range(nout):
-                    ex = math.exp(Rc[ob + i * B + b] - mx)
-                    Dn[ob + i * B + b] = ex
-                    tot += ex
-                for i in range(nout):
-                    q = i * B + b
-                    Dn[ob + q] = beta * (y[ybase + q] - Dn[ob + q] / tot)
-        for q in range(B * nout):
-            bad |= Dn[ob + q] - Dn[ob + q] != 0.0
+            for q in range(nout * B):
+                Go[q] = 0.0
+        else:
+            Yo = y[ybase:ybase + nout * B]
+            if not ce:
+                for q in range(nout * B):
+                    Go[q] = beta * (Yo[q] - Ro[q])
+            else:                                       # β (onehot - softmax(r))
+                for b in range(B):
+                    mx = Ro[b]
+                    for i in range(1, nout):
+                        if Ro[i * B + b] > mx:
+                            mx = Ro[i * B + b]
+                    tot = 0.0
+                    for i in range(nout):
+                        ex = math.exp(Ro[i * B + b] - mx)
+                        Go[i * B + b] = ex
+                        tot += ex
+                    for i in range(nout):
+                        Go[i * B + b] = beta * (Yo[i * B + b] - Go[i * B + b] / tot)
+            for q in range(nout * B):
+                bad |= Go[q] - Go[q] != 0.0
 
-        Uc, RPc, Vc, Dc = S[cur, _U], S[cur, _RP], S[cur, _V], S[cur, _D]
-        Un, UDn, UHn, Rn, RPn = S[nxt, _U], S[nxt, _UD], S[nxt, _UH], S[nxt, _R], S[nxt, _RP]
-        EPSn, Vn, En = S[nxt, _EPS], S[nxt, _V], S[nxt, _E]
         for l in range(L):
             n = sizes[l + 1]
             m = sizes[l]
-            base = B * noff[l]
-            wo = woff[l]
+            lo = B * noff[l]
+            hi = lo + n * B
             if l == 0:
-                rin = x
-                rbase = 0
+                Rin = x[:m * B]
             else:
-                rin = Rc
-                rbase = B * noff[l - 1]
-            Din = Dn if l == L - 1 else Dc
-            for i in range(n):
-                # step 2: s = W r_{ℓ-1,old} + b (row i of W times the (m, batch) rates)
-                for b in range(B):
-                    sbuf[b] = 0.0
-                for jj in range(m):
-                    w = P[wo + i * m + jj]
-                    ro = rbase + jj * B
-                    for b in range(B):
-                        sbuf[b] += w * rin[ro + b]
-                bi = P[nW + noff[l] + i]
-                tm = P[nW + N + noff[l] + i]
-                tr = P[nW + 2 * N + noff[l] + i]
-                o = base + i * B
-                if gle:
-                    for b in range(B):
-                        idx = o + b
-                        eps = RPc[idx] * Din[idx]                      # step 1
-                        v = Vc[idx]
-                        vdot = (eps - v) / tr                          # step 3
-                        vn = v + dt * vdot
-                        e = v + tm * vdot
-                        u = Uc[idx]
-                        ud = ((sbuf[b] + bi) + gamma * e - u) / tm     # step 4
-                        uh = u + tr * ud
-                        un = u + dt * ud
-                        Un[idx] = un
-                        UDn[idx] = ud
-                        UHn[idx] = uh
-                        EPSn[idx] = eps
-                        Vn[idx] = vn
-                        En[idx] = e
-                        bad |= ((un - un) + (uh - uh) + (vn - vn) + (e - e)) != 0.0
-                else:
-                    for b in range(B):
-                        idx = o + b
-                        eps = RPc[idx] * Din[idx]
-                        u = Uc[idx]
-                        ud = ((sbuf[b] + bi) + gamma * eps - u) / tm
-                        uh = u + tr * ud
-                        un = u + dt * ud
-                        Un[idx] = un
-                        UDn[idx] = ud
-                        UHn[idx] = uh
-                        EPSn[idx] = eps
-                        Vn[idx] = eps
-                        En[idx] = eps
-                        bad |= ((un - un) + (uh - uh) + (eps - eps)) != 0.0
-            _activate(acts[l], UHn, Rn, RPn, base, base + n * B)      # step 7
-            if l > 0:                                                  # step 6: W_ℓᵀ e_ℓ
-                fbase = B * noff[l - 1]
-                for jj in range(m):
-                    fo = fbase + jj * B
-                    for b in range(B):
-                        Dn[fo + b] = 0.0
-                    for i in range(n):
-                        w = P[wo + i * m + jj]
-                        eo = base + i * B
+                Rin = Rc[B * noff[l - 1]:lo]
+            Din = Dn[lo:hi] if l == L - 1 else S[cur, _D, lo:hi]
+            RPc = S[cur, _RP, lo:hi]
+            Vc = S[cur, _V, lo:hi]
+            Uc = S[cur, _U, lo:hi]
+            Un = S[nxt, _U, lo:hi]
+            UDn = S[nxt, _UD, lo:hi]
+            UHn = S[nxt, _UH, lo:hi]
+            EPSn = S[nxt, _EPS, lo:hi]
+            Vn = S[nxt, _V, lo:hi]
+            En = S[nxt, _E, lo:hi]
+            Wl = P[woff[l]:woff[l + 1]]
+            bl = P[nW + noff[l]:nW + noff[l + 1]]
+            tml = P[nW + N + noff[l]:nW + N + noff[l + 1]]
+            trl = P[nW + 2 * N + noff[l]:nW + 2 * N + noff[l + 1]]
+            nB = n * B
+            big = n * m * B >= _BLAS_MIN
+            # step 2: s = W r_{ℓ-1,old} + b, as (n, batch) in sbuf[:nB]
+            Sl = sbuf[:nB]
+            if big:
+                np.dot(Wl.reshape((n, m)), Rin.reshape((m, B)), Sl.reshape((n, B)))
+            else:
+                for q in range(nB):
+                    Sl[q] = 0.0
+                for i in range(n):
+                    for jj in range(m):
+                        w = Wl[i * m + jj]
                         for b in range(B):
-                            Dn[fo + b] += w * En[eo + b]
-                    for b in range(B):
-                        bad |= Dn[fo + b] - Dn[fo + b] != 0.0
-        # ud, r, r′ are finite when ŭ, u_new, e, v_new are (all activations are finite),
-        # except for an overflow of ud itself, which makes u_new infinite
+                            Sl[i * B + b] += w * Rin[jj * B + b]
+            # per-element copies of b, τm, τr, so that the update below is one flat loop
+            TM = sbuf[nB:2 * nB]
+            TR = sbuf[2 * nB:3 * nB]
+            for i in range(n):
+                bi = bl[i]
+                tm = tml[i]
+                tr = trl[i]
+                for b in range(B):
+                    Sl[i * B + b] += bi
+                    TM[i * B + b] = tm
+                    TR[i * B + b] = tr
+            if gle:
+                for q in range(nB):
+                    eps = RPc[q] * Din[q]                              # step 1
+                    v = Vc[q]
+                    tr = TR[q]
+                    tm = TM[q]
+                    vdot = (eps - v) / tr                              # step 3
+                    vn = v + dt * vdot
+                    e = v + tm * vdot
+                    u = Uc[q]
+                    ud = (Sl[q] + gamma * e - u) / tm                  # step 4
+                    uh = u + tr * ud
+                    un = u + dt * ud
+                    Un[q] = un
+                    UDn[q] = ud
+                    UHn[q] = uh
+                    EPSn[q] = eps
+                    Vn[q] = vn
+                    En[q] = e
+                    bad |= ((un - un) + (uh - uh) + (vn - vn) + (e - e)) != 0.0
+            else:                                                      # IE: v = e = ε
+                for q in range(nB):
+                    eps = RPc[q] * Din[q]
+                    u = Uc[q]
+                    ud = (Sl[q] + gamma * eps - u) / TM[q]
+                    uh = u + TR[q] * ud
+                    un = u + dt * ud
+                    Un[q] = un
+                    UDn[q] = ud
+                    UHn[q] = uh
+                    EPSn[q] = eps
+                    Vn[q] = eps
+                    En[q] = eps
+                    bad |= ((un - un) + (uh - uh) + (eps - eps)) != 0.0
+            _activate(acts[l], UHn, S[nxt, _R, lo:hi], S[nxt, _RP, lo:hi])    # step 7
+            if l > 0:                                                  # step 6: W_ℓᵀ e_ℓ
+                Fb = Dn[B * noff[l - 1]:lo]
+                if big:
+                    np.dot(Wl.reshape((n, m)).T, En.reshape((n, B)), Fb.reshape((m, B)))
+                else:
+                    for q in range(m * B):
+                        Fb[q] = 0.0
+                    for jj in range(m):
+                        for i in range(n):
+                            w = Wl[i * m + jj]
+                            for b in range(B):
+                                Fb[jj * B + b] += w * En[i * B + b]
+                for q in range(m * B):
+                    bad |= Fb[q] - Fb[q] != 0.0
+        # u̇, r, r′ are finite when ŭ, u_new, e, v_new are (all φ, φ′ are finite on finite
+        # input; an overflowing u̇ makes u_new infinite)
         return not bad
 
     @njit(cache=True, error_model="numpy")
     def _loss(R, ob, y, ybase, B, nout, ce):
         """Per-step cost of the old output R[ob:] against y[ybase:] (GLENetwork.loss_value)."""
+        Ro = R[ob:ob + nout * B]
+        Yo = y[ybase:ybase + nout * B]
         if not ce:
             acc = 0.0
-            for q in range(B * nout):
-                d = y[ybase + q] - R[ob + q]
+            for q in range(nout * B):
+                d = Yo[q] - Ro[q]
                 acc += d * d
             return acc / (B * nout)
         tot = 0.0
         for b in range(B):
-            mx = R[ob + b]
+            mx = Ro[b]
             for i in range(1, nout):
-                if R[ob + i * B + b] > mx:
-                    mx = R[ob + i * B + b]
+                if Ro[i * B + b] > mx:
+                    mx = Ro[i * B + b]
             se = 0.0
             for i in range(nout):
-                se += math.exp(R[ob + i * B + b] - mx)
+                se += math.exp(Ro[i * B + b] - mx)
             lse = math.log(se)
             row = 0.0
             for i in range(nout):
-                row += y[ybase + i * B + b] * ((R[ob + i * B + b] - mx) - lse)
+                row += Yo[i * B + b] * ((Ro[i * B + b] - mx) - lse)
             tot += row
         return -(tot / B)
 
-    @njit(cache=True, error_model="numpy", inline="always")
-    def _dot(a, ao, c, co, B):
-        """Σ_b a[ao + b] c[co + b] with four partial sums (vectorizable)."""
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        q = 0
-        while q + 4 <= B:
-            s0 += a[ao + q] * c[co + q]
-            s1 += a[ao + q + 1] * c[co + q + 1]
-            s2 += a[ao + q + 2] * c[co + q + 2]
-            s3 += a[ao + q + 3] * c[co + q + 3]
-            q += 4
-        while q < B:
-            s0 += a[ao + q] * c[co + q]
-            q += 1
-        return (s0 + s1) + (s2 + s3)
-
-    @njit(cache=True, error_model="numpy", inline="always")
-    def _sum(a, ao, B):
-        """Σ_b a[ao + b], summed in order like numpy's mean over the batch axis."""
-        s = 0.0
-        for q in range(B):
-            s += a[ao + q]
-        return s
-
     @njit(cache=True, error_model="numpy")
-    def _gradient(kind, l, sizes, noff, S, cur, x, B, G, gbase):
+    def _gradient(kind, l, sizes, noff, S, cur, x, B, G):
         """∂E/∂θ of (kind, layer l) from the step just computed into S[1 - cur] (spec §3.5),
-        written to G[gbase:]; the presynaptic rates are the old ones (S[cur]) or the input.
-        Returns the number of elements."""
+        written to G (a view of that parameter's size); the presynaptic rates are the old
+        ones (S[cur]) or the input."""
         nxt = 1 - cur
         n = sizes[l + 1]
-        base = B * noff[l]
-        En = S[nxt, _E]
+        lo = B * noff[l]
+        hi = lo + n * B
+        En = S[nxt, _E, lo:hi]
         if kind == 0:                                  # -⟨e r_{ℓ-1}ᵀ⟩
             m = sizes[l]
             if l == 0:
-                pre = x
-                pb = 0
+                Pre = x[:m * B]
             else:
-                pre = S[cur, _R]
-                pb = B * noff[l - 1]
-            for i in range(n):
-                for jj in range(m):
-                    G[gbase + i * m + jj] = -_dot(En, base + i * B, pre, pb + jj * B, B) / B
-            return n * m
+                Pre = S[cur, _R, B * noff[l - 1]:lo]
+            if n * m * B >= _BLAS_MIN:
+                np.dot(En.reshape((n, B)), Pre.reshape((m, B)).T, G.reshape((n, m)))
+            else:
+                for i in range(n):
+                    for jj in range(m):
+                        s0 = 0.0
+                        for b in range(B):
+                            s0 += En[i * B + b] * Pre[jj * B + b]
+                        G[i * m + jj] = s0
+            for q in range(n * m):
+                G[q] = -G[q] / B
+            return
+        # batch means summed in order, like numpy's mean over axis 0
         if kind == 1:                                  # -⟨e⟩
             for i in range(n):
-                G[gbase + i] = -(_sum(En, base + i * B, B) / B)
-            return n
-        UDn = S[nxt, _UD]
-        if kind == 2:                                  # ⟨e ⊙ u̇⟩
-            for i in range(n):
-                o = base + i * B
                 s = 0.0
                 for b in range(B):
-                    s += En[o + b] * UDn[o + b]
-                G[gbase + i] = s / B
-            return n
-        EPSn = S[nxt, _EPS]                            # -⟨ε ⊙ u̇⟩
+                    s += En[i * B + b]
+                G[i] = -(s / B)
+            return
+        UDn = S[nxt, _UD, lo:hi]
+        if kind == 2:                                  # ⟨e ⊙ u̇⟩
+            for i in range(n):
+                s = 0.0
+                for b in range(B):
+                    s += En[i * B + b] * UDn[i * B + b]
+                G[i] = s / B
+            return
+        EPSn = S[nxt, _EPS, lo:hi]                     # -⟨ε ⊙ u̇⟩
         for i in range(n):
-            o = base + i * B
             s = 0.0
             for b in range(B):
-                s += EPSn[o + b] * UDn[o + b]
-            G[gbase + i] = -(s / B)
-        return n
+                s += EPSn[i * B + b] * UDn[i * B + b]
+            G[i] = -(s / B)
 
     @njit(cache=True, error_model="numpy")
     def _param_offset(kind, l, noff, woff):
@@ -423,27 +437,35 @@ if HAVE_NUMBA:
                         continue
                     l = a_layer[a]
                     po = _param_offset(kind, l, noff, woff)
-                    size = _gradient(kind, l, sizes, noff, S, cur, xk, B, G, po)
+                    size = sizes[l + 1] * sizes[l] if kind == 0 else sizes[l + 1]
+                    Gv = G[po:po + size]
+                    _gradient(kind, l, sizes, noff, S, cur, xk, B, Gv)
+                    Pv = P[po:po + size]
                     sl = a_slot[a]
                     so = slot_off[sl]
+                    Mv = M[so:so + size]
+                    Vv = V[so:so + size]
                     cnt = slot_count[sl] + 1
                     c1 = 1.0 - b1 ** float(cnt)
                     c2 = 1.0 - b2 ** float(cnt)
                     bad = False
-                    for q in range(size):
-                        g = G[po + q]
-                        p = P[po + q]
-                        if opt_code == 0:
-                            pn = p - lr * g
+                    if opt_code == 0:
+                        for q in range(size):
+                            pn = Pv[q] - lr * Gv[q]
                             bad |= pn - pn != 0.0
-                        elif opt_code == 1:
-                            mm = M[so + q] * mu + g if slot_init[sl] else g
-                            pn = p - lr * mm
+                    elif opt_code == 1:
+                        init = slot_init[sl] != 0
+                        for q in range(size):
+                            mm = Mv[q] * mu + Gv[q] if init else Gv[q]
+                            pn = Pv[q] - lr * mm
                             bad |= ((pn - pn) + (mm - mm)) != 0.0
-                        else:
-                            mm = M[so + q] * b1 + (1.0 - b1) * g
-                            vv = V[so + q] * b2 + (1.0 - b2) * g * g
-                            pn = p - (lr / c1) * mm / (math.sqrt(vv / c2) + oeps)
+                    else:
+                        step = lr / c1
+                        for q in range(size):
+                            g = Gv[q]
+                            mm = Mv[q] * b1 + (1.0 - b1) * g
+                            vv = Vv[q] * b2 + (1.0 - b2) * g * g
+                            pn = Pv[q] - step * mm / (math.sqrt(vv / c2) + oeps)
                             bad |= ((pn - pn) + (mm - mm) + (vv - vv)) != 0.0
                     if bad:
                         bad_a = a
@@ -472,33 +494,37 @@ if HAVE_NUMBA:
                     l = a_layer[a]
                     po = _param_offset(kind, l, noff, woff)
                     size = sizes[l + 1] * sizes[l] if kind == 0 else sizes[l + 1]
+                    Gv = G[po:po + size]
+                    Pv = P[po:po + size]
                     sl = a_slot[a]
                     so = slot_off[sl]
+                    Mv = M[so:so + size]
+                    Vv = V[so:so + size]
                     slot_count[sl] += 1
                     cnt = slot_count[sl]
                     if opt_code == 0:
                         for q in range(size):
-                            P[po + q] -= lr * G[po + q]
+                            Pv[q] -= lr * Gv[q]
                     elif opt_code == 1:
                         if slot_init[sl]:
                             for q in range(size):
-                                M[so + q] = M[so + q] * mu + G[po + q]
+                                Mv[q] = Mv[q] * mu + Gv[q]
                         else:
                             for q in range(size):
-                                M[so + q] = G[po + q]
+                                Mv[q] = Gv[q]
                         for q in range(size):
-                            P[po + q] -= lr * M[so + q]
+                            Pv[q] -= lr * Mv[q]
                     else:
                         c1 = 1.0 - b1 ** float(cnt)
                         c2 = 1.0 - b2 ** float(cnt)
                         step = lr / c1
                         for q in range(size):
-                            g = G[po + q]
-                            mm = M[so + q] * b1 + (1.0 - b1) * g
-                            vv = V[so + q] * b2 + (1.0 - b2) * g * g
-                            M[so + q] = mm
-                            V[so + q] = vv
-                            P[po + q] -= step * mm / (math.sqrt(vv / c2) + oeps)
+                            g = Gv[q]
+                            mm = Mv[q] * b1 + (1.0 - b1) * g
+                            vv = Vv[q] * b2 + (1.0 - b2) * g * g
+                            Mv[q] = mm
+                            Vv[q] = vv
+                            Pv[q] -= step * mm / (math.sqrt(vv / c2) + oeps)
                     slot_init[sl] = 1
                     if kind >= 2:
                         tau_changed = True
@@ -714,21 +740,27 @@ def _name_bad_state(packed, nxt, t, detail):
 class _Blocks:
     """Stimulus blocks for the kernel, as Simulator._inputs_at samples them (``chunk`` steps
     from the first step outside the current block), converted once per block to the kernel's
-    neuron-major layout. While the kernel runs one block, the next one is sampled in a
-    background thread when the stimulus is one of the pure built-in ones (sampling the
-    smoothed square wave costs about as much as simulating the chain)."""
+    neuron-major layout.
+
+    When sampling is slow (the smoothed square wave of the chain protocol costs about as much
+    as simulating it) and the stimulus is one of the pure built-in ones, the next block is
+    sampled in a background thread while the kernel (which releases the GIL) runs.
+    """
 
     _executor = None
+    SLOW = 1e-3          # seconds per block above which sampling is worth a thread
 
     def __init__(self, sim, prefetch=True):
         from . import inputs
         self.sim = sim
         pure = (inputs.Sine, inputs.SumOfSines, inputs.SmoothedSquare, inputs.Constant,
                 inputs.ArrayInput)
-        self.prefetch = prefetch and type(sim.stimulus) in pure and \
+        self.can_prefetch = prefetch and type(sim.stimulus) in pure and \
             (sim.target is None or type(sim.target) in pure)
+        self.slow = False
         self.pending = None          # (start, future)
         self.converted = None        # (block_x object, X, Y or None)
+        self.next_start = None
 
     @staticmethod
     def _sample(stimulus, target, k, chunk, dt):
@@ -748,8 +780,12 @@ class _Blocks:
                 bx = None
             if bx is not None:
                 sim._block_start, sim._block_x, sim._block_y = k0, bx, by
+                inside = True
         self.pending = None
-        sim._inputs_at(k0)           # no-op if the block covers k0, else samples it
+        if not inside:
+            t0 = time.perf_counter()
+            sim._inputs_at(k0)       # samples the block starting at k0
+            self.slow = time.perf_counter() - t0 > self.SLOW
         bx, by = sim._block_x, sim._block_y
         if self.converted is None or self.converted[0] is not bx:
             X = np.array(np.swapaxes(bx, 1, 2), dtype=float, order="C").reshape(len(bx), -1)
@@ -759,15 +795,22 @@ class _Blocks:
             self.converted = (bx, X, Y)
         i0 = k0 - sim._block_start
         m = min(left, len(bx) - i0)
-        nxt = sim._block_start + len(bx)
-        if self.prefetch and left > m:
-            if _Blocks._executor is None:
-                import concurrent.futures
-                _Blocks._executor = concurrent.futures.ThreadPoolExecutor(
-                    1, thread_name_prefix="gle-prefetch")
-            self.pending = (nxt, _Blocks._executor.submit(
-                self._sample, sim.stimulus, sim.target, nxt, sim.chunk, sim.network.dt))
+        # the block after this one, if this call will need it
+        self.next_start = sim._block_start + len(bx) if left > m else None
         return i0, m, self.converted[1], self.converted[2]
+
+    def prefetch_next(self):
+        """Start sampling the next block in the background (if slow and needed)."""
+        if not (self.can_prefetch and self.slow and self.next_start is not None):
+            return
+        if _Blocks._executor is None:
+            import concurrent.futures
+            _Blocks._executor = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="gle-prefetch")
+        sim = self.sim
+        self.pending = (self.next_start, _Blocks._executor.submit(
+            self._sample, sim.stimulus, sim.target, self.next_start, sim.chunk,
+            sim.network.dt))
 
     def close(self):
         if self.pending is not None:
@@ -859,7 +902,8 @@ def _run_blocks(sim, n, progress, blocks):
     L = net.n_layers
     left = n
     done_since_report = 0
-    sbuf = np.empty(B)
+    sbuf = np.empty(3 * B * max(net.layer_sizes[1:]
+                                + (teacher.layer_sizes[1:] if teacher else [])))
     res = np.zeros(6, np.int64)
     limit = float(_sim_mod.DIVERGENCE_LIMIT)
     while left > 0:
@@ -884,6 +928,7 @@ def _run_blocks(sim, n, progress, blocks):
         G = np.empty(sp.P.shape[0])
         scal = np.array([sim._loss_acc, float(sim._loss_n), sim.last_loss])
         probes, rec_on, totals = _probe_views(sim)
+        blocks.prefetch_next()
         _run(m, k0, X, Y, has_Y,
              sp.sizes, sp.acts, sp.noff, sp.woff, sp.P, sp.S, 0, net.gamma, net.beta,
              net.loss == "cross_entropy", net.error_mode == "gle", net.tau_floor,
@@ -940,8 +985,6 @@ def _run_blocks(sim, n, progress, blocks):
 
 def warm_up():
     """Compile (or load from the on-disk cache) the kernel; returns the seconds it took."""
-    import time
-
     from . import inputs
     from .simulator import Simulator
     t0 = time.perf_counter()

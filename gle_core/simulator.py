@@ -65,9 +65,9 @@ class Simulator:
         Passed to the optimizer (``momentum=0.9``, ``betas=(0.9, 0.999)``).
     backend : {"auto", "numpy", "numba"}
         How :meth:`run_steps` computes: ``"numpy"`` is the reference implementation,
-        ``"numba"`` the compiled kernel of :mod:`gle_core._kernel` (same results to rounding,
-        ~100x faster on small networks), ``"auto"`` uses numba when it is installed and the
-        configuration is supported. May be changed between calls.
+        ``"numba"`` the compiled kernel of :mod:`gle_core._kernel` (the same results up to
+        rounding, 10-50x faster on small networks), ``"auto"`` uses numba when it is
+        installed and the configuration is supported. May be changed between calls.
     """
 
     chunk = 512  # steps sampled from the stimulus at once

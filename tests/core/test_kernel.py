@@ -13,7 +13,8 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
-from gle_core import GLENetwork, GLEParameterError, SimulationDiverged, Simulator, inputs  # noqa: E402
+from gle_core import (GLENetwork, GLEParameterError, SimulationDiverged,  # noqa: E402
+                      Simulator, inputs)
 from gle_core import _kernel  # noqa: E402
 from gle_core.network import PARAMETER_KINDS, STATE_NAMES  # noqa: E402
 from gle_core.optimizers import SGD  # noqa: E402
