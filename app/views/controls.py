@@ -155,15 +155,20 @@ class ControlsView:
         return pn.Row(self.play, self.step, self.reset, with_tip(self.speed), self.clock,
                       align="center", margin=(0, 5))
 
-    def sidebar(self):
+    def sidebar(self, extra=()):
+        """The sidebar; ``cards`` keeps each card by group name (teacher mode hides them)."""
         card = dict(sizing_mode="stretch_width", margin=(4, 4), header_background="#eef2f7")
-        return pn.Column(
-            pn.Card(self.preset, self.description, self.seed, title="Experiment", **card),
-            pn.Card(self.neuron, with_tip(self.tau_m), with_tip(self.tau_r),
-                    self.weight_select, with_tip(self.weight), title="Neuron (student)", **card),
-            pn.Card(self.waveform, with_tip(self.omega), with_tip(self.amplitude),
-                    title="Input", **card),
-            pn.Card(self.error_mode, self.learn, with_tip(self.lr), with_tip(self.beta),
-                    with_tip(self.gamma), self.optimizer, title="Errors and learning", **card),
-            pn.Card(with_tip(self.window), title="Display", collapsed=True, **card),
-            width=330, margin=0, scroll=False)
+        self.cards = {
+            "experiment": pn.Card(self.preset, self.description, self.seed, title="Experiment",
+                                  **card),
+            "neuron": pn.Card(self.neuron, with_tip(self.tau_m), with_tip(self.tau_r),
+                              self.weight_select, with_tip(self.weight),
+                              title="Neuron (student)", **card),
+            "input": pn.Card(self.waveform, with_tip(self.omega), with_tip(self.amplitude),
+                             title="Input", **card),
+            "learning": pn.Card(self.error_mode, self.learn, with_tip(self.lr),
+                                with_tip(self.beta), with_tip(self.gamma), self.optimizer,
+                                title="Errors and learning", **card),
+            "display": pn.Card(with_tip(self.window), title="Display", collapsed=True, **card),
+        }
+        return pn.Column(*self.cards.values(), *extra, width=330, margin=0, scroll=False)
