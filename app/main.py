@@ -116,6 +116,7 @@ class Dashboard:
 
     def _on_cleared(self, event):
         self.traces.clear()
+        self.errors.clear()
         self.learning.clear()
         self._loss_sum, self._loss_n = 0.0, 0
         self.controls.clock.object = f"t = {self.state.sim.t:.1f} a.u."
@@ -124,7 +125,7 @@ class Dashboard:
         self.fourier.update_curves()
         self.state.measure()
         self.phase.update()
-        self.fourier.update()
+        self.fourier.update(self.errors.adjoint_fits)
 
     def _on_playing(self, event):
         if self.callback is None:
@@ -134,6 +135,9 @@ class Dashboard:
             self.callback.start()
         elif not event.new and self.callback.running:
             self.callback.stop()
+        if not event.new and self.state.sim is not None:
+            self.errors.update_adjoint()        # λ of the paused window, once
+            self.fourier.update(self.errors.adjoint_fits)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self):
@@ -180,10 +184,13 @@ class Dashboard:
             loss = self._loss_sum / self._loss_n if self._loss_n else float("nan")
             self._loss_sum, self._loss_n = 0.0, 0
             self.learning.push(loss)
-        if force or self.frame % MEASURE_EVERY == 0:
+        adjoint = force or self.frame % self.errors.adjoint_every == 0
+        if adjoint:
+            self.errors.update_adjoint()
+        if force or adjoint or self.frame % MEASURE_EVERY == 0:
             st.measure()
             self.phase.update()
-            self.fourier.update()
+            self.fourier.update(self.errors.adjoint_fits)
             self.controls.clock.object = f"t = {st.sim.t:.1f} a.u."
         if self.frame % SYNC_EVERY == 0:
             st.sync_learned()

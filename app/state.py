@@ -31,7 +31,8 @@ WAVEFORMS = {"Sine": "sine", "Sum of sines": "sum_of_sines",
 SUM_OF_SINES_RATIOS = (1.0, 1.07 / 0.49, 1.98 / 0.49)
 ERROR_MODES = {"GLE (prospective errors)": "gle", "IE (instantaneous errors)": "ie"}
 RECORD = ("t", "input", "loss", "prospective_voltage", "r", "inst_error", "error",
-          "W", "b", "tau_m", "tau_r")
+          "W", "b", "tau_m", "tau_r",
+          "r_prime", "target")          # φ′(ŭ) and y: the Errors view's AM adjoint λ
 #: samples kept by the simulator's probes (record_every = 1): the phase fits use them
 PROBE_WINDOW = 8192
 #: at most this many Euler steps per frame (a slow frame must not snowball)

@@ -6,7 +6,8 @@
 
 for the neuron's current τm, τr (continuous-time curves from :mod:`gle_core.fourier`), a marker
 at the input frequency, and the gain/phase measured from the running simulation (dots; one per
-input frequency visited since τ last changed).
+input frequency visited since τ last changed; the adjoint's dots are λ against α measured
+on the λ traces the Errors view computes from the recorded trajectory).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class FourierView:
         self.state = state
         self.curves = ColumnDataSource(self._curve_data())
         self.measured = {k: ColumnDataSource({"w": [], "gain": [], "phase": []})
-                         for k in ("forward", "error")}
+                         for k in ("forward", "error", "adjoint")}
         self.gain_fig, self.phase_fig = self._figures()
         self.layout = pn.Column(pn.pane.Bokeh(self.gain_fig, sizing_mode="stretch_width"),
                                 pn.pane.Bokeh(self.phase_fig, sizing_mode="stretch_width"),
@@ -57,11 +58,13 @@ class FourierView:
                       line_dash=dash, legend_label=label)
             phase.line("w", f"{kind}_phase", source=self.curves, color=color, line_width=2.5,
                        line_dash=dash, legend_label=label)
-        for key, color, label in (("forward", FORWARD_COLOR, "measured forward"),
-                                  ("error", ERROR_COLOR, "measured error")):
+        for key, color, label, marker in (
+                ("forward", FORWARD_COLOR, "measured forward", "circle"),
+                ("error", ERROR_COLOR, "measured error", "circle"),
+                ("adjoint", ADJOINT_COLOR, "measured adjoint λ/α", "diamond")):
             for fig, col in ((gain, "gain"), (phase, "phase")):
                 fig.scatter("w", col, source=self.measured[key], size=11, color=color,
-                            line_color="black", legend_label=label)
+                            line_color="black", marker=marker, legend_label=label)
         self.markers = []
         for fig in (gain, phase):
             span = Span(location=self.state.omega, dimension="height", line_color="#555555",
@@ -78,8 +81,10 @@ class FourierView:
         """Recompute the analytic curves (τ of the selected neuron changed)."""
         self.curves.data = self._curve_data()
 
-    def update(self):
-        """Move the ω marker and plot the measured points (cheap; a few times a second)."""
+    def update(self, adjoint_fits=None):
+        """Move the ω marker and plot the measured points (cheap; a few times a second).
+
+        ``adjoint_fits``: {ω: GainPhaseFit} of λ against α (from the Errors view)."""
         st = self.state
         w = st.drive_frequency()
         for span in self.markers:
@@ -87,10 +92,13 @@ class FourierView:
             if w is not None and span.location != w:
                 span.location = w
         hist = st.readout.history
-        for name, idx in (("forward", 0), ("error", 1)):
+        sets = [("forward", {w_: f[0] for w_, f in hist.items()}),
+                ("error", {w_: f[1] for w_, f in hist.items()})]
+        if adjoint_fits is not None:
+            sets.append(("adjoint", adjoint_fits))
+        for name, fits_by_w in sets:
             ws, gs, ps = [], [], []
-            for w_, fits in hist.items():
-                fit = fits[idx]
+            for w_, fit in fits_by_w.items():
                 if fit is not None and fit.ok:
                     ws.append(w_)
                     gs.append(fit.gain)
@@ -99,6 +107,7 @@ class FourierView:
             old = self.measured[name].data
             if list(old["w"]) != ws or not np.allclose(old["phase"], ps, atol=0.05) or \
                     not np.allclose(old["gain"], gs, rtol=1e-3):
+                # only a visible change is sent (every property set is a websocket message)
                 self.measured[name].data = new
 
     def rebuild(self):
