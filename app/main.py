@@ -22,6 +22,10 @@ from app.views.errors import ErrorsView
 from app.views.fourier import FourierView
 from app.views.learning import LearningView
 from app.views.phase import PhaseView
+from app.export import ExportView
+from app.sharing import Sharing
+from app.views.lesson import LessonView
+from app.views.microcircuit import MicrocircuitView
 
 #: frame period of the live callback (ms): 30 frames/s
 FRAME_MS = 33
@@ -53,6 +57,8 @@ class Dashboard:
         st.measure()                    # analytic readouts before the first frame
         self.phase = PhaseView(st)
         self.controls = ControlsView(st, self)
+        self.lesson = LessonView(st)
+        self.microcircuit = MicrocircuitView(st)
         self.callback = None
         self.frame = 0
         self._loss_sum = 0.0
@@ -65,6 +71,8 @@ class Dashboard:
         st.param.watch(lambda e: self.traces.set_window(e.new), "window")
         st.param.watch(self._on_playing, "playing")
         st.param.watch(lambda *e: self._refresh_analytic(), ["omega", "waveform"])
+        self.sharing = Sharing(self)        # URL, teacher flags, session files
+        self.export = ExportView(self)
         self.layout = self._layout()
 
     # ------------------------------------------------------------------ layout
@@ -87,14 +95,16 @@ class Dashboard:
             styles={"border-bottom": "1px solid #ddd"})
         left = pn.Column(self.activity.panel, self.errors.panel, sizing_mode="stretch_width",
                          margin=0)
-        right = pn.Column(self.fourier.panel, sizing_mode="stretch_width", margin=0)
+        right = pn.Column(self.fourier.panel, self.microcircuit.panel, sizing_mode="stretch_width", margin=0)
         main = pn.Column(
             pn.Row(self.alert, self.alert_reset, sizing_mode="stretch_width"),
+            self.lesson.panel,
             self.phase.panel,
             pn.Row(left, right, sizing_mode="stretch_width"),
             self.learning.panel,
             sizing_mode="stretch_width", margin=0)
-        return pn.Column(header, pn.Row(self.controls.sidebar(), main,
+        return pn.Column(header, pn.Row(self.controls.sidebar(extra=(self.sharing.panel(),
+                                                                 self.export.panel)), main,
                                         sizing_mode="stretch_width"),
                          sizing_mode="stretch_width", css_classes=["gle-lab"])
 
@@ -184,6 +194,7 @@ class Dashboard:
             loss = self._loss_sum / self._loss_n if self._loss_n else float("nan")
             self._loss_sum, self._loss_n = 0.0, 0
             self.learning.push(loss)
+            self.microcircuit.update()
         adjoint = force or self.frame % self.errors.adjoint_every == 0
         if adjoint:
             self.errors.update_adjoint()
@@ -210,6 +221,7 @@ class Dashboard:
 def create_app(preset="phase_inversion", seed=0):
     """A new session's dashboard layout (servable); the simulation starts on page load."""
     dash = Dashboard(preset=preset, seed=seed)
+    dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
     pn.state.onload(dash.start)
 
     def release(session_context):

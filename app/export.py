@@ -1,0 +1,143 @@
+"""Export: the traces on screen as CSV, and the figures as PNG or SVG.
+
+* CSV (:func:`traces_csv`): one row per displayed sample, a ``t`` column and one column per
+  signal (``input``, ``r_<neuron>``, ``r_<neuron>_teacher``, ``e_<neuron>``, ``eps_<neuron>``,
+  plus any further column a view adds to the trace source), preceded by ``#`` comment lines with
+  the preset, seed, every shared parameter and the link that reproduces the run. It is exactly
+  what the Activity and Errors views show (the scrolling window, decimated to ≤ 1000 points).
+* Figures: every figure's toolbar has Bokeh's save tool, which saves what the browser drew, on
+  the client, at screen resolution: PNG while figures use the canvas backend (the default, fast
+  for live streaming). The "Figure format" switch re-renders every figure with Bokeh's SVG
+  backend, after which the same save tool writes an SVG file (vector; slower to redraw while
+  streaming: pause first). Server-side ``bokeh.io.export_png/svg`` is not used: it needs
+  selenium and a WebDriver on the server and would render in a separate headless browser.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import panel as pn
+from bokeh.plotting import figure as _figure_cls  # noqa: F401  (documentation anchor)
+
+#: trace-source column prefix -> CSV name template
+PREFIXES = (("tr", "r_{}_teacher"), ("eps", "eps_{}"), ("r", "r_{}"), ("e", "e_{}"),
+            ("lam", "lambda_{}"))
+
+
+def csv_columns(state, source_columns):
+    """(source column, CSV name) pairs in export order."""
+    labels = state.labels
+    pairs = [("t", "t")]
+    if "x" in source_columns:
+        pairs.append(("x", "input"))
+    teacher = state.sim.teacher is not None
+    for j, lab in enumerate(labels):
+        for prefix, tmpl in (("r", "r_{}"), ("tr", "r_{}_teacher"), ("e", "e_{}"),
+                             ("eps", "eps_{}")):
+            col = f"{prefix}{j}"
+            if col in source_columns and (prefix != "tr" or teacher):
+                pairs.append((col, tmpl.format(lab)))
+    known = {c for c, _ in pairs} | {f"tr{j}" for j in range(len(labels))}
+    for col in source_columns:                  # columns added by other views (e.g. λ)
+        if col not in known:
+            name = col
+            for prefix, tmpl in PREFIXES:
+                rest = col[len(prefix):]
+                if col.startswith(prefix) and rest.isdigit() and int(rest) < len(labels):
+                    name = tmpl.format(labels[int(rest)])
+                    break
+            pairs.append((col, name))
+    return pairs
+
+
+def header_lines(dashboard):
+    st = dashboard.state
+    lines = ["GLE Lab traces (the displayed window; time in a.u.)",
+             f"title: {st.cfg['title']}",
+             f"t_now: {st.sim.t:.6g}",
+             f"dt: {st.net.dt:g}",
+             f"decimation: {st.decimation} (one row per {st.decimation} Euler steps)",
+             f"layer_sizes: {list(st.net.layer_sizes)}"]
+    sharing = getattr(dashboard, "sharing", None)
+    if sharing is None:
+        lines += [f"preset: {st.preset}", f"seed: {st.seed}"]
+    else:
+        for k, v in sharing.values().items():
+            if v is not None:
+                lines.append(f"{k}: {v}")
+        lines.append(f"link: {sharing.query_string()}")
+    return lines
+
+
+def traces_csv(dashboard):
+    """The displayed traces as CSV text (``#`` header lines, then a header row and data)."""
+    st = dashboard.state
+    data = dashboard.traces.source.data
+    pairs = csv_columns(st, list(data.keys()))
+    out = io.StringIO()
+    for line in header_lines(dashboard):
+        out.write(f"# {line}\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([name for _, name in pairs])
+    cols = [np.asarray(data[c], dtype=float) for c, _ in pairs]
+    n = min((len(c) for c in cols), default=0)
+    for i in range(n):
+        writer.writerow([repr(float(c[i])) if np.isfinite(c[i]) else "" for c in cols])
+    return out.getvalue()
+
+
+def dashboard_figures(layout):
+    """Every Bokeh figure shown in ``layout`` (through its ``pn.pane.Bokeh`` panes)."""
+    figs = []
+
+    def walk(obj):
+        if isinstance(obj, pn.pane.Bokeh) and obj.object is not None:
+            figs.append(obj.object)
+        for child in getattr(obj, "objects", []) or []:
+            walk(child)
+    walk(layout)
+    return figs
+
+
+class ExportView:
+    """The "Export" card: CSV download and the figure format switch."""
+
+    title = "Export"
+
+    def __init__(self, dashboard):
+        self.dash = dashboard
+        self.csv = pn.widgets.FileDownload(
+            callback=self._csv_file, filename="gle-lab-traces.csv", embed=False,
+            label="Download traces (CSV)",
+            sizing_mode="stretch_width", css_classes=["gle-csv"])
+        self.format = pn.widgets.RadioButtonGroup(
+            name="Figure format", options=["PNG", "SVG"], value="PNG",
+            sizing_mode="stretch_width", css_classes=["gle-figure-format"])
+        self.format.param.watch(lambda e: self.apply_format(), "value")
+        dashboard.state.param.watch(lambda e: self.apply_format(), "structure")
+        self.help = pn.pane.Markdown(
+            "Figures: use the save icon in each figure's toolbar. **PNG** is saved as drawn "
+            "(canvas). Switch to **SVG** to save vector files (redraws are slower: pause "
+            "first).", styles={"font-size": "12px", "color": "#555"}, margin=(0, 10))
+        self.pane = pn.Card(self.csv, pn.pane.Str("Figure format (toolbar save icon):",
+                                                  margin=(4, 10, 0, 10)),
+                            self.format, self.help, title="Export", collapsed=False,
+                            sizing_mode="stretch_width", margin=(4, 4),
+                            header_background="#eef2f7", css_classes=["gle-export"])
+
+    def _csv_file(self):
+        st = self.dash.state
+        self.csv.filename = f"gle-lab-{st.preset}-seed{st.seed}-traces.csv"
+        return io.StringIO(traces_csv(self.dash))
+
+    def apply_format(self):
+        backend = "svg" if self.format.value == "SVG" else "canvas"
+        for fig in dashboard_figures(getattr(self.dash, "layout", None)):
+            if fig.output_backend != backend:
+                fig.output_backend = backend
+
+    @property
+    def panel(self):
+        return self.pane

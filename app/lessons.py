@@ -1,0 +1,56 @@
+"""Guided lessons: data in ``assets/lessons/*.json`` (one lesson per file).
+
+A lesson names its ``preset`` and holds ``title``, ``look`` (Markdown: what to look at),
+``equations`` (``[{label, latex}]``, the paper's numbering in the labels) and ``try`` steps
+(``[{label, set: {LabState parameter: value}, expect}]``): clicking a step sets those parameters
+(``neuron`` first, so that τm/τr act on the right neuron). ``order`` sorts lessons of a preset.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+LESSON_DIR = Path(__file__).resolve().parent.parent / "assets" / "lessons"
+REQUIRED = ("name", "preset", "title", "look", "equations", "try")
+
+
+def load_lessons(directory: Path = LESSON_DIR) -> dict:
+    """All lessons, keyed by name, sorted by (``order``, name)."""
+    found = {}
+    for path in sorted(Path(directory).glob("*.json")):
+        with open(path, encoding="utf-8") as fh:
+            lesson = json.load(fh)
+        lesson.setdefault("name", path.stem)
+        missing = [k for k in REQUIRED if k not in lesson]
+        if missing:
+            raise ValueError(f"lesson {path.name} lacks {', '.join(missing)}")
+        found[lesson["name"]] = lesson
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].get("order", 99), kv[0])))
+
+
+LESSONS = load_lessons()
+
+
+def lessons_for(preset: str) -> list:
+    """The lessons of ``preset`` (first = the default one)."""
+    return [lesson for lesson in LESSONS.values() if lesson["preset"] == preset]
+
+
+def apply_step(state, step):
+    """Apply a "try this" step to a :class:`~app.state.LabState`; returns what changed.
+
+    ``neuron`` is applied first; every value goes through the state's own parameters (bounds,
+    engine checks), so a refused value shows the usual message.
+    """
+    values = dict(step["set"])
+    order = (["neuron"] if "neuron" in values else []) + [k for k in values if k != "neuron"]
+    changed = []
+    for key in order:
+        if key not in state.param:
+            raise KeyError(f"lesson step sets unknown parameter {key!r}")
+        value = values[key]
+        if getattr(state, key) != value:
+            setattr(state, key, value)
+            changed.append(key)
+    state.notify(f"Lesson step: {step['label']}. {step.get('expect', '')}".strip(), "info")
+    return changed

@@ -1,0 +1,570 @@
+"""Shareable state: the URL (Panel location sync), teacher flags and session files.
+
+:class:`URLState` is a small ``param`` object whose parameters are exactly the query keys of a
+GLE Lab link::
+
+    ?preset=chain&seed=3&tau_m=0.5,2&tau_r=0.1,0.1&W=0.8,1.5&omega=1&error_mode=ie
+     &views=activity,errors,microcircuit&hide=learning,input&lock=tau_m
+
+It is synced with the address bar by ``pn.state.location.sync(url_state, ...)`` (Panel parses
+the query and writes every change back). Its parameters are deliberately permissive (anything
+Panel parsed from the query is accepted), and :class:`Sharing` validates each value against the
+matching :class:`~app.state.LabState` parameter (bounds, selector objects, list length) before
+applying it in a safe order: preset and seed first (they rebuild the network), then per-neuron
+τm/τr and weights, then the scalar controls. A value that is unknown, unparsable, out of range or
+refused by the engine falls back to the preset's default and is named in a visible notice.
+
+Per-neuron values are comma lists in the order of the neuron labels (``n1, n2`` or
+``n1.0, n1.1, n2.0 ...``); weights ``W`` are listed layer by layer, row-major (post × pre), in
+the order of the "Weight" selector. The lists hold the *settings* (preset values plus the user's
+changes), not values learned during the run, so a link restarts the same run from t = 0: with
+the same seed it produces the same traces.
+
+Teacher mode: ``hide=`` and ``lock=`` take comma lists of control groups (``experiment``,
+``neuron``, ``input``, ``learning``, ``display``, ``playback``, ``share``) or single controls
+(``preset``, ``seed``, ``tau_m``, ``tau_r``, ``weight``, ``omega`` ...). Hidden controls are
+not shown; locked ones are shown disabled. ``views=`` lists the visible views.
+
+A session file (JSON) holds the same values plus a format tag; loading it applies them through
+the same validation and restarts the run at t = 0.
+"""
+from __future__ import annotations
+
+import json
+import math
+from urllib.parse import urlencode
+
+import numpy as np
+import param
+import panel as pn
+
+from .presets import PRESETS
+
+SESSION_FORMAT = "gle-lab-session"
+SESSION_VERSION = 1
+
+#: scalar LabState parameters carried in the URL (order = order of application)
+SCALARS = ("waveform", "omega", "amplitude", "error_mode", "beta", "gamma", "lr",
+           "learn_W", "learn_b", "learn_tau_m", "learn_tau_r", "speed", "window")
+#: per-neuron / per-weight lists: URL key -> (LabState parameter giving the bounds, kind)
+LISTS = {"tau_m": "tau_m", "tau_r": "tau_r", "W": "weight"}
+#: views that can be shown or hidden (``views=`` in the URL)
+VIEWS = ("lesson", "phase", "activity", "errors", "fourier", "microcircuit", "learning")
+#: control groups (sidebar cards and the playback bar) for ``hide=`` / ``lock=``
+GROUPS = {
+    "experiment": ("preset", "seed"),
+    "neuron": ("neuron", "tau_m", "tau_r", "weight"),
+    "input": ("waveform", "omega", "amplitude"),
+    "learning": ("error_mode", "learn", "lr", "beta", "gamma"),
+    "display": ("window",),
+    "playback": ("play", "step", "reset", "speed"),
+    "share": (),
+}
+#: single controls: name -> ControlsView attributes
+CONTROLS = {"preset": ("preset",), "seed": ("seed",), "neuron": ("neuron",),
+            "tau_m": ("tau_m",), "tau_r": ("tau_r",), "weight": ("weight_select", "weight"),
+            "waveform": ("waveform",), "omega": ("omega",), "amplitude": ("amplitude",),
+            "error_mode": ("error_mode",), "learn": ("learn",), "lr": ("lr",),
+            "beta": ("beta",), "gamma": ("gamma",), "window": ("window",),
+            "play": ("play",), "step": ("step",), "reset": ("reset",), "speed": ("speed",)}
+TEACHER_NAMES = tuple(GROUPS) + tuple(c for c in CONTROLS if c not in GROUPS)
+
+
+class _Raw(param.Parameter):
+    """A parameter taking whatever Panel parsed from the query (validated by :class:`Sharing`)."""
+
+    @classmethod
+    def serialize(cls, value):
+        return value
+
+    @classmethod
+    def deserialize(cls, value):
+        return value
+
+
+def _url_params():
+    names = ("preset", "seed", "neuron") + tuple(LISTS) + SCALARS + ("views", "hide", "lock")
+    return {n: _Raw(default=None, allow_None=True) for n in names}
+
+
+URLState = param.parameterized_class("URLState", _url_params(), bases=param.Parameterized)
+URLState.__doc__ = "The state of a GLE Lab session as URL query values (see module doc)."
+#: keys of a link / session file, in application order
+KEYS = tuple(n for n in URLState.param if n != "name")
+
+
+def format_list(values):
+    """``[1.0, 0.5]`` -> ``"1,0.5"`` (shortest exact float representation)."""
+    return ",".join(_fmt(float(v)) for v in values)
+
+
+def _fmt(v):
+    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
+
+
+def _names(value):
+    """A comma list from the URL (also a single word or number) -> list of stripped names."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [s.strip() for s in str(value).split(",") if s.strip()]
+
+
+def _short(v, n=40):
+    s = v if isinstance(v, str) else json.dumps(v) if not isinstance(v, float) else _fmt(v)
+    return s if len(s) <= n else s[:n - 1] + "…"
+
+
+class Sharing:
+    """URL sync, teacher flags, visible views and session save/load for one :class:`Dashboard`.
+
+    ``problems`` lists the values of the last applied link or file that were ignored
+    (``(key, reason)``); ``notice`` is the sentence shown to the user about them.
+    """
+
+    def __init__(self, dashboard):
+        self.dash = dashboard
+        self.url = URLState()
+        self.problems = []
+        self.notice = ""
+        self.hidden, self.locked = [], []
+        self._guard = False
+        self._location = None
+        self._base = {}
+        st = dashboard.state
+        self._snapshot_base()
+        self._mirror()
+        st.param.watch(self._on_structure, "structure")
+        st.param.watch(lambda *e: self._mirror(),
+                       ["preset", "seed", "neuron", "tau_m", "tau_r", "weight", *SCALARS])
+        self.url.param.watch(self._on_url, list(KEYS))
+
+    # ------------------------------------------------------------------ state -> URL
+    @property
+    def state(self):
+        return self.dash.state
+
+    def _snapshot_base(self):
+        """The network's values right after a rebuild (what Reset restores before overrides)."""
+        net = self.state.net
+        self._base = {
+            "tau_m": np.concatenate([np.ravel(a) for a in net.tau_m]).astype(float),
+            "tau_r": np.concatenate([np.ravel(a) for a in net.tau_r]).astype(float),
+            "W": np.concatenate([np.ravel(a) for a in net.W]).astype(float),
+        }
+
+    def _on_structure(self, event):
+        self._snapshot_base()
+        self._mirror()
+
+    def weight_keys(self):
+        """(layer, post, pre) of every weight in URL order (= the Weight selector's order)."""
+        return [(layer, post, pre) for layer, W in enumerate(self.state.net.W)
+                for post in range(W.shape[0]) for pre in range(W.shape[1])]
+
+    def settings_lists(self):
+        """Per-neuron τm, τr and weights as set (preset values + user overrides)."""
+        st = self.state
+        out = {k: v.copy() for k, v in self._base.items()}
+        offsets = np.cumsum([0] + list(st.net.layer_sizes[1:]))
+        wkeys = {k: i for i, k in enumerate(self.weight_keys())}
+        for (kind, layer, index), value in getattr(st, "_overrides", {}).items():
+            if kind in ("tau_m", "tau_r"):
+                out[kind][offsets[layer] + int(index)] = value
+            elif kind == "W":
+                post, pre = index
+                out["W"][wkeys[(layer, post, pre)]] = value
+        return out
+
+    def values(self):
+        """Every URL key -> its current value (the dict a link or session file holds)."""
+        st = self.state
+        vals = {"preset": st.preset, "seed": int(st.seed), "neuron": int(st.neuron)}
+        for k, arr in self.settings_lists().items():
+            vals[k] = format_list(arr)
+        for k in SCALARS:
+            v = getattr(st, k)
+            vals[k] = bool(v) if isinstance(v, bool) else v
+        vals["views"] = ",".join(self.visible_views())
+        vals["hide"] = ",".join(self.hidden) or None
+        vals["lock"] = ",".join(self.locked) or None
+        return vals
+
+    def _mirror(self):
+        if self._guard:
+            return
+        vals = self.values()
+        changed = {k: v for k, v in vals.items() if getattr(self.url, k) != v}
+        if changed:
+            self._guard = True
+            try:
+                self.url.param.update(**changed)
+            finally:
+                self._guard = False
+
+    def query_string(self):
+        """The current state as a URL query (``?preset=...``)."""
+        vals = {k: (v if isinstance(v, str) else json.dumps(v))
+                for k, v in self.values().items() if v is not None}
+        return "?" + urlencode(vals)
+
+    # ------------------------------------------------------------------ URL -> state
+    def sync_location(self, location=None):
+        """Sync :attr:`url` with the browser's address bar (``pn.state.location``).
+
+        Panel applies the link's query at once (values land on :attr:`url`, whose watcher
+        validates and applies them); from then on every change is written back to the URL.
+        """
+        location = location if location is not None else pn.state.location
+        if location is None:
+            return False
+        self._location = location
+        known = set(KEYS)
+        unknown = [k for k in location.query_params if k not in known]
+        self.problems = []
+        location.sync(self.url, list(KEYS), on_error=self._on_sync_error)
+        if unknown:
+            self.problems += [(k, "unknown parameter") for k in unknown]
+            self._announce()
+            # drop them from the address bar (the page shows what is applied)
+            query = {k: v for k, v in location.query_params.items() if k in known}
+            location.search = "?" + urlencode(
+                {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in query.items()})
+        return True
+
+    def _on_sync_error(self, mapped):      # pragma: no cover - URLState accepts any value
+        self.apply(mapped)
+
+    def _on_url(self, *events):
+        if self._guard:
+            return
+        self.problems = []
+        self.apply({e.name: e.new for e in events}, _from_url=True)
+
+    def apply(self, values, reset=False, _from_url=False):
+        """Validate and apply ``{key: value}`` (URL keys); returns the list of problems.
+
+        Invalid values fall back to the preset's defaults and are named in a warning notice.
+        """
+        st = self.state
+        problems = [] if not _from_url else self.problems
+        values = dict(values)
+        for k in [k for k in values if k not in KEYS]:
+            problems.append((k, "unknown parameter"))
+            values.pop(k)
+        self._guard = True
+        try:
+            # 1. preset and seed (each rebuilds the simulation)
+            if "preset" in values and values["preset"] is not None:
+                v = values["preset"]
+                if isinstance(v, str) and v in PRESETS:
+                    if v != st.preset:
+                        st.preset = v
+                else:
+                    problems.append(("preset", f"{_short(v)!s} is not one of "
+                                               f"{', '.join(PRESETS)}"))
+            if "seed" in values and values["seed"] is not None:
+                v = values["seed"]
+                lo, hi = st.param.seed.bounds
+                if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and \
+                        lo <= v <= hi:
+                    if v != st.seed:
+                        st.seed = int(v)
+                else:
+                    problems.append(("seed", f"{_short(v)} is not an integer in {lo}–{hi}"))
+            # 2. per-neuron lists
+            for key in LISTS:
+                if values.get(key) is not None:
+                    self._apply_list(key, values[key], problems)
+            # 3. selected neuron
+            if values.get("neuron") is not None:
+                v = values["neuron"]
+                n = st.n_neurons
+                if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < n:
+                    st.neuron = int(v)
+                else:
+                    problems.append(("neuron", f"{_short(v)} is not a neuron index 0–{n - 1}"))
+            # 4. scalar controls
+            for key in SCALARS:
+                if values.get(key) is not None:
+                    self._apply_scalar(key, values[key], problems)
+            # 5. teacher flags and views
+            if "views" in values and values["views"] is not None:
+                names = _names(values["views"])
+                bad = [n for n in names if n not in VIEWS]
+                if bad:
+                    problems.append(("views", f"unknown view(s) {', '.join(bad)} "
+                                              f"(known: {', '.join(VIEWS)})"))
+                good = [n for n in names if n in VIEWS]
+                self.set_views(good if good or not names else list(VIEWS))
+            for key in ("hide", "lock"):
+                if key in values:
+                    names = _names(values[key])
+                    bad = [n for n in names if n not in TEACHER_NAMES]
+                    if bad:
+                        problems.append((key, f"unknown control(s) {', '.join(bad)}"))
+                    setattr(self, "hidden" if key == "hide" else "locked",
+                            [n for n in names if n in TEACHER_NAMES])
+            self.apply_teacher_flags()
+        finally:
+            self._guard = False
+        if reset:
+            self.dash.reset()
+        self.problems = problems
+        self._mirror()
+        self._announce()
+        return problems
+
+    def _apply_scalar(self, key, v, problems):
+        st = self.state
+        p = st.param[key]
+        if isinstance(p, param.Boolean):
+            if not isinstance(v, bool):
+                problems.append((key, f"{_short(v)} is not true/false"))
+                return
+        elif isinstance(p, param.Selector):
+            objs = p.objects
+            allowed = list(objs.values()) if isinstance(objs, dict) else list(objs)
+            if v not in allowed:
+                problems.append((key, f"{_short(v)} is not one of "
+                                      f"{', '.join(map(str, allowed))}"))
+                return
+        elif isinstance(p, param.Number):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                problems.append((key, f"{_short(v)} is not a number"))
+                return
+            lo, hi = p.bounds
+            if (lo is not None and v < lo) or (hi is not None and v > hi):
+                problems.append((key, f"{_short(v)} is out of range {lo:g}–{hi:g}"))
+                return
+            v = float(v)
+        if getattr(st, key) == v:
+            return
+        setattr(st, key, v)
+        if getattr(st, key) != v:
+            problems.append((key, f"{_short(v)} was refused by the simulation"))
+
+    def _parse_list(self, key, raw, n, bounds, problems):
+        if isinstance(raw, bool):
+            raw = None
+        if isinstance(raw, (int, float)):
+            items = [float(raw)]
+        elif isinstance(raw, (list, tuple)):
+            items = list(raw)
+        elif isinstance(raw, str):
+            items = [s for s in raw.split(",")]
+        else:
+            problems.append((key, f"{_short(raw)} is not a comma list of numbers"))
+            return None
+        try:
+            nums = [float(s) for s in items]
+        except (TypeError, ValueError):
+            problems.append((key, f"{_short(raw)} is not a comma list of numbers"))
+            return None
+        if len(nums) != n:
+            problems.append((key, f"{_short(raw)} has {len(nums)} value(s); this preset "
+                                  f"needs {n}"))
+            return None
+        lo, hi = bounds
+        bad = [x for x in nums if not math.isfinite(x) or x < lo or x > hi]
+        if bad:
+            problems.append((key, f"{_short(raw)}: {_fmt(bad[0])} is out of range "
+                                  f"{lo:g}–{hi:g}"))
+            return None
+        return nums
+
+    def _apply_list(self, key, raw, problems):
+        st = self.state
+        current = self.settings_lists()[key]
+        nums = self._parse_list(key, raw, len(current), st.param[LISTS[key]].bounds, problems)
+        if nums is None:
+            return
+        if key == "W":
+            keep = st.weight_select
+            for (layer, post, pre), old, new in zip(self.weight_keys(), current, nums):
+                if new != old:
+                    st.weight_select = (layer, post, pre)
+                    st.weight = new
+                    if float(st.net.W[layer][post, pre]) != new:
+                        problems.append((key, f"weight W{layer + 1}[{post},{pre}] = "
+                                              f"{_fmt(new)} was refused"))
+            st.weight_select = keep
+        else:
+            keep = st.neuron
+            for j, (old, new) in enumerate(zip(current, nums)):
+                if new != old:
+                    st.neuron = j
+                    setattr(st, key, new)
+                    layer, i = st.neuron_location(j)
+                    if float(getattr(st.net, key)[layer][i]) != new:
+                        problems.append((key, f"{st.labels[j]} = {_fmt(new)} was refused"))
+            st.neuron = keep
+
+    def _announce(self):
+        if not self.problems:
+            self.notice = ""
+            return
+        parts = [f"{k} ({why})" for k, why in self.problems]
+        self.notice = ("Some shared values could not be used and fell back to the preset's "
+                       "defaults: " + "; ".join(parts) + ".")
+        self.state.notify(self.notice, "warning")
+
+    # ------------------------------------------------------------------ views and teacher flags
+    def _view_objects(self, name):
+        d = self.dash
+        view = getattr(d, {"learning": "learning"}.get(name, name), None)
+        if view is None:
+            return []
+        objs = []
+        for attr in ("pane", "note", "layout"):
+            o = getattr(view, attr, None)
+            if o is not None and hasattr(o, "visible"):
+                objs.append(o)
+        if not objs and hasattr(view, "panel"):
+            objs.append(view.panel)
+        return objs
+
+    def visible_views(self):
+        return [v for v in VIEWS if self._view_visible.get(v, True)]
+
+    @property
+    def _view_visible(self):
+        if not hasattr(self, "_views_state"):
+            self._views_state = {v: True for v in VIEWS}
+        return self._views_state
+
+    def set_views(self, names):
+        """Show exactly the views in ``names``."""
+        for v in VIEWS:
+            show = v in names
+            self._view_visible[v] = show
+            for o in self._view_objects(v):
+                if v == "errors" and o is getattr(self.dash.errors, "note", None):
+                    o.visible = show and bool(o.object)
+                else:
+                    o.visible = show
+        if hasattr(self, "views_widget") and list(self.views_widget.value) != list(names):
+            self.views_widget.value = [v for v in VIEWS if v in names]
+        self._mirror()
+
+    def _control_widgets(self, name):
+        c = self.dash.controls
+        attrs = GROUPS.get(name, ()) if name in GROUPS else CONTROLS.get(name, ())
+        return [getattr(c, a) for a in attrs if getattr(c, a, None) is not None]
+
+    def _containers(self):
+        """widget -> the with_tip Row that wraps it (so hiding removes the (?) icon too)."""
+        found = {}
+
+        def walk(obj):
+            for child in getattr(obj, "objects", []) or []:
+                if isinstance(child, pn.Row) and any(isinstance(o, pn.widgets.TooltipIcon)
+                                                     for o in child.objects):
+                    for o in child.objects:
+                        found[id(o)] = child
+                walk(child)
+        walk(self.dash.layout)
+        return found
+
+    def apply_teacher_flags(self):
+        """Hide / disable the controls named in :attr:`hidden` / :attr:`locked`."""
+        c = self.dash.controls
+        rows = self._containers()
+        cards = getattr(c, "cards", {})
+        hidden_w = {id(w) for n in self.hidden for w in self._control_widgets(n)}
+        locked_w = {id(w) for n in self.locked for w in self._control_widgets(n)}
+        for attrs in CONTROLS.values():
+            for a in attrs:
+                w = getattr(c, a, None)
+                if w is None:
+                    continue
+                target = rows.get(id(w), w)
+                target.visible = id(w) not in hidden_w
+                for sub in (list(w._widgets.values()) if isinstance(w, pn.Param) else [w]):
+                    if hasattr(sub, "disabled"):
+                        sub.disabled = id(w) in locked_w
+        for name, card in cards.items():
+            card.visible = name not in self.hidden
+        if getattr(self, "share_card", None) is not None:
+            self.share_card.visible = "share" not in self.hidden
+
+    def is_hidden(self, control):
+        """Whether ``control`` (a CONTROLS name) is hidden by the teacher flags."""
+        c = self.dash.controls
+        if any(control in GROUPS.get(g, ()) for g in self.hidden) or control in self.hidden:
+            return True
+        for g, card in getattr(c, "cards", {}).items():
+            if control in GROUPS.get(g, ()) and not card.visible:
+                return True
+        return False
+
+    # ------------------------------------------------------------------ session files
+    def session_dict(self):
+        """The session as a JSON-able dict (load it back with :meth:`load_session`)."""
+        st = self.state
+        return {"format": SESSION_FORMAT, "version": SESSION_VERSION,
+                "preset_title": st.cfg["title"], "t_saved": float(st.sim.t),
+                "url": self.query_string(), "state": self.values()}
+
+    def session_json(self):
+        return json.dumps(self.session_dict(), indent=2, ensure_ascii=False)
+
+    def load_session(self, data):
+        """Restore a session from a dict, JSON text or bytes; restarts the run at t = 0.
+
+        Returns the list of problems (empty when everything was restored).
+        """
+        try:
+            if isinstance(data, (bytes, bytearray)):
+                data = data.decode("utf-8")
+            if isinstance(data, str):
+                data = json.loads(data)
+            if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT or \
+                    not isinstance(data.get("state"), dict):
+                raise ValueError("not a GLE Lab session file")
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.state.notify(f"Could not load the session file: {exc}.", "danger")
+            return [("file", str(exc))]
+        values = dict(data["state"])
+        for k in ("hide", "lock"):
+            values.setdefault(k, None)
+        problems = self.apply(values, reset=True)
+        if not problems:
+            self.state.notify(f"Session loaded: “{self.state.cfg['title']}”, seed "
+                              f"{self.state.seed}, restarted at t = 0.", "success")
+        return problems
+
+    # ------------------------------------------------------------------ widgets
+    def panel(self):
+        """The "Share" card: link, views, session save/load."""
+        self.views_widget = pn.widgets.CheckButtonGroup(
+            name="Views", options=list(VIEWS), value=self.visible_views(),
+            button_type="default", orientation="vertical", sizing_mode="stretch_width",
+            css_classes=["gle-views"])
+        self.views_widget.param.watch(lambda e: self.set_views(list(e.new)), "value")
+        self.link = pn.widgets.TextInput(name="Link to this state (same seed = same traces)",
+                                         value=self.query_string(), disabled=False,
+                                         sizing_mode="stretch_width", css_classes=["gle-link"])
+        self.url.param.watch(lambda *e: setattr(self.link, "value", self.query_string()),
+                             list(KEYS))
+        self.save = pn.widgets.FileDownload(
+            callback=self._session_file, filename="gle-lab-session.json",
+            label="Save session (JSON)", embed=False,
+            sizing_mode="stretch_width", css_classes=["gle-save-session"])
+        self.load = pn.widgets.FileInput(accept=".json", multiple=False,
+                                         sizing_mode="stretch_width",
+                                         css_classes=["gle-load-session"])
+        self.load.param.watch(lambda e: e.new and self.load_session(e.new), "value")
+        self.share_card = pn.Card(
+            self.link, pn.pane.Str("Load a saved session:", margin=(4, 10, 0, 10)), self.load,
+            self.save, pn.pane.Str("Visible views:", margin=(4, 10, 0, 10)), self.views_widget,
+            title="Share", collapsed=False, sizing_mode="stretch_width", margin=(4, 4),
+            header_background="#eef2f7", css_classes=["gle-share"])
+        self.share_card.visible = "share" not in self.hidden
+        return self.share_card
+
+    def _session_file(self):
+        import io
+        self.save.filename = f"gle-lab-{self.state.preset}-seed{self.state.seed}.json"
+        return io.StringIO(self.session_json())
