@@ -14,7 +14,7 @@ for both backends and their ratio, next to what sampling the stimulus alone cost
 (it is part of every step of both backends). Then it runs the full chain protocol
 (``gle_core.protocols.run_protocol("lagline")``, 405 000 steps) with the fast backend in a
 subprocess and reports its wall and CPU time, the peak of Python allocations (tracemalloc)
-and the peak resident memory (ru_maxrss), and the one-off numba compile time (measured with
+and the peak resident memory (VmHWM), and the one-off numba compile time (measured with
 an empty cache directory; ``cache=True`` keeps the compiled kernel on disk afterwards).
 
 The machine is shared: the 1-minute load average is printed with the results.
@@ -91,13 +91,24 @@ def sampling_us(sim, repeats=5):
     return statistics.median(times)
 
 
-_PROTOCOL_SCRIPT = textwrap.dedent("""
+# peak resident memory of the current process image (VmHWM; unlike ru_maxrss it is not
+# inherited from the parent across fork/exec)
+_HWM_SRC = textwrap.dedent("""
+    def vm_hwm_mb():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+""")
+
+
+_PROTOCOL_SCRIPT = _HWM_SRC + textwrap.dedent("""
     import json, resource, sys, time, tracemalloc
     sys.path.insert(0, {root!r})
     from gle_core import _kernel
     t0 = time.perf_counter()
     compile_s = _kernel.warm_up()
-    import_s = time.perf_counter() - t0
     from gle_core.protocols import run_protocol
     trace = {trace}
     if trace:
@@ -109,7 +120,7 @@ _PROTOCOL_SCRIPT = textwrap.dedent("""
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     peak = tracemalloc.get_traced_memory()[1] if trace else None
     print(json.dumps(dict(wall=wall, cpu=(r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime),
-                          maxrss_mb=r1.ru_maxrss / 1024, tracemalloc_peak_mb=(peak or 0) / 2**20,
+                          peak_rss_mb=vm_hwm_mb(), tracemalloc_peak_mb=(peak or 0) / 2**20,
                           warm_up_s=compile_s, summary=s)))
 """)
 
@@ -176,16 +187,22 @@ def main():
         r = run_protocol_subprocess(mode)
         s = r["summary"]
         print(f"  {mode.upper():3s}: wall {r['wall']:.1f} s, CPU {r['cpu']:.1f} s, "
-              f"ru_maxrss {r['maxrss_mb']:.0f} MB | final loss {s['final_loss']:.2e}, "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB | final loss {s['final_loss']:.2e}, "
               f"max |ΔW| {s['max_abs_W_error']:.1e}, max |Δτm| {s['max_abs_tau_m_error']:.1e}")
     r = run_protocol_subprocess("gle", trace=True)
     print(f"  GLE under tracemalloc: peak Python allocations {r['tracemalloc_peak_mb']:.1f} MB "
           f"(wall {r['wall']:.1f} s)")
-    base = subprocess.run([sys.executable, "-c", "import resource, numpy, scipy.special, numba; "
-                           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"],
-                          capture_output=True, text=True, check=True).stdout.split()[-1]
-    print(f"  (ru_maxrss of a process that only imports numpy, scipy.special and numba: "
-          f"{float(base):.0f} MB; loading any cached numba function adds ~55 MB of LLVM)")
+    base = {}
+    for label, imports in (("numpy + scipy.special", "import numpy, scipy.special"),
+                           ("+ numba", "import numpy, scipy.special, numba"),
+                           ("+ load the cached kernel",
+                            "import gle_core._kernel as k; k.warm_up()")):
+        code = (f"import sys; sys.path.insert(0, {ROOT!r}); {imports}\n"
+                + _HWM_SRC + "print(vm_hwm_mb())")
+        base[label] = float(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                           text=True, check=True, cwd=ROOT).stdout.split()[-1])
+    print("  peak RSS of a process that only does the imports: " +
+          ", ".join(f"{k} {v:.0f} MB" for k, v in base.items()))
     print(f"  load average now {os.getloadavg()[0]:.1f}")
 
 

@@ -71,6 +71,69 @@ _BLAS_MIN = 4096
 
 # ---------------------------------------------------------------------------------- kernel
 if HAVE_NUMBA:
+    from llvmlite import ir as _ir
+    from numba import types as _types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def _bits_to_double(typingctx, x):
+        """The float64 whose bits are the int64 ``x`` (builds 2^k in vectorizable code)."""
+        def codegen(context, builder, signature, args):
+            return builder.bitcast(args[0], _ir.DoubleType())
+        return _types.float64(_types.int64), codegen
+
+    @njit(cache=True, error_model="numpy", fastmath={"contract"})
+    def _tanh_layer(src, dst_r, dst_rp):
+        """r = tanh(ŭ), r′ = 1 - r² without libm calls, so that the loop vectorizes (libm
+        tanh costs ~17 ns, this ~3 ns per element); within 5e-16 (relative) of libm / numpy.
+
+        |x| < 0.3: the odd Taylor series of tanh to x^23 (next term < 1e-17 relative).
+        Otherwise tanh |x| = (1 - z) / (1 + z), z = exp(-2|x|) = 2^-k exp(-r) with
+        |r| ≤ ln2/2 (Cody-Waite) and exp(-r) by its Taylor series to r^13; 2|x| is capped
+        at 80, where tanh = 1 in double precision.
+        """
+        for q in range(src.shape[0]):
+            x = src[q]
+            a = abs(x)
+            x2 = a * a
+            p = -3.927832388331683e-05
+            p = p * x2 + 9.691537956929451e-05
+            p = p * x2 + -0.00023912911424355248
+            p = p * x2 + 0.000590027440945586
+            p = p * x2 + -0.0014558343870513183
+            p = p * x2 + 0.003592128036572481
+            p = p * x2 + -0.008863235529902197
+            p = p * x2 + 0.021869488536155203
+            p = p * x2 + -0.05396825396825397
+            p = p * x2 + 0.13333333333333333
+            p = p * x2 + -0.3333333333333333
+            p = p * x2 + 1.0
+            small = a * p
+            y = 2.0 * a
+            y = y if y < 80.0 else 80.0
+            k = math.floor(y * 1.4426950408889634 + 0.5)
+            mr = -((y - k * 0.6931471803691238) - k * 1.9082149292705877e-10)
+            e = 1.6059043836821613e-10
+            e = e * mr + 2.08767569878681e-09
+            e = e * mr + 2.505210838544172e-08
+            e = e * mr + 2.755731922398589e-07
+            e = e * mr + 2.7557319223985893e-06
+            e = e * mr + 2.48015873015873e-05
+            e = e * mr + 0.0001984126984126984
+            e = e * mr + 0.001388888888888889
+            e = e * mr + 0.008333333333333333
+            e = e * mr + 0.041666666666666664
+            e = e * mr + 0.16666666666666666
+            e = e * mr + 0.5
+            e = e * mr + 1.0
+            e = e * mr + 1.0
+            z = e * _bits_to_double((1023 - np.int64(k)) << 52)
+            big = (1.0 - z) / (1.0 + z)
+            t = small if a < 0.3 else big
+            t = t if x >= 0.0 else -t
+            t = x if x != x else t                      # NaN stays NaN
+            dst_r[q] = t
+            dst_rp[q] = 1.0 - t * t
 
     @njit(cache=True, error_model="numpy")
     def _activate(act, src, dst_r, dst_rp):
@@ -81,10 +144,7 @@ if HAVE_NUMBA:
                 dst_r[q] = src[q]
                 dst_rp[q] = 1.0
         elif act == 1:                                  # tanh
-            for q in range(hi):
-                t = math.tanh(src[q])
-                dst_r[q] = t
-                dst_rp[q] = 1.0 - t * t
+            _tanh_layer(src, dst_r, dst_rp)
         elif act == 2:                                  # sigmoid = scipy expit
             for q in range(hi):
                 s = 1.0 / (1.0 + math.exp(-src[q]))

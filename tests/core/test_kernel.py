@@ -333,3 +333,19 @@ def test_zero_steps_and_zero_learning_rate():
     a.run_steps(300)
     b.run_steps(300)
     assert_same(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(_kernel.ACTIVATION_CODES))
+def test_compiled_activations_match_numpy(name):
+    """φ and φ′ of the kernel against gle_core.activations, including extreme inputs."""
+    from gle_core.activations import ACTIVATIONS
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 3, 20000), np.linspace(-4, 4, 8001),
+                        np.logspace(-300, 3, 400), -np.logspace(-300, 3, 400),
+                        [0.0, -0.0, 1e300, -1e300, 19.0, 20.0, 36.0, 709.0, -745.0]])
+    r, rp = np.empty_like(x), np.empty_like(x)
+    _kernel._activate(_kernel.ACTIVATION_CODES[name], x, r, rp)
+    phi, dphi = ACTIVATIONS[name]
+    np.testing.assert_allclose(r, phi(x), rtol=1e-15, atol=1e-300)
+    # φ′ = 1 - tanh² (or s (1 - s)) inherits the ~1e-16 absolute rounding of φ
+    np.testing.assert_allclose(rp, dphi(x), rtol=1e-15, atol=1e-15)
