@@ -222,15 +222,27 @@ class Sharing:
         self._location = location
         known = set(KEYS)
         unknown = [k for k in location.query_params if k not in known]
-        self.problems = []
-        location.sync(self.url, list(KEYS), on_error=self._on_sync_error)
-        if unknown:
-            self.problems += [(k, "unknown parameter") for k in unknown]
-            self._announce()
-            # drop them from the address bar (the page shows what is applied)
-            query = {k: v for k, v in location.query_params.items() if k in known}
-            location.search = "?" + urlencode(
-                {k: (v if isinstance(v, str) else json.dumps(v)) for k, v in query.items()})
+        self._collecting, self._sync_problems = True, []
+        # blank the URL object first, so that Panel applies every value of the link (it skips
+        # values equal to the current ones, which may differ from the linked preset's defaults)
+        self._guard = True
+        try:
+            self.url.param.update(**{k: None for k in KEYS})
+        finally:
+            self._guard = False
+        try:
+            location.sync(self.url, list(KEYS), on_error=self._on_sync_error)
+            self._mirror()
+            # the address bar shows what was applied (ignored values and keys dropped)
+            location.search = self.query_string()
+        finally:
+            self._collecting = False
+        problems = []
+        for p in self._sync_problems + [(k, "unknown parameter") for k in unknown]:
+            if p not in problems:
+                problems.append(p)
+        self.problems = problems
+        self._announce()
         return True
 
     def _on_sync_error(self, mapped):      # pragma: no cover - URLState accepts any value
@@ -239,16 +251,15 @@ class Sharing:
     def _on_url(self, *events):
         if self._guard:
             return
-        self.problems = []
-        self.apply({e.name: e.new for e in events}, _from_url=True)
+        self.apply({e.name: e.new for e in events})
 
-    def apply(self, values, reset=False, _from_url=False):
+    def apply(self, values, reset=False):
         """Validate and apply ``{key: value}`` (URL keys); returns the list of problems.
 
         Invalid values fall back to the preset's defaults and are named in a warning notice.
         """
         st = self.state
-        problems = [] if not _from_url else self.problems
+        problems = []
         values = dict(values)
         for k in [k for k in values if k not in KEYS]:
             problems.append((k, "unknown parameter"))
@@ -311,9 +322,12 @@ class Sharing:
             self._guard = False
         if reset:
             self.dash.reset()
-        self.problems = problems
         self._mirror()
-        self._announce()
+        if getattr(self, "_collecting", False):
+            self._sync_problems += problems       # announced once by sync_location
+        else:
+            self.problems = problems
+            self._announce()
         return problems
 
     def _apply_scalar(self, key, v, problems):
