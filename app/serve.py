@@ -140,6 +140,20 @@ def server_kwargs(args):
     return kw
 
 
+def _exit_with_parent():
+    """In a ``--num-procs`` worker: get SIGTERM when the supervising parent dies (Linux), so
+    stopping the parent by its pid stops the workers too instead of orphaning them."""
+    import ctypes
+    import signal
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)           # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:                       # the parent is already gone
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv=None):
     args = parse_args(argv)
     import panel as pn
@@ -156,6 +170,8 @@ def main(argv=None):
     server = pn.serve({"gle-lab": app}, **server_kwargs(args))
     # with --num-procs > 1 every forked process gets here; only the first one prints
     from tornado.process import task_id
+    if task_id() is not None:
+        _exit_with_parent()
     if task_id() in (None, 0):
         host = "localhost" if args.address in LOOPBACK + ("",) else args.address
         url = f"http://{host}:{server.port}/gle-lab"

@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -30,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from loadclient import HEADER, run_load  # noqa: E402
+from loadclient import HEADER, process_tree, run_load  # noqa: E402
 
 TARGET_SESSIONS, TARGET_FPS = 20, 15.0
 
@@ -64,13 +65,31 @@ class GleLabServer:
         return self.proc.pid
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        """Terminate the server and, with --num-procs > 1, its forked workers (by pid: the
+        workers outlive a terminated parent)."""
+        if self.proc.poll() is not None:
+            return
+        workers = [p for p in process_tree(self.proc.pid) if p != self.proc.pid]
+        self.proc.terminate()
+        for pid in workers:
             try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        deadline = time.monotonic() + 10
+        for pid in workers:
+            while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+                time.sleep(0.05)
+            if os.path.exists(f"/proc/{pid}"):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 def main(argv=None):
