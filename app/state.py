@@ -22,6 +22,7 @@ from gle_core import GLEParameterError, SimulationDiverged, Simulator
 from gle_core import fourier
 from gle_core.config import build_simulator, build_stimulus
 
+from .am import AM_LR_FACTOR, AM_WINDOW, LabTrainer
 from .presets import PRESETS, get_preset
 
 #: waveform name -> label
@@ -29,7 +30,8 @@ WAVEFORMS = {"Sine": "sine", "Sum of sines": "sum_of_sines",
              "Smoothed square": "smoothed_square", "Constant": "constant"}
 #: the frequencies of paper Fig. 5 relative to the lowest (0.49, 1.07, 1.98 rad/a.u.)
 SUM_OF_SINES_RATIOS = (1.0, 1.07 / 0.49, 1.98 / 0.49)
-ERROR_MODES = {"GLE (prospective errors)": "gle", "IE (instantaneous errors)": "ie"}
+ERROR_MODES = {"GLE (prospective errors)": "gle", "IE (instantaneous errors)": "ie",
+               "AM (exact adjoint, windowed)": "am"}
 RECORD = ("t", "input", "loss", "prospective_voltage", "r", "inst_error", "error",
           "W", "b", "tau_m", "tau_r",
           "r_prime", "target")          # φ′(ŭ) and y: the Errors view's AM adjoint λ
@@ -47,6 +49,11 @@ FIT_PERIODS = 2
 FIT_MAX_RESIDUAL = 0.05
 
 PRESET_TITLES = {cfg["title"]: name for name, cfg in PRESETS.items()}
+
+
+def _round_lr(x):
+    """3 significant digits (the learning-rate slider's resolution)."""
+    return float(f"{x:.3g}")
 
 
 def neuron_labels(layer_sizes):
@@ -145,7 +152,13 @@ class LabState(param.Parameterized):
                              "(τm u̇ = -u + W r + b + γ e). γ = 1 is energy-consistent.")
     error_mode = param.Selector(default="gle", objects=ERROR_MODES, label="Error mode",
                                 doc="GLE: prospective errors e = D⁺τm I⁻τr{ε} (Eq. 7). "
-                                    "IE: instantaneous errors e = ε (plain backprop baseline).")
+                                    "IE: instantaneous errors e = ε (plain backprop baseline). "
+                                    "AM: exact gradients of windows of TW a.u. (truncated "
+                                    "BPTT / adjoint method), one optimizer step per window; "
+                                    "switching to or from AM restarts the simulation.")
+    am_window = param.Number(AM_WINDOW, bounds=(0.05, 50.0), label="AM window TW (a.u.)",
+                             doc="AM mode: parameters stay fixed for a window of TW a.u., then "
+                                 "take one optimizer step with the window's exact gradient.")
     # ---------------------------------------------------------------- run
     playing = param.Boolean(True, doc="Run the simulation live.")
     speed = param.Number(4.0, bounds=(0.05, 200.0), label="Speed (a.u./s)",
@@ -182,9 +195,22 @@ class LabState(param.Parameterized):
     def cfg(self):
         return self._cfg
 
-    def _rebuild(self, preset, seed):
+    def _rebuild(self, preset, seed, mode=None):
+        """Build the simulation of ``preset``; ``mode`` "am" runs a windowed-AM trainer."""
         cfg = get_preset(preset)
         sim = build_simulator(cfg, seed=seed, record=RECORD, window=PROBE_WINDOW)
+        lrn = cfg.get("learning", {})
+        if mode == "am":
+            lr_am = lrn.get("lr", 1e-3)
+            lr_am = ({k: v * AM_LR_FACTOR for k, v in lr_am.items()} if isinstance(lr_am, dict)
+                     else lr_am * AM_LR_FACTOR)
+            sim = LabTrainer(sim.network, sim.stimulus, sim.teacher, record=RECORD,
+                             history=PROBE_WINDOW, window=float(self.am_window),
+                             optimizer=lrn.get("optimizer", "adam"), lr=lr_am,
+                             learn=sim.learn, learn_from=sim.learn_from,
+                             optimizer_kwargs=lrn.get("optimizer_kwargs"), seed=seed)
+        elif mode in ("gle", "ie") and mode != sim.network.error_mode:
+            sim.network.set_error_mode(mode)
         teacher_sim = None
         if sim.teacher is not None:
             # a batch-1 copy of the teacher on stream 0's input: its hidden rates for display
@@ -216,6 +242,8 @@ class LabState(param.Parameterized):
         learning = cfg.get("learning", {})
         lr = learning.get("lr", 1e-3)
         lr = float(lr if not isinstance(lr, dict) else max(lr.values()))
+        if mode == "am":
+            lr *= AM_LR_FACTOR
         stim = cfg.get("stimulus", {"type": "sine"})
         omega, amp = self._stimulus_controls(stim)
         self._syncing = True
@@ -230,7 +258,8 @@ class LabState(param.Parameterized):
                 learn_W=bool(self._learn_layers.get("W")), learn_b=bool(self._learn_layers.get("b")),
                 learn_tau_m=bool(self._learn_layers.get("tau_m")),
                 learn_tau_r=bool(self._learn_layers.get("tau_r")),
-                lr=lr, beta=net.beta, gamma=net.gamma, error_mode=net.error_mode,
+                lr=lr, beta=net.beta, gamma=net.gamma,
+                error_mode="am" if mode == "am" else net.error_mode,
                 speed=float(ui["speed"]), window=float(ui["window"]), failed=False)
             self._sync_controls_from_network()
         finally:
@@ -449,8 +478,54 @@ class LabState(param.Parameterized):
                 setattr(self.net, name, v)
         self._apply(f"β = {self.beta:.3g}, γ = {self.gamma:.3g}", do)
 
+    @property
+    def am_mode(self):
+        """True while the simulation is the windowed-AM trainer."""
+        return isinstance(self.sim, LabTrainer)
+
+    def _switch_engine(self, mode):
+        """Rebuild for a switch to or from AM, keeping the user's settings (t restarts at 0)."""
+        keep = {k: getattr(self, k) for k in (
+            "neuron", "waveform", "omega", "amplitude", "learn_W", "learn_b", "learn_tau_m",
+            "learn_tau_r", "beta", "gamma", "speed", "window")}
+        lr = self.lr * (AM_LR_FACTOR if mode == "am" else 1.0 / AM_LR_FACTOR)
+        overrides = dict(self._overrides)
+        self._rebuild(self.preset, self.seed, mode=mode)
+        for (kind, layer, index), value in overrides.items():
+            try:
+                self.net.set_parameter(kind, layer, value, index=index)
+                self._overrides[(kind, layer, index)] = value
+            except GLEParameterError:
+                pass
+        self.param.update(**keep)
+        self.lr = _round_lr(lr)
+        self._sync_controls_from_network()
+        self.tau_version += 1
+        if mode == "am":
+            self.notify(f"Rebuilt the simulation for AM learning: exact gradients of windows "
+                        f"of TW = {self.am_window:g} a.u., one optimizer step per window "
+                        f"(η = {self.lr:.3g} per window); t restarts at 0.", "info")
+        else:
+            self.notify(f"Rebuilt the simulation for {mode.upper()} learning (local, every "
+                        f"step; η = {self.lr:.3g} per step); t restarts at 0.", "info")
+
+    @param.depends("am_window", watch=True)
+    def _on_am_window(self):
+        if not self.am_mode:
+            return
+
+        def do():
+            self.sim.set_window(float(self.am_window))
+        self._apply(f"AM window TW = {self.am_window:.3g} a.u.", do)
+
     @param.depends("error_mode", watch=True)
     def _on_error_mode(self):
+        if self._syncing:
+            return
+        if (self.error_mode == "am") != self.am_mode:
+            self._switch_engine(self.error_mode)
+            return
+
         def do():
             self.net.set_error_mode(self.error_mode)
         if self._apply(f"error mode {self.error_mode.upper()}", do):

@@ -125,8 +125,19 @@ class ControlsView:
             sizing_mode="stretch_width")
         self.gamma.doc = st.param.gamma.doc
         self.error_mode = pn.widgets.RadioButtonGroup.from_param(
-            st.param.error_mode, options={"GLE": "gle", "IE": "ie"}, button_type="default",
-            sizing_mode="stretch_width")
+            st.param.error_mode, options={"GLE": "gle", "IE": "ie", "AM": "am"},
+            button_type="default", sizing_mode="stretch_width", css_classes=["gle-error-mode"])
+        self.error_mode.description = st.param.error_mode.doc
+        self.am_window = pn.widgets.FloatSlider.from_param(
+            st.param.am_window, start=0.1, end=20.0, step=0.1, sizing_mode="stretch_width",
+            visible=st.error_mode == "am", css_classes=["gle-am-window"])
+        self.am_window.doc = st.param.am_window.doc
+        self.am_window_row = with_tip(self.am_window)
+        self.am_window_row.visible = st.error_mode == "am"
+
+        def show_am_window(event):
+            self.am_window.visible = self.am_window_row.visible = event.new == "am"
+        st.param.watch(show_am_window, "error_mode")
         self.window = pn.widgets.FloatSlider.from_param(st.param.window, step=1.0,
                                                         sizing_mode="stretch_width")
         self.window.doc = st.param.window.doc
@@ -136,8 +147,10 @@ class ControlsView:
 
     def _show_optimizer(self):
         lrn = self.state.cfg.get("learning", {})
-        self.optimizer.object = (f"optimizer: {lrn.get('optimizer', 'adam')}, learning from "
-                                 f"t = {lrn.get('learn_from', 0):g} a.u.")
+        per = ("one step per AM window (exact gradient)" if self.state.error_mode == "am"
+               else "one step per Euler step")
+        self.optimizer.object = (f"optimizer: {lrn.get('optimizer', 'adam')}, {per}, "
+                                 f"learning from t = {lrn.get('learn_from', 0):g} a.u.")
 
     def _on_play_widget(self, event):
         if event.new:
@@ -166,7 +179,8 @@ class ControlsView:
                               title="Neuron (student)", **card),
             "input": pn.Card(self.waveform, with_tip(self.omega), with_tip(self.amplitude),
                              title="Input", **card),
-            "learning": pn.Card(self.error_mode, self.learn, with_tip(self.lr),
+            "learning": pn.Card(self.error_mode, self.am_window_row, self.learn,
+                                with_tip(self.lr),
                                 with_tip(self.beta), with_tip(self.gamma), self.optimizer,
                                 title="Errors and learning", **card),
             "display": pn.Card(with_tip(self.window), title="Display", collapsed=True, **card),
