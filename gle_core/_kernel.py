@@ -739,6 +739,9 @@ def unsupported_reason(sim):
     if teacher is not None and (teacher.batch_size != net.batch_size
                                 or teacher.layer_sizes[-1] != net.layer_sizes[-1]):
         return "the teacher's batch or output size differs from the student's"
+    if teacher is not None and any(np.shares_memory(a, c) for k in PARAMETER_KINDS
+                                   for a in net.parameters(k) for c in teacher.parameters(k)):
+        return "the teacher shares parameter arrays with the student"
     if type(sim.optimizer) not in _OPT_CODES:
         return f"optimizer {type(sim.optimizer).__name__} is not SGD, Momentum or Adam"
     keys = [tuple(a) for a in sim._active]

@@ -321,6 +321,12 @@ def test_auto_backend_falls_back_and_explicit_numba_refuses():
     net2 = GLENetwork([1, 2, 1], "tanh", 1.0, 0.5, dt=0.01, seed=0)
     sim2 = Simulator(net2, inputs.Sine(), learn={"W": [0, 0]})
     assert "twice" in _kernel.unsupported_reason(sim2)
+    # a teacher whose weights are the student's (the numpy path sees the student's updates
+    # at once; the kernel packs copies)
+    teacher = net2.copy()
+    teacher.W = net2.W
+    sim3 = Simulator(net2, inputs.Sine(), teacher, learn={"W": True})
+    assert "shares" in _kernel.unsupported_reason(sim3)
 
 
 def test_zero_steps_and_zero_learning_rate():
