@@ -237,6 +237,9 @@ class Sharing:
             location.search = self.query_string()
         finally:
             self._collecting = False
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            # the browser sends its own address on load: show the applied state after it
+            pn.state.onload(self.push_url)
         problems = []
         for p in self._sync_problems + [(k, "unknown parameter") for k in unknown]:
             if p not in problems:
@@ -245,13 +248,24 @@ class Sharing:
         self._announce()
         return True
 
+    def push_url(self):
+        """Write the applied state into the address bar (``?preset=...``, every key)."""
+        if self._location is not None:
+            q = self.query_string()
+            if self._location.search != q:
+                self._location.search = q
+
     def _on_sync_error(self, mapped):      # pragma: no cover - URLState accepts any value
         self.apply(mapped)
 
     def _on_url(self, *events):
         if self._guard:
             return
-        self.apply({e.name: e.new for e in events})
+        values = {e.name: e.new for e in events}
+        if self._location is not None:       # report unknown keys of the address bar too
+            values.update({k: v for k, v in self._location.query_params.items()
+                           if k not in KEYS})
+        self.apply(values)
 
     def apply(self, values, reset=False):
         """Validate and apply ``{key: value}`` (URL keys); returns the list of problems.
