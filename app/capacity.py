@@ -10,6 +10,11 @@ minutes", that runs no simulation and costs next to nothing.
 interaction from its browser (widget changes, button clicks) and closes the session after
 twice that, which frees its place (the unused-session reaper then destroys it).
 
+:func:`report_exception` (installed as ``pn.config.exception_handler`` by ``gle-lab``) shows an
+error raised while handling one browser's input (a value beyond a control's bounds sent by a
+modified client, say) to *that* session only, as a visible message naming the parameter, and
+puts the control back to the value in force; other sessions never see it.
+
 With ``--num-procs N`` every process has its own counter: the server-wide cap is
 ``N × max_sessions``.
 """
@@ -17,8 +22,10 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import threading
 import time
+import weakref
 
 import panel as pn
 from bokeh.models import Widget
@@ -198,6 +205,75 @@ class IdleWatch:
             doc.add_timeout_callback(drop, 1000)
 
 
+#: session document -> its Dashboard (for :func:`report_exception`)
+_DASHBOARDS = weakref.WeakKeyDictionary()
+_PARAM_RE = re.compile(r"'LabState\.(\w+)'")
+
+
+def report_exception(exc, doc=None):
+    """Show ``exc`` (raised while handling this session's input) in this session only.
+
+    A refused value of a :class:`~app.state.LabState` parameter (``'LabState.tau_m' must be at
+    least 0.001``) is named, and the parameter is re-announced so that every control shows
+    the value actually in force again. Returns True if a session was told.
+    """
+    doc = doc if doc is not None else pn.state.curdoc
+    dash = _DASHBOARDS.get(doc) if doc is not None else None
+    log.warning("session %s: %s: %s", _session_id(doc), type(exc).__name__, exc,
+                exc_info=not isinstance(exc, (ValueError, TypeError)))
+    if dash is None or getattr(dash, "state", None) is None:
+        return False
+    st = dash.state
+    m = _PARAM_RE.search(str(exc))
+    name = m.group(1) if m else None
+    widget = _failed_widget(exc)
+    if widget is not None and not (name is not None and name in st.param):
+        try:
+            widget.param.trigger("value")       # the browser shows the value in force again
+        except Exception:                                      # noqa: BLE001
+            log.exception("could not restore widget %s", widget.name)
+    if name is not None and name in st.param:
+        label = st.param[name].label or name
+        try:
+            st.param.trigger(name)          # controls follow the value in force again
+        except Exception:                                      # noqa: BLE001
+            log.exception("could not restore %s", name)
+        text = f"Refused {label} ({name}): {_plain(exc)}"
+    elif widget is not None:
+        text = f"Refused {widget.name}: {_plain(exc)}"
+    else:
+        text = f"That input could not be applied: {type(exc).__name__}: {_plain(exc)}"
+    st.notify(text, "danger")
+    return True
+
+
+def _plain(exc):
+    text = str(exc).strip()
+    text = re.sub(r"(Number|Integer|Selector|Boolean|String) parameter '\w+\.\w+' ", "", text)
+    text = re.sub(r"must be at (most|least) \S+, not (-?inf|nan)\.",
+                  r"must be a finite number, not \2.", text)
+    return text[:300]
+
+
+def _failed_widget(exc):
+    """The Panel widget whose browser value failed (the innermost one in the traceback)."""
+    from panel.widgets import Widget as PanelWidget
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        for key in ("self", "obj"):
+            obj = tb.tb_frame.f_locals.get(key)
+            if isinstance(obj, PanelWidget):
+                found = obj
+        tb = tb.tb_next
+    return found
+
+
+def register_dashboard(doc, dashboard):
+    """Make ``dashboard`` the target of :func:`report_exception` for ``doc``."""
+    if doc is not None and dashboard is not None:
+        _DASHBOARDS[doc] = dashboard
+
+
 def guarded_app(factory, limiter=None, idle_timeout=None):
     """Wrap ``factory`` (returning a session's layout) with the session cap and idle expiry.
 
@@ -217,6 +293,7 @@ def guarded_app(factory, limiter=None, idle_timeout=None):
             if limiter is not None:
                 limiter.release(sid)
             raise
+        register_dashboard(doc, getattr(layout, "dashboard", None))
         watch = None
         if idle_timeout and doc is not None:
             watch = IdleWatch(doc, idle_timeout, dashboard=getattr(layout, "dashboard", None))

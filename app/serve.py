@@ -158,13 +158,15 @@ def main(argv=None):
     args = parse_args(argv)
     import panel as pn
 
-    from app.capacity import SessionLimiter, guarded_app
+    from app.capacity import SessionLimiter, guarded_app, report_exception
     from app.main import create_app
     from app.presets import PRESETS
 
     if args.preset not in PRESETS:
         sys.exit(f"gle-lab: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     limiter = SessionLimiter(args.max_sessions) if args.max_sessions else None
+    # an error while handling one browser's input is shown to that session only
+    pn.config.exception_handler = report_exception
     app = guarded_app(lambda: create_app(args.preset), limiter=limiter,
                       idle_timeout=args.idle_timeout * 60 or None)
     server = pn.serve({"gle-lab": app}, **server_kwargs(args))
