@@ -724,6 +724,10 @@ def unsupported_reason(sim):
     """Why ``sim`` cannot use the compiled kernel (``None`` if it can)."""
     if not HAVE_NUMBA:
         return "numba is not installed"
+    from .simulator import Simulator
+    for name in ("_learn_step", "_record", "_check_bounded"):
+        if getattr(type(sim), name) is not getattr(Simulator, name):
+            return f"{type(sim).__name__} overrides Simulator.{name}"
     net, teacher = sim.network, sim.teacher
     for who, nw in (("network", net), ("teacher", teacher)):
         if nw is None:
@@ -815,11 +819,13 @@ class _Blocks:
 
     def __init__(self, sim, prefetch=True):
         from . import inputs
+        from .simulator import Simulator as _Simulator
         self.sim = sim
         pure = (inputs.Sine, inputs.SumOfSines, inputs.SmoothedSquare, inputs.Constant,
                 inputs.ArrayInput)
         self.can_prefetch = prefetch and type(sim.stimulus) in pure and \
-            (sim.target is None or type(sim.target) in pure)
+            (sim.target is None or type(sim.target) in pure) and \
+            type(sim)._inputs_at is _Simulator._inputs_at
         self.slow = False
         self.pending = None          # (start, future)
         self.converted = None        # (block_x object, X, Y or None)

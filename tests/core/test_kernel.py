@@ -328,6 +328,14 @@ def test_auto_backend_falls_back_and_explicit_numba_refuses():
     sim3 = Simulator(net2, inputs.Sine(), teacher, learn={"W": True})
     assert "shares" in _kernel.unsupported_reason(sim3)
 
+    class LoggingSimulator(Simulator):                # a subclass hooking the loop
+        def _learn_step(self):
+            super()._learn_step()
+
+    sim4 = LoggingSimulator(GLENetwork([1, 2, 1], "tanh", 1.0, 0.5, dt=0.01, seed=0),
+                            inputs.Sine(), learn={"W": True})
+    assert "overrides" in _kernel.unsupported_reason(sim4)
+
 
 def test_zero_steps_and_zero_learning_rate():
     a, b = make_pair("sigmoid-relu-ie-momentum")
