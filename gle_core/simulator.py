@@ -219,6 +219,20 @@ class Simulator:
         self.last_loss = np.nan
         self._make_probes()
 
+    def set_stimulus(self, stimulus):
+        """Swap the input stream between steps, without a reset (a waveform control).
+
+        The new stimulus' random parts (per-stream shifts) are drawn from the simulator's
+        seed; the state, parameters, optimizer and probes carry on.
+        """
+        stim = as_stimulus(stimulus, self.network.dt)
+        if stim.n_channels != self.network.layer_sizes[0]:
+            raise GLEParameterError("stimulus channels", stim.n_channels,
+                                    f"{self.network.layer_sizes[0]} (the network's input size)")
+        stim.reset(self.network.batch_size, self.seed)
+        self.stimulus = stim
+        self._block_x = self._block_y = None   # sampled blocks of the old stimulus
+
     def set_initial_parameters(self):
         """Make the current parameters the ones :meth:`reset` returns to."""
         self._initial_params = self._snapshot_params()

@@ -142,3 +142,18 @@ def test_tau_floor_is_applied_after_every_update():
     sim.run_steps(4000)
     assert sim.trace("tau_m").min() >= 0.1
     assert net.tau_m[0][0] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_set_stimulus_swaps_the_input_without_reset(backend):
+    sim = small_sim(window=400, backend=backend)
+    sim.run_steps(150)
+    w = sim.network.W[0].copy()
+    sim.set_stimulus(inputs.Constant(0.25))
+    sim.run_steps(50)
+    x = sim.trace("input")[:, 0]
+    np.testing.assert_allclose(x[-50:], 0.25)
+    np.testing.assert_allclose(x[:150], np.sin(1.3 * 0.01 * np.arange(150)), atol=1e-12)
+    assert sim.t == pytest.approx(2.0) and not np.allclose(sim.network.W[0], w)
+    with pytest.raises(GLEParameterError, match="stimulus channels"):
+        sim.set_stimulus(inputs.Constant([1.0, 2.0]))
