@@ -75,8 +75,8 @@ class GLENetwork:
         ``"gle"``: prospective errors e = D⁺_τm I⁻_τr{ε} (Eq. 7). ``"ie"``: instantaneous
         errors e = ε, the plain-backprop baseline of paper Fig. 4.
     tau_floor : float, optional
-        Lower bound applied to τm and τr after every learning update; default ``dt``.
-        Must be ≥ ``dt``.
+        Lower bound of τm and τr: every τ given or set must be ≥ it, and learning
+        clamps to it after every update; default ``dt``. Must be ≥ ``dt``.
     batch_size : int
         Number of independent input streams simulated in parallel.
     seed : int, optional
@@ -185,19 +185,27 @@ class GLENetwork:
         return out
 
     def _check_tau(self, kind, layer, arr):
+        """τ must be ≥ the τ floor (itself ≥ dt): explicit Euler stability, spec §6.9."""
         arr = np.asarray(arr, dtype=float)
+        floor = self.tau_floor
+        allowed = f"[{floor:g}, inf) a.u." + (f" (the tau floor; dt = {self.dt:g})"
+                                              if floor > self.dt * (1 + 1e-12)
+                                              else f" (dt = {self.dt:g})")
         if not np.all(np.isfinite(arr)):
             raise GLEParameterError(f"{kind}[layer {layer + 1}]", arr.tolist(),
-                                    f"finite values in [dt = {self.dt:g}, inf) a.u.")
+                                    "finite values in " + allowed)
         low = float(arr.min())
-        if low < self.dt * (1 - 1e-12):
+        if low < floor * (1 - 1e-12):
             idx = int(arr.argmin())
-            hint = (f"explicit Euler with dt = {self.dt:g} is unstable for tau < dt/2 and "
-                    "oscillates for tau < dt; raise tau or lower dt")
             if low <= 0:
                 hint = "time constants must be positive"
-            raise GLEParameterError(f"{kind}[layer {layer + 1}, neuron {idx}]", low,
-                                    f"[dt = {self.dt:g}, inf) a.u.", hint)
+            elif low < self.dt:
+                hint = (f"explicit Euler with dt = {self.dt:g} is unstable for tau < dt/2 and "
+                        "oscillates for tau < dt; raise tau or lower dt")
+            else:
+                hint = "learning clamps every time constant to this floor"
+            raise GLEParameterError(f"{kind}[layer {layer + 1}, neuron {idx}]", low, allowed,
+                                    hint)
 
     # ------------------------------------------------------------------ parameters
     def set_parameter(self, kind, layer, value, index=None):

@@ -44,7 +44,8 @@ class Simulator:
         Alternatively, the target y(t) directly (shape (batch, n_out) per step, or labels).
     optimizer : {"sgd", "momentum", "adam"}
     lr : float or dict
-        Learning rate, or one per parameter kind (``{"W": 1e-3, "tau_m": 1e-4}``).
+        Learning rate, or one per parameter kind (``{"W": 1e-3, "tau_m": 1e-4}``); kinds
+        missing from such a dict have rate 0 (they do not learn).
     learn : dict, optional
         Which parameters learn: kind -> ``True`` (all layers), ``False``, or a list of
         0-based layer indices. Kinds: ``"W"``, ``"b"``, ``"tau_m"``, ``"tau_r"``
@@ -211,6 +212,7 @@ class Simulator:
         if self.target is not None:
             self.target.reset(net.batch_size, self.seed)
         self.optimizer.reset()
+        self.diverged = None
         self.n_steps = 0
         self._block_start = 0
         self._block_x = self._block_y = None
@@ -287,6 +289,13 @@ class Simulator:
         """
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
             raise GLEParameterError("n", n, "an integer ≥ 0")
+        try:
+            self._dispatch_run_steps(n, progress)
+        except SimulationDiverged as exc:
+            self.diverged = exc
+            raise
+
+    def _dispatch_run_steps(self, n, progress):
         if self._backend != "numpy":
             from . import _kernel
             if _kernel.HAVE_NUMBA:

@@ -161,3 +161,12 @@ def test_simulator_output_is_previous_step_rate():
     assert out[0] == 0.0
     np.testing.assert_allclose(out[1:], r[:-1], atol=0)
     assert r[0] == pytest.approx(3.0)  # LE limit: instantaneous W x
+
+
+def test_time_constants_below_the_tau_floor_are_rejected():
+    """The τ floor (chain: 0.1 = 10 dt) is the lower bound of every τ, not only after learning."""
+    with pytest.raises(GLEParameterError, match=r"tau_r\[layer 1, neuron 0\] = 0.05.*tau floor"):
+        GLENetwork([1, 1], "tanh", tau_m=1.0, tau_r=0.05, dt=0.01, tau_floor=0.1)
+    net = GLENetwork([1, 1], "tanh", tau_m=1.0, tau_r=0.1, dt=0.01, tau_floor=0.1)
+    with pytest.raises(GLEParameterError, match="0.1, inf"):
+        net.set_parameter("tau_m", 0, 0.09)

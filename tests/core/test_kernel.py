@@ -27,7 +27,7 @@ def random_net(rng, sizes, acts, *, B=3, mode="gle", loss="mse", gamma=0.7, beta
                tau_floor=0.05, biases=True, dt=0.01):
     L = len(sizes) - 1
     tau_m = [rng.uniform(0.3, 2.0, sizes[i + 1]) for i in range(L)]
-    tau_r = [rng.uniform(0.05, 1.0, sizes[i + 1]) for i in range(L)]
+    tau_r = [rng.uniform(max(0.05, tau_floor), 1.0, sizes[i + 1]) for i in range(L)]
     W = [rng.normal(0, 0.6, (sizes[i + 1], sizes[i])) for i in range(L)]
     b = [rng.normal(0, 0.3, sizes[i + 1]) if biases else np.zeros(sizes[i + 1])
          for i in range(L)]

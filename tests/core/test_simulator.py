@@ -93,6 +93,9 @@ def test_lr_explosion_raises_a_named_divergence_and_keeps_finite_state():
     assert "diverged" in str(e) and f"layer {e.layer}" in str(e)
     for arr in sim.network.u + sim.network.r:
         assert np.all(np.isfinite(arr))
+    assert sim.diverged is e
+    sim.reset()
+    assert sim.diverged is None
 
 
 def test_bad_inputs_name_the_parameter():
