@@ -51,7 +51,9 @@ class TraceStream:
                               else np.full(len(frame["t"]), np.nan))
             rows[f"e{j}"] = frame["e"][:, j]
             rows[f"eps{j}"] = frame["eps"][:, j]
-        rows = {k: np.ascontiguousarray(v, dtype=float) for k, v in rows.items()}
+        # plain lists: a few dozen numbers go inline in the patch's JSON; numpy arrays would
+        # each become a binary buffer = two extra websocket messages per column per frame
+        rows = {k: np.asarray(v, dtype=float).tolist() for k, v in rows.items()}
         self.source.stream(rows, rollover=self.state.rollover)
         self.frames_streamed += 1
         self.points_streamed += len(frame["t"])

@@ -8,6 +8,8 @@ import math
 import panel as pn
 from bokeh.models import CustomJSTickFormatter
 
+#: server-side debounce (ms) of slider changes (Panel's default: 50)
+SLIDER_DEBOUNCE_MS = 5
 LOG_FORMAT_JS = "const v = Math.pow(10, tick); return Number(v.toPrecision(3)).toString();"
 
 
@@ -141,6 +143,14 @@ class ControlsView:
         self.window = pn.widgets.FloatSlider.from_param(st.param.window, step=1.0,
                                                         sizing_mode="stretch_width")
         self.window.doc = st.param.window.doc
+        # Panel debounces browser→server widget changes by 50 ms (Syncable._debounce): half
+        # the latency budget. 5 ms still coalesces a burst of drag events. (Panel's
+        # "_priority_changes" would skip the debounce but runs outside the document lock.)
+        for w in (self.speed, self.tau_m, self.tau_r, self.weight, self.omega, self.amplitude,
+                  self.lr, self.beta, self.window, self.am_window,
+                  getattr(self.gamma, "_slider", None)):
+            if w is not None:
+                w._debounce = SLIDER_DEBOUNCE_MS
         self.optimizer = pn.pane.Str("", styles={"font-size": "12px", "color": "#666"})
         st.param.watch(lambda e: self._show_optimizer(), "structure")
         self._show_optimizer()
