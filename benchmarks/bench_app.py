@@ -39,8 +39,11 @@ def in_process(frames=300):
     print(f"In-process frame cost ({frames} frames of {FRAME_MS} ms simulated wall time each)")
     print(f"{'preset':18s} {'steps/frame':>11s} {'median ms':>10s} {'p95 ms':>8s} "
           f"{'CPU ms':>7s} {'patch kB':>9s}")
-    for name in PRESETS:
-        d = Dashboard(preset=name)
+    for name in list(PRESETS) + ["small_network AM"]:
+        d = Dashboard(preset=name.split()[0])
+        if name.endswith(" AM"):
+            d.state.error_mode = "am"           # windowed exact-adjoint learning
+            d.state.sim.learn_from = 0.0
         doc = Document()
         doc.add_root(d.layout.get_root(doc))
         events = []
@@ -94,7 +97,7 @@ LATENCY = """async (value) => {
 }"""
 
 
-def browser(seconds=10.0, preset_learning=True):
+def browser(seconds=10.0, preset_learning=True, results=None):
     from playwright.sync_api import sync_playwright
 
     from conftest import PanelServer
@@ -115,7 +118,12 @@ def browser(seconds=10.0, preset_learning=True):
             frames = page.evaluate("() => window.__frames")
             c1, t1 = _cpu_seconds(pid), time.perf_counter()
             fps = frames / (t1 - t0)
-            print(f"\nReal browser (phase_inversion preset, {seconds:.0f} s)")
+            res = results if results is not None else {}
+            res.setdefault("load", []).append(os.getloadavg()[0])
+            res.setdefault("fps", []).append(fps)
+            res.setdefault("cpu_ms", []).append((c1 - c0) / max(frames, 1) * 1e3)
+            print(f"\nReal browser (phase_inversion preset, {seconds:.0f} s, "
+                  f"load {os.getloadavg()[0]:.2f})")
             print(f"  frames received by the browser: {fps:.1f} /s")
             print(f"  server CPU: {(c1 - c0) / (t1 - t0) * 100:.1f} % of a core, "
                   f"{(c1 - c0) / max(frames, 1) * 1e3:.2f} ms per frame (incl. websocket I/O)")
@@ -127,6 +135,8 @@ def browser(seconds=10.0, preset_learning=True):
                 lat.append(d)
                 time.sleep(0.25)
             lat.sort()
+            res.setdefault("arrive_ms", []).append(statistics.median(arr))
+            res.setdefault("paint_ms", []).append(statistics.median(lat))
             print(f"  slider → new data in the browser: median {statistics.median(arr):.0f} ms")
             print(f"  slider → painted: median {statistics.median(lat):.0f} ms, "
                   f"p90 {lat[int(0.9 * len(lat))]:.0f} ms (n = {len(lat)})")
@@ -141,6 +151,8 @@ def browser(seconds=10.0, preset_learning=True):
             c1, t1 = _cpu_seconds(pid), time.perf_counter()
             print(f"  chain preset, learning on (W, τm; batch 16): {frames / (t1 - t0):.1f} "
                   f"frames/s, server {(c1 - c0) / max(frames, 1) * 1e3:.2f} ms CPU per frame")
+            res.setdefault("learn_fps", []).append(frames / (t1 - t0))
+            res.setdefault("learn_cpu_ms", []).append((c1 - c0) / max(frames, 1) * 1e3)
             # paused
             page.locator(".gle-play button").click()
             time.sleep(1.0)
@@ -148,6 +160,7 @@ def browser(seconds=10.0, preset_learning=True):
             time.sleep(5.0)
             c1, t1 = _cpu_seconds(pid), time.perf_counter()
             print(f"  paused: server CPU {(c1 - c0) / (t1 - t0) * 100:.2f} % of a core")
+            res.setdefault("paused_pct", []).append((c1 - c0) / (t1 - t0) * 100)
             b.close()
     finally:
         srv.stop()
@@ -158,11 +171,27 @@ def main():
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--runs", type=int, default=1, help="browser runs; medians are reported")
+    ap.add_argument("--no-in-process", action="store_true")
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
-    in_process(args.frames)
+    if not args.no_in_process:
+        in_process(args.frames)
     if not args.no_browser:
-        browser(args.seconds)
+        results = {}
+        for _ in range(args.runs):
+            browser(args.seconds, results=results)
+        if args.runs > 1:
+            print(f"\nMedians of {args.runs} runs (load average per run: "
+                  + ", ".join(f"{x:.1f}" for x in results["load"]) + ")")
+            for key, label in (("fps", "frames/s received (phase_inversion)"),
+                               ("cpu_ms", "server CPU ms per frame"),
+                               ("arrive_ms", "slider → data ms"),
+                               ("paint_ms", "slider → painted ms"),
+                               ("learn_fps", "frames/s, chain (learning on)"),
+                               ("learn_cpu_ms", "server CPU ms per frame, chain"),
+                               ("paused_pct", "paused CPU % of a core")):
+                print(f"  {label:38s} {statistics.median(results[key]):8.2f}")
 
 
 if __name__ == "__main__":
