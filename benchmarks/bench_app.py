@@ -142,7 +142,8 @@ def browser(seconds=10.0, preset_learning=True, results=None):
                   f"p90 {lat[int(0.9 * len(lat))]:.0f} ms (n = {len(lat)})")
             # with learning on: chain preset
             page.evaluate("""() => { for (const m of Bokeh.documents[0].all_models)
-                if (m.value === 'phase_inversion' && m.options) { m.value = 'chain'; } }""")
+                if (m.type === 'Select' && m.options && m.value === 'phase_inversion')
+                { m.value = 'chain'; } }""")
             time.sleep(3.0)
             page.evaluate(COUNT_FRAMES)
             c0, t0 = _cpu_seconds(pid), time.perf_counter()
