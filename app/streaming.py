@@ -7,7 +7,7 @@ one ``stream`` message with ``rollover`` (the browser keeps only the window on s
 from __future__ import annotations
 
 import numpy as np
-from bokeh.models import ColumnDataSource, DataRange1d
+from bokeh.models import ColumnDataSource, Range1d
 
 
 class TraceStream:
@@ -27,16 +27,31 @@ class TraceStream:
     def rebuild(self):
         """New source and shared time axis for the current network shape."""
         self.source = ColumnDataSource({c: np.zeros(0) for c in self.columns()})
-        self.x_range = DataRange1d(follow="end", follow_interval=self.state.window,
-                                   range_padding=0, only_visible=True)
+        # A Range1d moved by the server in the frame's patch, not a DataRange1d following the
+        # data: BokehJS reports a DataRange1d's recomputed start/end back to the server after
+        # every frame (one extra websocket message + document patch per frame).
+        self.x_range = Range1d(start=0.0, end=float(self.state.window))
+        self._t_end = None
         self.frames_streamed = 0
         self.points_streamed = 0
 
     def clear(self):
         self.source.data = {c: np.zeros(0) for c in self.columns()}
+        self._t_end = None
+        self.x_range.update(start=0.0, end=float(self.state.window))
 
     def set_window(self, window):
-        self.x_range.follow_interval = window
+        self._follow(self._t_end)
+
+    def _follow(self, t_end):
+        """Show the last ``window`` a.u. up to ``t_end`` ([0, window] at first)."""
+        w = float(self.state.window)
+        if t_end is None or t_end <= w:
+            start, end = 0.0, w
+        else:
+            start, end = t_end - w, t_end
+        if self.x_range.start != start or self.x_range.end != end:
+            self.x_range.update(start=start, end=end)
 
     def push(self, frame):
         """Stream one frame's new (decimated) samples; returns the number of rows sent."""
@@ -55,6 +70,8 @@ class TraceStream:
         # each become a binary buffer = two extra websocket messages per column per frame
         rows = {k: np.asarray(v, dtype=float).tolist() for k, v in rows.items()}
         self.source.stream(rows, rollover=self.state.rollover)
+        self._t_end = float(frame["t"][-1])
+        self._follow(self._t_end)
         self.frames_streamed += 1
         self.points_streamed += len(frame["t"])
         return len(frame["t"])
