@@ -1,0 +1,364 @@
+"""Session cap, idle expiry, per-session error reports and login: app/capacity.py and the
+``gle-lab`` options, in-process and against real ``gle-lab`` servers on 127.0.0.1 driven by the
+websocket-level client of ``benchmarks/loadclient.py`` (no browser)."""
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from bokeh.document import Document
+from bokeh.document.events import ModelChangedEvent
+
+from app.capacity import (FULL_MESSAGE, IdleWatch, SessionLimiter, guarded_app,
+                          register_dashboard, report_exception)
+from app.main import Dashboard
+from app.serve import parse_args, server_kwargs, websocket_origins
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+from bench_load import GleLabServer  # noqa: E402
+from loadclient import BokehTab  # noqa: E402
+
+PASSWORD = "lab-demo-pw"
+
+
+def run_async(fn, *args, timeout=90):
+    """Run ``fn(*args)`` (a coroutine function) on its own event loop in a thread."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = asyncio.run(fn(*args))
+        except BaseException as exc:                           # noqa: BLE001
+            box["error"] = exc
+    th = threading.Thread(target=target, daemon=True)
+    th.start()
+    th.join(timeout)
+    assert not th.is_alive(), "client did not finish in time"
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+# ----------------------------------------------------------------------------- in-process
+def test_limiter_counts_per_session_and_is_thread_safe():
+    lim = SessionLimiter(3)
+    assert lim.try_acquire("a") and lim.try_acquire("a") and lim.active == 1   # idempotent
+    assert lim.try_acquire("b") and lim.try_acquire("c")
+    assert not lim.try_acquire("d") and lim.refused == 1 and lim.active == 3
+    lim.release("b")
+    lim.release("b")                                  # twice: harmless
+    assert lim.try_acquire("d") and lim.active == 3 and lim.peak == 3
+
+    big = SessionLimiter(50)
+    got = []
+
+    def worker(k):
+        for i in range(2000):
+            sid = f"{k}-{i % 40}"
+            if big.try_acquire(sid):
+                got.append(sid)
+                big.release(sid)
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert big.active == 0 and 0 < big.peak <= 50
+    assert SessionLimiter(0).max_sessions is None     # 0 = unlimited
+
+
+class _Request:
+    arguments, cookies, headers = {}, {}, {}
+
+
+class _Ctx:
+    """The parts of Bokeh's session context that the factory and Panel read."""
+
+    def __init__(self, sid):
+        self.id = sid
+        self.request = _Request()
+
+
+def _session_doc(sid):
+    doc = Document()
+    ctx = _Ctx(sid)
+    doc._session_context = lambda: ctx
+    return doc, ctx
+
+
+def test_guarded_app_refuses_beyond_cap_and_releases_on_destroy():
+    import panel as pn
+    from panel.io.state import set_curdoc
+    lim = SessionLimiter(1)
+    app = guarded_app(lambda: pn.Column(pn.pane.Markdown("dashboard")), limiter=lim)
+    doc1, ctx1 = _session_doc("s1")
+    doc2, _ = _session_doc("s2")
+    with set_curdoc(doc1):
+        first = app()
+    with set_curdoc(doc2):
+        second = app()
+    assert FULL_MESSAGE in second.object and "dashboard" not in str(second.object)
+    assert first.objects[0].object == "dashboard"
+    assert lim.active == 1 and lim.refused == 1
+    for cb in list(doc1.session_destroyed_callbacks):
+        cb(ctx1)
+    assert lim.active == 0
+    doc3, _ = _session_doc("s3")
+    with set_curdoc(doc3):
+        assert app().objects[0].object == "dashboard"
+
+
+def test_idle_watch_pauses_then_closes_and_counts_only_widget_input():
+    now = [0.0]
+    d = Dashboard()
+    doc = Document()
+    d.layout.server_doc(doc)
+    w = IdleWatch(doc, timeout=60, dashboard=d, clock=lambda: now[0])
+    w.last = 0.0
+    server_side = object()
+
+    class ServerSession:                        # what Bokeh passes as setter for the browser
+        pass
+    slider = d.controls.tau_r
+    model = next(m for m in doc.models if getattr(m, "title", None) == slider.name)
+    rng = d.traces.x_range
+    now[0] = 50
+    # the browser reporting plot ranges (it does so every frame) is not interaction
+    w._on_change(ModelChangedEvent(doc, rng, "start", 1.0, setter=ServerSession()))
+    w._on_change(ModelChangedEvent(doc, model, "value", -1.0, setter=None))   # server-made
+    assert w.last == 0.0
+    w._on_change(ModelChangedEvent(doc, model, "value", -0.5, setter=ServerSession()))
+    assert w.last == 50
+    now[0] = 50 + 59
+    w.check()
+    assert not w.paused and d.state.playing
+    now[0] = 50 + 61
+    w.check()
+    assert w.paused and not d.state.playing
+    assert d.state.message_level == "warning" and "without interaction" in d.state.message
+    assert d.alert.visible
+    w._on_event({"name": "button_click"})    # a click counts as interaction
+    assert w.last == now[0] and not w.paused
+    now[0] += 121
+    closed = []
+    w.close_session = lambda: closed.append(True)
+    w.check()
+    assert closed
+    assert server_side is not None
+
+
+def test_report_exception_reaches_only_its_session():
+    from panel.io.state import set_curdoc
+    a, b = Dashboard(), Dashboard()
+    docs = []
+    for d in (a, b):
+        doc = Document()
+        d.layout.get_root(doc)
+        register_dashboard(doc, d)
+        docs.append(doc)
+    with set_curdoc(docs[0]):
+        try:
+            a.controls.omega.value = float("inf")
+        except ValueError as exc:
+            assert report_exception(exc)
+    assert "ω input" in a.state.message and a.state.message_level == "danger"
+    assert b.state.message == ""
+    assert report_exception(ValueError("x"), doc=Document()) is False   # unknown session
+
+
+def test_serve_options():
+    a = parse_args([])
+    assert (a.max_sessions, a.idle_timeout, a.num_procs) == (20, 30.0, 1)
+    kw = server_kwargs(a)
+    assert kw["address"] == "localhost" and kw["num_procs"] == 1
+    assert kw["websocket_origin"] == ["localhost:5006", "127.0.0.1:5006"]
+    assert "basic_auth" not in kw and "oauth_provider" not in kw
+    a = parse_args(["--port", "0", "--address", "127.0.0.1"])
+    assert a.port > 0                                   # a free port, known before binding
+    a = parse_args(["--address", "0.0.0.0", "--allow-websocket-origin", "lab.example.org",
+                    "--basic-auth", "pw", "--num-procs", "2", "--use-xheaders",
+                    "--unused-session-lifetime", "5000"])
+    kw = server_kwargs(a)
+    assert kw["websocket_origin"] == ["lab.example.org"]          # no loopback added
+    assert kw["basic_auth"] == "pw" and len(kw["cookie_secret"]) >= 32
+    assert kw["num_procs"] == 2 and kw["use_xheaders"] is True
+    assert kw["unused_session_lifetime_milliseconds"] == 5000
+    assert websocket_origins("127.0.0.1", 8080) == ["localhost:8080", "127.0.0.1:8080"]
+    with pytest.raises(SystemExit):
+        server_kwargs(parse_args(["--oauth-provider", "github"]))   # needs a cookie secret
+    a = parse_args(["--oauth-provider", "github", "--oauth-key", "k", "--cookie-secret", "s",
+                    "--oauth-extra-params", '{"scope": "read:user"}'])
+    kw = server_kwargs(a)
+    assert kw["oauth_provider"] == "github" and kw["oauth_extra_params"] == {"scope":
+                                                                           "read:user"}
+    for bad in (["--max-sessions", "-1"], ["--idle-timeout", "nan"], ["--num-procs", "-2"],
+                ["--oauth-extra-params", "{nope"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+# ----------------------------------------------------------------------------- real servers
+@pytest.fixture(scope="module")
+def capped_server():
+    """gle-lab with a login, 2 places, 3 s idle timeout (closed after 6 s), fast reaping."""
+    srv = GleLabServer("--max-sessions", "2", "--idle-timeout", "0.05", "--basic-auth",
+                       PASSWORD, "--unused-session-lifetime", "800",
+                       "--check-unused-sessions", "400")
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def open_server():
+    srv = GleLabServer("--max-sessions", "0", "--idle-timeout", "0")
+    yield srv
+    srv.stop()
+
+
+def test_login_is_required(capped_server):
+    async def go():
+        anon = BokehTab(capped_server.url)
+        wrong = BokehTab(capped_server.url, auth="student:nope")
+        right = BokehTab(capped_server.url, auth=f"student:{PASSWORD}")
+        res = [await t.connect(20) for t in (anon, wrong, right)]
+        errs = [t.stats.error for t in (anon, wrong)]
+        await right.listen(time.monotonic() + 1.5)
+        frames = right.stats.frames
+        right.close()
+        return res, errs, frames
+    res, errs, frames = run_async(go)
+    assert res == [False, False, True]
+    assert "GET 302" in errs[0]                 # redirected to the login page
+    assert "login refused" in errs[1]
+    assert frames >= 3
+
+
+def test_cap_shows_full_page_and_frees_places(capped_server):
+    time.sleep(2.5)                              # sessions of earlier tests reaped
+
+    async def go():
+        tabs = [BokehTab(capped_server.url, i, auth=f"s{i}:{PASSWORD}") for i in range(3)]
+        ok = [await t.connect(20) for t in tabs[:2]]
+        await asyncio.gather(*(t.listen(time.monotonic() + 1.0) for t in tabs[:2]))
+        frames = [t.stats.frames for t in tabs[:2]]
+        third = await tabs[2].connect(20)
+        status3 = tabs[2].stats.status
+        tabs[0].close()                          # a visitor leaves: reaped within ~1.2 s
+        t0 = time.monotonic()
+        again = False
+        while not again and time.monotonic() - t0 < 8:
+            await asyncio.sleep(0.5)
+            t = BokehTab(capped_server.url, 9, auth=f"late:{PASSWORD}")
+            again = await t.connect(20)
+            t.close()
+        tabs[1].close()
+        return ok, frames, third, status3, again, time.monotonic() - t0
+    ok, frames, third, status3, again, waited = run_async(go)
+    assert ok == [True, True] and min(frames) >= 2
+    assert third is False and status3 == "refused"
+    assert again and waited < 8
+
+
+def test_idle_session_is_paused_then_closed(capped_server):
+    time.sleep(2.5)                              # earlier sessions reaped
+
+    async def go():
+        t = BokehTab(capped_server.url, auth=f"idle:{PASSWORD}")
+        assert await t.connect(20)
+        seen = {"paused": None, "closed": None}
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 12:
+            msg = await t._read_message(parse=False)
+            now = time.monotonic() - t0
+            if msg is None:
+                seen["closed"] = now
+                break
+            if "Paused after" in str(msg[1]) and seen["paused"] is None:
+                seen["paused"] = now
+                frames_at_pause = t.stats.frames
+            if msg[0]["msgtype"] == "PATCH-DOC" and '"ColumnsStreamed"' in str(msg[1]):
+                t.stats.frames += 1
+        return seen, t.stats.frames - frames_at_pause
+    seen, frames_after_pause = run_async(go)
+    assert seen["paused"] is not None and 2.5 < seen["paused"] < 5.5
+    assert frames_after_pause <= 1                 # paused: nothing more is streamed
+    assert seen["closed"] is not None and seen["paused"] + 2.0 < seen["closed"] < 10.5
+
+
+def _slider(tab, title_part):
+    return next(m["id"] for m in tab.find_models("Slider")
+                if title_part in str(m["attributes"].get("title")))
+
+
+def test_hostile_value_over_the_wire_reaches_only_its_session(open_server):
+    async def go():
+        a, b = BokehTab(open_server.url, 0), BokehTab(open_server.url, 1)
+        assert await a.connect(30) and await b.connect(30)
+        lr = _slider(a, "Learning rate")
+        texts = {"a": [], "b": []}
+
+        async def collect(tab, key, until):
+            while time.monotonic() < until:
+                try:
+                    msg = await asyncio.wait_for(tab._read_message(parse=False),
+                                                 until - time.monotonic())
+                except asyncio.TimeoutError:
+                    break
+                if msg is None:
+                    break
+                texts[key].append(str(msg[1]))
+                if msg[0]["msgtype"] == "ERROR":
+                    tab.stats.errors += 1
+        await a.send_patch([{"kind": "ModelChanged", "model": {"id": lr}, "attr": "value",
+                             "new": 6.0}])
+        until = time.monotonic() + 2.5
+        await asyncio.gather(collect(a, "a", until), collect(b, "b", until))
+        f0 = (a.stats.frames, b.stats.frames)
+        await asyncio.gather(a.listen(time.monotonic() + 1.5), b.listen(time.monotonic() + 1.5))
+        f1 = (a.stats.frames - f0[0], b.stats.frames - f0[1])
+        a.close()
+        b.close()
+        return texts, f1, (a.stats.errors, b.stats.errors)
+    texts, frames, errors = run_async(go)
+    a_text = "".join(texts["a"])
+    assert "Refused Learning rate" in a_text and "must be at most 1.0" in a_text
+    assert "Refused" not in "".join(texts["b"])
+    assert min(frames) >= 5 and errors == (0, 0)
+
+
+def test_slider_storm_over_the_wire_keeps_other_sessions_streaming(open_server):
+    async def go():
+        a, b = BokehTab(open_server.url, 0), BokehTab(open_server.url, 1)
+        assert await a.connect(30) and await b.connect(30)
+        tau_r = _slider(a, "τr")
+        omega = _slider(a, "ω input")
+        await b.listen(time.monotonic() + 1.0)
+        f0 = b.stats.frames
+        t0 = time.monotonic()
+
+        async def storm():
+            for i in range(300):                 # 100 changes/s for 3 s, some hostile
+                v = [-1.0 + 0.002 * i, float("nan"), 9.0][i % 3] if i % 10 == 0 else \
+                    -1.0 + 0.002 * i
+                await a.send_patch([{"kind": "ModelChanged", "model": {"id": tau_r},
+                                     "attr": "value", "new": v if v == v else "NaN"}])
+                await a.send_patch([{"kind": "ModelChanged", "model": {"id": omega},
+                                     "attr": "value", "new": 0.3 * ((-1) ** i)}])
+                await asyncio.sleep(0.01)
+        await asyncio.gather(storm(), b.listen(time.monotonic() + 4.0),
+                             a.listen(time.monotonic() + 4.0))
+        dt = time.monotonic() - t0
+        b_fps = (b.stats.frames - f0) / dt
+        await a.listen(time.monotonic() + 1.0)
+        ok = a.stats.status == "ready" and b.stats.status == "ready"
+        a.close()
+        b.close()
+        return b_fps, ok, a.stats.frames
+    b_fps, ok, a_frames = run_async(go)
+    assert ok and a_frames > 10
+    assert b_fps >= 3.0                         # the other session keeps streaming
