@@ -74,9 +74,15 @@ def _cpu_seconds(pid):
 
 
 COUNT_FRAMES = """() => {
+  // the newest trace source only: after a preset switch the old one may linger in the
+  // document (counting both double-counted frames)
   window.__frames = 0;
+  let src = null;
   for (const m of Bokeh.documents[0].all_models)
-    if (m.data && m.data.eps0 !== undefined) m.streaming.connect(() => window.__frames++);
+    if (m.data && m.data.eps0 !== undefined &&
+        (src === null || Number(m.id.slice(1)) > Number(src.id.slice(1)))) src = m;
+  const key = (window.__count_key = (window.__count_key || 0) + 1);
+  src.streaming.connect(() => { if (window.__count_key === key) window.__frames++; });
 }"""
 LATENCY = """async (value) => {
   const doc = Bokeh.documents[0];
