@@ -79,7 +79,7 @@ class BokehTab:
     """One headless 'browser tab' on a Bokeh/Panel server."""
 
     def __init__(self, url, index=0, auth=None, cookie=None, origin=None, keep_times=True,
-                 frame_column="x", echo_ranges=False):
+                 frame_column="x", echo_ranges=False, validate_cert=True):
         self.url = url.rstrip("/")
         parts = urlsplit(self.url)
         self.http_base = f"{parts.scheme}://{parts.netloc}"
@@ -92,6 +92,7 @@ class BokehTab:
         self.keep_times = keep_times
         self.frame_marker = f'["{frame_column}",'
         self.echo_ranges = echo_ranges
+        self.validate_cert = validate_cert      # False: a self-signed test certificate
         self._echo_ids = []
         self.ws = None
         self.doc = None               # the PULL-DOC-REPLY content (dict)
@@ -116,7 +117,7 @@ class BokehTab:
         body = urlencode({"username": user, "password": password})
         req = HTTPRequest(f"{self.http_base}/login", method="POST", body=body,
                           headers=self._headers(), request_timeout=timeout,
-                          follow_redirects=False)
+                          follow_redirects=False, validate_cert=self.validate_cert)
         resp = await AsyncHTTPClient().fetch(req, raise_error=False)
         self._keep_cookies(resp)
         location = resp.headers.get("Location", "")
@@ -134,7 +135,7 @@ class BokehTab:
         t0 = time.monotonic()
         client = AsyncHTTPClient()
         req = HTTPRequest(self.url, headers=self._headers(), request_timeout=timeout,
-                          follow_redirects=False)
+                          follow_redirects=False, validate_cert=self.validate_cert)
         try:
             resp = await client.fetch(req, raise_error=True)
         except HTTPClientError as exc:
@@ -159,7 +160,7 @@ class BokehTab:
             return False
         t0 = time.monotonic()
         req = HTTPRequest(self.ws_url, headers=self._headers(), request_timeout=timeout,
-                          connect_timeout=timeout)
+                          connect_timeout=timeout, validate_cert=self.validate_cert)
         try:
             self.ws = await asyncio.wait_for(
                 websocket_connect(req, subprotocols=["bokeh", token],
@@ -339,11 +340,12 @@ def process_tree(pid):
 
 
 def proc_sample(pid, tree=True):
-    """(cpu_seconds, rss_bytes) of ``pid`` (and its descendants) from /proc."""
+    """(cpu_seconds, rss_bytes) of ``pid`` (a pid or a list of pids) and their descendants."""
     tick = os.sysconf("SC_CLK_TCK")
     page = os.sysconf("SC_PAGE_SIZE")
     cpu, rss = 0.0, 0
-    for p in (process_tree(pid) if tree else [pid]):
+    pids = pid if isinstance(pid, (list, tuple)) else [pid]
+    for p in (q for r in pids for q in (process_tree(r) if tree else [r])):
         try:
             with open(f"/proc/{p}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
@@ -397,13 +399,14 @@ HEADER = (" ses ready refused failed errors  fps_med fps_min patch/s  Mbit/s  co
 
 
 async def run_load(url, n, duration, warmup=3.0, ramp=0.05, server_pid=None, auth=None,
-                   cookie=None, connect_timeout=60.0, keep_open=False, echo_ranges=False):
+                   cookie=None, connect_timeout=60.0, keep_open=False, echo_ranges=False,
+                   validate_cert=True):
     """Open ``n`` sessions (``ramp`` s apart), measure ``duration`` s after ``warmup`` s.
 
     Returns a :class:`LoadResult` (and the tabs if ``keep_open``; otherwise all are closed).
     """
-    tabs = [BokehTab(url, i, auth=auth, cookie=cookie, echo_ranges=echo_ranges)
-            for i in range(n)]
+    tabs = [BokehTab(url, i, auth=auth, cookie=cookie, echo_ranges=echo_ranges,
+                     validate_cert=validate_cert) for i in range(n)]
     rss0 = proc_sample(server_pid)[1] if server_pid else None
 
     async def one(tab, delay):
@@ -475,11 +478,14 @@ def main(argv=None):
     p.add_argument("-n", "--sessions", type=int, default=5)
     p.add_argument("-d", "--duration", type=float, default=20.0, help="measured seconds")
     p.add_argument("--warmup", type=float, default=3.0)
-    p.add_argument("--server-pid", type=int, default=None, help="report this process' CPU/RSS")
+    p.add_argument("--server-pid", type=int, action="append", default=None,
+                   help="report this process' CPU/RSS (repeatable: summed)")
     p.add_argument("--auth", default=None,
                    help="USER:PASSWORD for a server started with --basic-auth")
     p.add_argument("--echo-ranges", action="store_true",
                    help="send the followed x range back after every frame, as BokehJS does")
+    p.add_argument("--insecure", action="store_true",
+                   help="accept a self-signed certificate (https test setups)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     args = p.parse_args(argv)
     host = urlsplit(args.url).hostname
@@ -489,7 +495,8 @@ def main(argv=None):
         sys.exit("loadclient: 1..200 sessions, 0..3600 s")
     res = asyncio.run(run_load(args.url, args.sessions, args.duration, warmup=args.warmup,
                                server_pid=args.server_pid, auth=args.auth,
-                               echo_ranges=args.echo_ranges))
+                               echo_ranges=args.echo_ranges,
+                               validate_cert=not args.insecure))
     if args.json:
         d = dict(res.__dict__)
         print(json.dumps(d, default=float))
