@@ -527,8 +527,8 @@ def _anticausal(alpha, tau_m, tau_r, dt):
     ``λ_k = ρ α_k + a P_{k+1}``, ``P_k = (1 - a) P_{k+1} + (1 - ρ) α_k``, ``P_K = 0`` with
     ``a = dt/τm``, ``ρ = τr/τm``: the transpose of the Euler forward map s ↦ ŭ. When all
     neurons of the layer share (τm, τr) it runs as one causal IIR filter
-    ``[ρ, a - ρ] / [1, -(1 - a)]`` on reversed time (scipy.signal.lfilter); otherwise as a
-    backward loop over time with per-neuron coefficients.
+    ``[ρ, a - ρ] / [1, -(1 - a)]`` on reversed time (scipy.signal.lfilter), once per
+    distinct (τm, τr) pair among the layer's neurons.
 
     Parameters
     ----------
@@ -540,15 +540,16 @@ def _anticausal(alpha, tau_m, tau_r, dt):
     if K == 0:
         return np.empty_like(alpha)
     a, rho = dt / tau_m, tau_r / tau_m
-    if np.all(tau_m == tau_m[0]) and np.all(tau_r == tau_r[0]):
-        a0, r0 = float(a[0]), float(rho[0])
-        return lfilter([r0, a0 - r0], [1.0, -(1.0 - a0)], alpha[::-1], axis=0)[::-1]
     out = np.empty_like(alpha)
-    P = np.zeros(alpha.shape[1:])
-    decay, gain = 1.0 - a, 1.0 - rho
-    for k in range(K - 1, -1, -1):
-        out[k] = rho * alpha[k] + a * P
-        P = decay * P + gain * alpha[k]
+    rev = alpha[::-1]
+    # one IIR filter per distinct (τm, τr) pair of the layer, over its neurons at once
+    pairs = np.stack([np.asarray(tau_m, float), np.asarray(tau_r, float)], axis=1)
+    _, group = np.unique(pairs, axis=0, return_inverse=True)
+    for g in np.unique(group):
+        idx = np.flatnonzero(group.ravel() == g)
+        a0, r0 = float(a[idx[0]]), float(rho[idx[0]])
+        out[..., idx] = lfilter([r0, a0 - r0], [1.0, -(1.0 - a0)], rev[..., idx],
+                                axis=0)[::-1]
     return out
 
 
