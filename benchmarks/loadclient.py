@@ -95,6 +95,7 @@ class BokehTab:
         self.validate_cert = validate_cert      # False: a self-signed test certificate
         self._echo_ids = []
         self.ws = None
+        self._pending = None          # the message being read (never cancelled half-way)
         self.doc = None               # the PULL-DOC-REPLY content (dict)
         self._ready_at = None
         self._stop = False
@@ -170,7 +171,7 @@ class BokehTab:
             return False
         self.stats.status = "connected"
         # 1. the server's ACK first (sending earlier makes the server ignore us)
-        msg = await asyncio.wait_for(self._read_message(), timeout)
+        msg = await self.next_message(timeout)
         if msg is None or msg[0]["msgtype"] != "ACK":
             self.stats.status = "error"
             self.stats.error = f"expected ACK, got {msg and msg[0]['msgtype']}"
@@ -180,7 +181,7 @@ class BokehTab:
         pull = _msg("PULL-DOC-REQ", {})
         await self._send(pull)
         while True:
-            msg = await asyncio.wait_for(self._read_message(), timeout)
+            msg = await self.next_message(timeout)
             if msg is None:
                 self.stats.status, self.stats.error = "error", "closed before the document"
                 return False
@@ -211,6 +212,25 @@ class BokehTab:
     async def _send(self, fragments):
         for frag in fragments:
             await self.ws.write_message(frag)
+
+    async def next_message(self, timeout=None):
+        """The next Bokeh message ``(header, content, n_bytes)``, or None when closed.
+
+        PATCH-DOC content is left as the raw JSON text (parse it if needed). Raises
+        ``asyncio.TimeoutError`` after ``timeout`` s; a message whose fragments are still
+        arriving is kept and finished by the next call (cancelling a read half-way would
+        lose the framing of the fragment stream).
+        """
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._read_message(parse=False))
+        done, _ = await asyncio.wait({self._pending}, timeout=timeout)
+        if not done:
+            raise asyncio.TimeoutError
+        task, self._pending = self._pending, None
+        try:
+            return task.result()
+        except WebSocketClosedError:
+            return None
 
     async def _read_message(self, parse=True):
         """One Bokeh message: (header, content, n_bytes); content unparsed if not ``parse``."""
@@ -244,11 +264,9 @@ class BokehTab:
             if left <= 0:
                 break
             try:
-                msg = await asyncio.wait_for(self._read_message(parse=False), left)
+                msg = await self.next_message(left)
             except asyncio.TimeoutError:
                 break
-            except WebSocketClosedError:
-                msg = None
             if msg is None:
                 if st.status == "ready":
                     st.status, st.error = "closed", "server closed the connection"
@@ -308,6 +326,9 @@ class BokehTab:
         self._stop = True
         if self.ws is not None:
             self.ws.close()
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
 
 
 # ---------------------------------------------------------------------- server process stats

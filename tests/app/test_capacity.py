@@ -273,7 +273,10 @@ def test_idle_session_is_paused_then_closed(capped_server):
         seen = {"paused": None, "closed": None}
         t0 = time.monotonic()
         while time.monotonic() - t0 < 12:
-            msg = await t._read_message(parse=False)
+            try:
+                msg = await t.next_message(12 - (time.monotonic() - t0))
+            except asyncio.TimeoutError:
+                break
             now = time.monotonic() - t0
             if msg is None:
                 seen["closed"] = now
@@ -305,8 +308,7 @@ def test_hostile_value_over_the_wire_reaches_only_its_session(open_server):
         async def collect(tab, key, until):
             while time.monotonic() < until:
                 try:
-                    msg = await asyncio.wait_for(tab._read_message(parse=False),
-                                                 until - time.monotonic())
+                    msg = await tab.next_message(until - time.monotonic())
                 except asyncio.TimeoutError:
                     break
                 if msg is None:
