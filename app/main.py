@@ -10,6 +10,7 @@ session is destroyed.
 """
 from __future__ import annotations
 
+import html
 import time
 
 import panel as pn
@@ -113,7 +114,9 @@ class Dashboard:
 
     def _on_message(self, *events):
         st = self.state
-        self.alert.object = st.message or " "
+        # messages are plain text and may quote a value from the URL or a hostile client:
+        # escaped here, once, so no message can become markup in the visitor's page
+        self.alert.object = html.escape(st.message, quote=False) or " "
         self.alert.alert_type = st.message_level
         self.alert.visible = bool(st.message)
         self.alert_reset.visible = st.failed
