@@ -428,7 +428,6 @@ def backward_exact(tape, return_adjoint=False):
         _check_dd(net)
     K = len(tape.steps)
     W, tms, trs = net.W, net.tau_m, net.tau_r
-    phis = [f[1] for f in net._phi]
     dds = [SECOND_DERIVATIVES.get(a) for a in net.activations]
     iUD, iUH, iR, iRP = (tape._field(n) for n in ("u_dot", "prospective_voltage", "r",
                                                   "r_prime"))

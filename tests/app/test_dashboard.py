@@ -9,7 +9,6 @@ from bokeh.document import Document
 
 from app.main import Dashboard, create_app
 from app.presets import PRESETS
-from app.state import LabState
 from gle_core import fourier
 
 

@@ -3,7 +3,6 @@ save/load round trip, CSV export, figure format, microcircuit colouring."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 from urllib.parse import parse_qsl
 
@@ -12,9 +11,9 @@ import pytest
 from bokeh.document import Document
 from panel.io.location import Location
 
-from app.export import dashboard_figures, traces_csv
+from app.export import dashboard_figures
 from app.main import Dashboard
-from app.sharing import KEYS, VIEWS
+from app.sharing import KEYS
 
 
 def served(query="", preset="phase_inversion"):
