@@ -205,7 +205,9 @@ class IdleWatch:
             doc.add_timeout_callback(drop, 1000)
 
 
-#: session document -> its Dashboard (for :func:`report_exception`)
+#: session document -> weak reference to its Dashboard (for :func:`report_exception`); both
+#: weak, and the entry is dropped when the session is destroyed (a Dashboard refers to its
+#: document, so a strong value would keep the whole session alive forever)
 _DASHBOARDS = weakref.WeakKeyDictionary()
 _PARAM_RE = re.compile(r"'LabState\.(\w+)'")
 
@@ -218,7 +220,8 @@ def report_exception(exc, doc=None):
     the value actually in force again. Returns True if a session was told.
     """
     doc = doc if doc is not None else pn.state.curdoc
-    dash = _DASHBOARDS.get(doc) if doc is not None else None
+    ref = _DASHBOARDS.get(doc) if doc is not None else None
+    dash = ref() if ref is not None else None
     log.warning("session %s: %s: %s", _session_id(doc), type(exc).__name__, exc,
                 exc_info=not isinstance(exc, (ValueError, TypeError)))
     if dash is None or getattr(dash, "state", None) is None:
@@ -272,7 +275,34 @@ def _failed_widget(exc):
 def register_dashboard(doc, dashboard):
     """Make ``dashboard`` the target of :func:`report_exception` for ``doc``."""
     if doc is not None and dashboard is not None:
-        _DASHBOARDS[doc] = dashboard
+        _DASHBOARDS[doc] = weakref.ref(dashboard)
+
+
+def unregister_dashboard(doc):
+    if doc is not None:
+        _DASHBOARDS.pop(doc, None)
+
+
+def purge_links(layout):
+    """Drop the session's entries from Panel's class-level link registries.
+
+    ``panel.links.Callback.registry`` (and ``Link.registry``) are WeakKeyDictionaries keyed by
+    a widget whose values refer back to that widget's siblings: ``EditableFloatSlider`` links
+    its text box to its slider, so the entry never dies and keeps the whole session (its
+    LabState, simulator and views, ~9 MB) alive after it was destroyed. Returns the number of
+    entries dropped.
+    """
+    from panel.links import Callback, Link
+    try:
+        ids = {id(o) for o in layout.select()}
+    except Exception:                                          # noqa: BLE001
+        return 0
+    dropped = 0
+    for registry in (Callback.registry, Link.registry):
+        for key in [k for k in list(registry.keys()) if id(k) in ids]:
+            registry.pop(key, None)
+            dropped += 1
+    return dropped
 
 
 def guarded_app(factory, limiter=None, idle_timeout=None):
@@ -304,6 +334,8 @@ def guarded_app(factory, limiter=None, idle_timeout=None):
         def release(session_context):
             if watch is not None:
                 watch.stop()
+            unregister_dashboard(doc)
+            purge_links(layout)
             if limiter is not None:
                 limiter.release(sid)
         pn.state.on_session_destroyed(release)
