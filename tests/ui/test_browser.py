@@ -103,8 +103,15 @@ def test_pause_play_reset(app_page):
     time.sleep(0.6)
     n3, t3 = traces(page)
     assert t3 > t2 + 0.5                         # resumed at ~4 a.u./s
+    # reset while paused, so the cleared traces stay put however slowly the page polls
+    page.locator(".gle-play button").click()    # pause
+    page.wait_for_function(f"() => ({TOGGLE})() === false")
     page.locator(".gle-reset button").click()
-    n4, t4 = page.wait_for_function(TRACES.replace(
-        "return [t.length", "return t.length > 0 && t[t.length-1] < 1.0 && [t.length")
-    ).json_value()
-    assert t4 < 1.0 and n4 < n3                  # cleared and restarted from t = 0
+    page.wait_for_function(TRACES.replace("return [t.length", "return t.length === 0 && [t.length"))
+    time.sleep(0.6)
+    assert traces(page) == [0, None]             # cleared, and it stays cleared while paused
+    page.locator(".gle-play button").click()    # play again: it runs on from t = 0
+    first = page.wait_for_function(TRACES.replace(
+        "return [t.length", "return t.length > 0 && t[t.length-1] > 1.0 && [t[0]")
+    ).json_value()[0]
+    assert first < 0.1                           # a new run from t = 0, not the old one
