@@ -96,10 +96,10 @@ from scipy.special import expit, softmax
 
 from .config import build_network, build_stimulus
 from .errors import GLEParameterError, SimulationDiverged
-from .inputs import as_stimulus
 from .network import PARAMETER_KINDS, GLENetwork
 from .optimizers import make_optimizer
 from .probes import RingBuffer
+from .simulator import check_inputs, parse_learn, parse_learning_rates
 
 __all__ = [
     "SECOND_DERIVATIVES", "STATE_ATTRIBUTES", "get_state", "set_state", "energy_loss_scale",
@@ -813,24 +813,9 @@ class BPTTTrainer:
                  loss_scale="energy", optimizer_kwargs=None, seed=None,
                  record=("t", "loss", "W", "b", "tau_m", "tau_r"), history=2000,
                  record_every=1, record_stream=0, keep_adjoint=False):
-        if not isinstance(network, GLENetwork):
-            raise GLEParameterError("network", type(network).__name__, "a GLENetwork")
+        self.stimulus, self.target = check_inputs(network, stimulus, teacher, target)
         self.network = network
-        self.stimulus = as_stimulus(stimulus, network.dt)
-        if self.stimulus.n_channels != network.layer_sizes[0]:
-            raise GLEParameterError("stimulus channels", self.stimulus.n_channels,
-                                    f"{network.layer_sizes[0]} (the network's input size)")
-        if teacher is not None:
-            if not isinstance(teacher, GLENetwork):
-                raise GLEParameterError("teacher", type(teacher).__name__, "a GLENetwork")
-            if teacher.dt != network.dt or teacher.layer_sizes[-1] != network.layer_sizes[-1] \
-                    or teacher.layer_sizes[0] != network.layer_sizes[0]:
-                raise GLEParameterError("teacher", repr(teacher),
-                                        "the student's dt and input/output sizes")
-            if target is not None:
-                raise GLEParameterError("target", "given with a teacher", "either one")
         self.teacher = teacher
-        self.target = None if target is None else as_stimulus(target, network.dt)
         if isinstance(window, bool) or not isinstance(window, numbers.Real) \
                 or not np.isfinite(window):
             raise GLEParameterError("window", window, f"a duration ≥ dt = {network.dt} a.u.")
@@ -871,38 +856,12 @@ class BPTTTrainer:
 
     # ------------------------------------------------------------------ settings
     def _set_lr(self, lr):
-        if isinstance(lr, dict):
-            bad = [k for k in lr if k not in PARAMETER_KINDS]
-            if bad:
-                raise GLEParameterError("lr", bad, "keys from " + ", ".join(PARAMETER_KINDS))
-            lrs = {k: lr.get(k, 0.0) for k in PARAMETER_KINDS}
-        else:
-            lrs = {k: lr for k in PARAMETER_KINDS}
-        for k, v in lrs.items():
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) \
-                    or v < 0:
-                raise GLEParameterError(f"lr[{k}]", v, "a finite number ≥ 0")
+        self._lrs = parse_learning_rates(lr)
         self.lr = lr
-        self._lrs = {k: float(v) for k, v in lrs.items()}
 
     def _set_learn(self, learn):
-        L = self.network.n_layers
-        active = []
-        for kind, which in dict(learn).items():
-            if kind not in PARAMETER_KINDS:
-                raise GLEParameterError("learn", kind, "keys from " + ", ".join(PARAMETER_KINDS))
-            if which is True:
-                layers = range(L)
-            elif which is False or which is None:
-                layers = []
-            else:
-                layers = list(which)
-                if not all(isinstance(i, numbers.Integral) and 0 <= i < L for i in layers):
-                    raise GLEParameterError(f"learn[{kind}]", which,
-                                            f"True, False or layer indices in [0, {L - 1}]")
-            active += [(kind, int(i)) for i in layers]
+        self._active = parse_learn(learn, self.network.n_layers)
         self.learn = dict(learn)
-        self._active = active
 
     @property
     def t(self):

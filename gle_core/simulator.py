@@ -29,6 +29,67 @@ DIVERGENCE_LIMIT = 1e12
 BACKENDS = ("auto", "numpy", "numba")
 
 
+def check_inputs(network, stimulus, teacher, target):
+    """Validate a student, its stimulus and its teacher or target (shared by the trainers).
+
+    Returns ``(stimulus, target)`` as :class:`~gle_core.inputs.Stimulus` objects.
+    """
+    if not isinstance(network, GLENetwork):
+        raise GLEParameterError("network", type(network).__name__, "a GLENetwork")
+    stimulus = as_stimulus(stimulus, network.dt)
+    if stimulus.n_channels != network.layer_sizes[0]:
+        raise GLEParameterError("stimulus channels", stimulus.n_channels,
+                                f"{network.layer_sizes[0]} (the network's input size)")
+    if teacher is not None:
+        if not isinstance(teacher, GLENetwork):
+            raise GLEParameterError("teacher", type(teacher).__name__, "a GLENetwork")
+        if teacher.layer_sizes[0] != network.layer_sizes[0] or \
+                teacher.layer_sizes[-1] != network.layer_sizes[-1]:
+            raise GLEParameterError("teacher.layer_sizes", teacher.layer_sizes,
+                                    "the student's input and output sizes")
+        if teacher.dt != network.dt:
+            raise GLEParameterError("teacher.dt", teacher.dt, f"the student's dt = "
+                                    f"{network.dt}")
+        if target is not None:
+            raise GLEParameterError("target", "given with a teacher", "either one, not both")
+    return stimulus, (None if target is None else as_stimulus(target, network.dt))
+
+
+def parse_learning_rates(value):
+    """``{kind: rate}`` from one rate or a per-kind dict (missing kinds: 0), validated."""
+    if isinstance(value, dict):
+        bad = [k for k in value if k not in PARAMETER_KINDS]
+        if bad:
+            raise GLEParameterError("lr", bad, "keys from " + ", ".join(PARAMETER_KINDS))
+        lrs = {k: value.get(k, 0.0) for k in PARAMETER_KINDS}
+    else:
+        lrs = {k: value for k in PARAMETER_KINDS}
+    for k, v in lrs.items():
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) \
+                or v < 0:
+            raise GLEParameterError(f"lr[{k}]", v, "a finite number ≥ 0")
+    return {k: float(v) for k, v in lrs.items()}
+
+
+def parse_learn(value, n_layers):
+    """The active ``(kind, layer)`` pairs of a ``learn`` dict (kind -> True/False/layers)."""
+    active = []
+    for kind, which in dict(value).items():
+        if kind not in PARAMETER_KINDS:
+            raise GLEParameterError("learn", kind, "keys from " + ", ".join(PARAMETER_KINDS))
+        if which is True:
+            layers = range(n_layers)
+        elif which is False or which is None:
+            layers = []
+        else:
+            layers = list(which)
+            if not all(isinstance(i, numbers.Integral) and 0 <= i < n_layers for i in layers):
+                raise GLEParameterError(f"learn[{kind}]", which,
+                                        f"True, False or layer indices in [0, {n_layers - 1}]")
+        active += [(kind, int(i)) for i in layers]
+    return active
+
+
 class Simulator:
     """Run a :class:`GLENetwork` on a stimulus, optionally learning from a teacher.
 
@@ -77,28 +138,11 @@ class Simulator:
                  lr=1e-3, learn=None, learn_from=0.0, record=DEFAULT_RECORD, window=2000,
                  record_every=1, record_stream=0, seed=None, optimizer_kwargs=None,
                  backend="auto"):
-        if not isinstance(network, GLENetwork):
-            raise GLEParameterError("network", type(network).__name__, "a GLENetwork")
+        self.stimulus, self.target = check_inputs(network, stimulus, teacher, target)
         self.network = network
-        self.stimulus = as_stimulus(stimulus, network.dt)
-        if self.stimulus.n_channels != network.layer_sizes[0]:
-            raise GLEParameterError("stimulus channels", self.stimulus.n_channels,
-                                    f"{network.layer_sizes[0]} (the network's input size)")
         if teacher is not None:
-            if not isinstance(teacher, GLENetwork):
-                raise GLEParameterError("teacher", type(teacher).__name__, "a GLENetwork")
-            if teacher.layer_sizes[0] != network.layer_sizes[0] or \
-                    teacher.layer_sizes[-1] != network.layer_sizes[-1]:
-                raise GLEParameterError("teacher.layer_sizes", teacher.layer_sizes,
-                                        "the student's input and output sizes")
-            if teacher.dt != network.dt:
-                raise GLEParameterError("teacher.dt", teacher.dt, f"the student's dt = "
-                                        f"{network.dt}")
             teacher.reset_state(network.batch_size)
-        if teacher is not None and target is not None:
-            raise GLEParameterError("target", "given with a teacher", "either one, not both")
         self.teacher = teacher
-        self.target = None if target is None else as_stimulus(target, network.dt)
         self.optimizer = make_optimizer(optimizer, 1.0, **(optimizer_kwargs or {}))
         self.lr = lr
         self.learn = learn or {}
@@ -129,19 +173,8 @@ class Simulator:
 
     @lr.setter
     def lr(self, value):
-        if isinstance(value, dict):
-            bad = [k for k in value if k not in PARAMETER_KINDS]
-            if bad:
-                raise GLEParameterError("lr", bad, "keys from " + ", ".join(PARAMETER_KINDS))
-            lrs = {k: float(value.get(k, 0.0)) for k in PARAMETER_KINDS}
-        else:
-            lrs = {k: value for k in PARAMETER_KINDS}
-        for k, v in lrs.items():
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not np.isfinite(v) \
-                    or v < 0:
-                raise GLEParameterError(f"lr[{k}]", v, "a finite number ≥ 0")
+        self._lrs = parse_learning_rates(value)
         self._lr = value
-        self._lrs = {k: float(v) for k, v in lrs.items()}
 
     @property
     def backend(self):
@@ -164,23 +197,8 @@ class Simulator:
 
     @learn.setter
     def learn(self, value):
-        L = self.network.n_layers
-        active = []
-        for kind, which in dict(value).items():
-            if kind not in PARAMETER_KINDS:
-                raise GLEParameterError("learn", kind, "keys from " + ", ".join(PARAMETER_KINDS))
-            if which is True:
-                layers = range(L)
-            elif which is False or which is None:
-                layers = []
-            else:
-                layers = list(which)
-                if not all(isinstance(i, numbers.Integral) and 0 <= i < L for i in layers):
-                    raise GLEParameterError(f"learn[{kind}]", which,
-                                            f"True, False or layer indices in [0, {L - 1}]")
-            active += [(kind, int(i)) for i in layers]
+        self._active = parse_learn(value, self.network.n_layers)
         self._learn = dict(value)
-        self._active = active
 
     @property
     def t(self):
