@@ -99,7 +99,7 @@ from .errors import GLEParameterError, SimulationDiverged
 from .network import PARAMETER_KINDS, GLENetwork
 from .optimizers import make_optimizer
 from .probes import RingBuffer
-from .simulator import check_inputs, parse_learn, parse_learning_rates
+from .simulator import Simulator, check_inputs, parse_learn, parse_learning_rates, restart
 
 __all__ = [
     "SECOND_DERIVATIVES", "STATE_ATTRIBUTES", "get_state", "set_state", "energy_loss_scale",
@@ -876,25 +876,10 @@ class BPTTTrainer:
     # ------------------------------------------------------------------ reset
     def reset(self, seed=None):
         """Back to t = 0: initial parameters, zero state, fresh optimizer and records."""
-        if seed is not None:
-            self.seed = seed
+        restart(self, seed)
         net = self.network
-        for k, arrs in self._initial_params.items():
-            for cur, init in zip(net.parameters(k), arrs):
-                cur[...] = init
-        net.reset_state()
-        if self.teacher is not None:
-            self.teacher.reset_state(net.batch_size)
-        self.stimulus.reset(net.batch_size, self.seed)
-        if self.target is not None:
-            self.target.reset(net.batch_size, self.seed)
-        self.optimizer.reset()
-        self.n_steps = 0
         self.n_updates = 0
         self._tape = None
-        self._block_start, self._block_x, self._block_y = 0, None, None
-        self._loss_acc, self._loss_n = 0.0, 0
-        self.last_loss = np.nan
         self.last_gradients = None
         self.last_window = None
         self.last_window_loss = np.nan
@@ -907,15 +892,8 @@ class BPTTTrainer:
         self.probes = {n: RingBuffer(self.history, shapes[n]) for n in self.record}
 
     # ------------------------------------------------------------------ running
-    def _inputs_at(self, k):
-        i = k - self._block_start
-        if self._block_x is None or not 0 <= i < len(self._block_x):
-            self._block_start = k
-            t = (k + np.arange(self.chunk)) * self.network.dt
-            self._block_x = self.stimulus.sample(t)
-            self._block_y = None if self.target is None else self.target.sample(t)
-            i = 0
-        return self._block_x[i], None if self._block_y is None else self._block_y[i]
+    # input (and target) of step k, sampled in blocks exactly as the Simulator does
+    _inputs_at = Simulator._inputs_at
 
     def step(self):
         """One Euler step (and an optimizer step if it closes a window)."""
@@ -1076,23 +1054,14 @@ def _lagnet_am_config():
 LAGNET_AM = _lagnet_am_config()
 
 
-def _draw_student(cfg, seed):
-    """The student's W1 as :mod:`gle_core.protocols` draws it (same seed -> same W1)."""
-    cfg = copy.deepcopy(cfg)
-    if "student_w1_init" in cfg:
-        lo, hi = cfg.pop("student_w1_init")
-        rng = np.random.default_rng(seed)
-        cfg["network"]["weights"][0] = rng.uniform(lo, hi, (2, 1)).tolist()
-    return cfg
-
-
 def build_bptt_trainer(cfg, seed=0, **kwargs):
     """A :class:`BPTTTrainer` from a configuration dict (format of :mod:`gle_core.config`).
 
     ``cfg["learning"]`` may hold ``window``, ``method`` and ``loss_scale`` besides the usual
     keys; ``kwargs`` go to the trainer (``record``, ``history``, ...).
     """
-    cfg = _draw_student(cfg, seed)
+    from .protocols import student_config   # same seed -> the same student as GLE's
+    cfg = student_config(cfg, seed)
     student = build_network(cfg, "network", seed=seed)
     teacher = build_network(cfg, "teacher", seed=seed) if cfg.get("teacher") else None
     stim = build_stimulus(cfg.get("stimulus", {"type": "sine"}))

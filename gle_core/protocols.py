@@ -14,7 +14,7 @@ import numpy as np
 
 from .config import build_simulator
 
-__all__ = ["LAGLINE", "LAGNET", "PROTOCOLS", "run_protocol", "summarize"]
+__all__ = ["LAGLINE", "LAGNET", "PROTOCOLS", "run_protocol", "summarize", "student_config"]
 
 #: Paper Fig. 4 (spec §5): teacher w = (1, 2), τm = (1, 2), τr = 0.1; student w, τm ~ U(0, 1)
 LAGLINE = {
@@ -62,7 +62,8 @@ LAGNET = {
 PROTOCOLS = {"lagline": LAGLINE, "lagnet": LAGNET}
 
 
-def _student_cfg(cfg, seed):
+def student_config(cfg, seed):
+    """A copy of ``cfg`` with the protocol's random student parts drawn from ``seed``."""
     cfg = copy.deepcopy(cfg)
     if "student_w1_init" in cfg:
         lo, hi = cfg.pop("student_w1_init")
@@ -73,7 +74,7 @@ def _student_cfg(cfg, seed):
 
 def make_protocol(name, seed=0, **overrides):
     """A Simulator for protocol ``name`` recording parameters and loss every 1 a.u."""
-    cfg = _student_cfg(PROTOCOLS[name], seed)
+    cfg = student_config(PROTOCOLS[name], seed)
     every = int(round(1.0 / cfg["dt"]))
     return build_simulator(cfg, seed=seed, record=("t", "loss", "W", "tau_m"),
                            window=int(cfg["duration"]) + 10, record_every=every, **overrides)

@@ -90,6 +90,32 @@ def parse_learn(value, n_layers):
     return active
 
 
+def restart(sim, seed=None):
+    """What every trainer's ``reset`` shares: back to t = 0 with the initial parameters.
+
+    Restores ``sim._initial_params`` into ``sim.network``, zeroes the student's and the
+    teacher's state, redraws the stimulus' (and target's) random parts from the seed,
+    clears the optimizer, the step count, the sampled input block and the loss accumulator.
+    """
+    if seed is not None:
+        sim.seed = seed
+    net = sim.network
+    for k, arrs in sim._initial_params.items():
+        for cur, init in zip(net.parameters(k), arrs):
+            cur[...] = init
+    net.reset_state()
+    if sim.teacher is not None:
+        sim.teacher.reset_state(net.batch_size)
+    sim.stimulus.reset(net.batch_size, sim.seed)
+    if sim.target is not None:
+        sim.target.reset(net.batch_size, sim.seed)
+    sim.optimizer.reset()
+    sim.n_steps = 0
+    sim._block_start, sim._block_x, sim._block_y = 0, None, None
+    sim._loss_acc, sim._loss_n = 0.0, 0
+    sim.last_loss = np.nan
+
+
 class Simulator:
     """Run a :class:`GLENetwork` on a stimulus, optionally learning from a teacher.
 
@@ -217,26 +243,8 @@ class Simulator:
         seed : int, optional
             New seed for the stimulus' random parts; default: the seed given at creation.
         """
-        if seed is not None:
-            self.seed = seed
-        net = self.network
-        for k, arrs in self._initial_params.items():
-            for cur, init in zip(net.parameters(k), arrs):
-                cur[...] = init
-        net.reset_state()
-        if self.teacher is not None:
-            self.teacher.reset_state(net.batch_size)
-        self.stimulus.reset(net.batch_size, self.seed)
-        if self.target is not None:
-            self.target.reset(net.batch_size, self.seed)
-        self.optimizer.reset()
+        restart(self, seed)
         self.diverged = None
-        self.n_steps = 0
-        self._block_start = 0
-        self._block_x = self._block_y = None
-        self._loss_acc = 0.0
-        self._loss_n = 0
-        self.last_loss = np.nan
         self._make_probes()
 
     def set_stimulus(self, stimulus):
