@@ -24,8 +24,11 @@ serve: setup
 test: setup browser
 	$(PY) -m pytest tests
 
-bench: setup
-	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f || exit 1; done
+# engine, Fourier, adjoint and dashboard figures (minutes); the load curve and the soak are
+# longer: run benchmarks/bench_load.py and benchmarks/bench_soak.py --minutes N on their own
+bench: setup browser
+	@for f in engine fourier adjoint app; do echo "== benchmarks/bench_$$f.py"; \
+		$(PY) benchmarks/bench_$$f.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache
