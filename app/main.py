@@ -27,11 +27,13 @@ from app.export import ExportView
 from app.sharing import Sharing
 from app.views.lesson import LessonView
 from app.views.microcircuit import MicrocircuitView
+from app.views.style import quiet_stylesheets
 
 #: frame period of the live callback (ms): 30 frames/s
 FRAME_MS = 33
-#: parameter traces are appended every this many frames
-LEARNING_EVERY = 3
+#: parameter traces (and the microcircuit) are updated every this many frames (5 Hz): four
+#: figures repainted 10 times a second cost the browser more than the live traces themselves
+LEARNING_EVERY = 6
 #: phase fits, Fourier dots and the clock are refreshed every this many frames
 MEASURE_EVERY = 5
 #: sliders of learning parameters follow their learned values every this many frames
@@ -256,6 +258,7 @@ def create_app(preset="phase_inversion", seed=0):
     """A new session's dashboard layout (servable); the simulation starts on page load."""
     dash = Dashboard(preset=preset, seed=seed)
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
+    quiet_stylesheets(pn.state.curdoc)  # a BokehJS repaint cost, fixed in the page
     pn.state.onload(dash.start)
 
     def release(session_context):

@@ -11,9 +11,11 @@ on the λ traces the Errors view computes from the recorded trajectory).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import panel as pn
-from bokeh.models import ColumnDataSource, Span
+from bokeh.models import ColumnDataSource, FixedTicker, PrintfTickFormatter, Range1d, Span
 
 from gle_core import fourier
 
@@ -48,11 +50,28 @@ class FourierView:
             data[f"{kind}_phase"] = np.degrees(p)
         return data
 
+    @staticmethod
+    def _gain_bounds(data):
+        """Whole decades around every curve's gain (the axis moves only past a decade)."""
+        gains = np.concatenate([np.asarray(data[f"{kind}_gain"]) for kind, *_ in PATHS])
+        lo, hi = float(np.min(gains)), float(np.max(gains))
+        return 10.0 ** math.floor(math.log10(lo / 1.2)), 10.0 ** math.ceil(math.log10(hi * 1.2))
+
     def _figures(self):
+        # Fixed axes the server sets, not auto-ranging ones: the curves move when τ moves
+        # (what the class should see) while the axes stay put, and the browser repaints
+        # once per change instead of again when its data range catches up.
+        self.gain_range = Range1d(*self._gain_bounds(self.curves.data))
         gain = make_figure("Gain |H(ω)|", "", "gain", height=210, x_axis_type="log",
-                           y_axis_type="log")
+                           y_axis_type="log", y_range=self.gain_range,
+                           x_range=Range1d(OMEGAS[0], OMEGAS[-1]))
         phase = make_figure("Phase arg H(ω)  (+ = leads)", "ω (rad/a.u.)", "phase (°)",
-                            height=210, x_axis_type="log", x_range=gain.x_range)
+                            height=210, x_axis_type="log", x_range=gain.x_range,
+                            y_range=Range1d(-100.0, 100.0))
+        # every path here is first order over first order: its phase lies within ±90°
+        phase.yaxis.ticker = FixedTicker(ticks=[-90, -45, 0, 45, 90])
+        for ax in (gain.xaxis, gain.yaxis, phase.xaxis):
+            ax.formatter = PrintfTickFormatter(format="%g")   # 0.01 … 100, no TeX
         for kind, label, color, dash in PATHS:
             gain.line("w", f"{kind}_gain", source=self.curves, color=color, line_width=2.5,
                       line_dash=dash, legend_label=label)
@@ -79,7 +98,11 @@ class FourierView:
 
     def update_curves(self):
         """Recompute the analytic curves (τ of the selected neuron changed)."""
-        self.curves.data = self._curve_data()
+        data = self._curve_data()
+        self.curves.data = data
+        lo, hi = self._gain_bounds(data)
+        if (self.gain_range.start, self.gain_range.end) != (lo, hi):
+            self.gain_range.update(start=lo, end=hi)
 
     def update(self, adjoint_fits=None):
         """Move the ω marker and plot the measured points (cheap; a few times a second).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import panel as pn
-from bokeh.models import ColumnDataSource, Span
+from bokeh.models import ColumnDataSource, Range1d, Span
 
 from .style import add_legend, make_figure, neuron_color
 
@@ -34,12 +34,15 @@ class LearningView:
         st = self.state
         self.source = ColumnDataSource({c: np.zeros(0) for c in self._columns()})
         vals = st.parameter_values()
+        # a Range1d the server moves (0 … t), not a DataRange1d: BokehJS reports a data
+        # range's every recomputation back to the server (a websocket message per update)
+        self.x_range = Range1d(start=0.0, end=1.0)
         wfig = make_figure("Weights W, biases b (teacher dashed)", "time t (a.u.)", "value",
-                           height=200)
+                           height=200, x_range=self.x_range)
         tfig = make_figure("Time constants τm (solid), τr (dotted); teacher dashed",
-                           "time t (a.u.)", "τ (a.u.)", height=200, x_range=wfig.x_range)
+                           "time t (a.u.)", "τ (a.u.)", height=200, x_range=self.x_range)
         lfig = make_figure("Loss (mean squared error)", "time t (a.u.)", "loss", height=200,
-                           y_axis_type="log", x_range=wfig.x_range)
+                           y_axis_type="log", x_range=self.x_range)
         src = self.source
         for k, lab in enumerate(self._weight_labels()):
             c = neuron_color(k + 3)
@@ -72,6 +75,15 @@ class LearningView:
 
     def clear(self):
         self.source.data = {c: np.zeros(0) for c in self.source.data}
+        self.x_range.update(start=0.0, end=1.0)
+
+    def _follow(self, t):
+        """Show everything kept so far: from the oldest kept row to ``t``."""
+        t_data = self.source.data["t"]
+        start = float(t_data[0]) if len(t_data) > 0 else t
+        end = max(t, start + 1e-6)
+        pad = 0.02 * (end - start)
+        self.x_range.update(start=start - pad, end=end + pad)
 
     def push(self, loss):
         """Append the current parameters and the mean loss since the last push."""
@@ -84,6 +96,7 @@ class LearningView:
             for k, v in enumerate(vals[kind][0]):
                 row[f"{short}{k}"] = [float(v)]
         self.source.stream(row, rollover=ROLLOVER)
+        self._follow(float(st.sim.t))
 
     @property
     def panel(self):

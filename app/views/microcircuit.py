@@ -21,7 +21,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource, Range1d
 from bokeh.palettes import Blues256, Reds256
 
-from .style import make_figure
+from .style import add_legend, make_figure
 
 REP_COLOR, ERR_COLOR = "#d62728", "#1f77b4"
 #: light → dark
@@ -153,7 +153,7 @@ class MicrocircuitView:
         for src in (ins, target):
             fig.text("x", "y", text="label", source=src, y_offset=-14, text_font_size="11px",
                      text_align="center", text_baseline="top", text_color="#333333")
-        fig.legend.location = "bottom_left"
+        add_legend(fig, "bottom_left", outside=False)
         fig.legend.label_text_font_size = "11px"
         fig.legend.background_fill_alpha = 0.6
         self.fig = fig

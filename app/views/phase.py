@@ -58,8 +58,10 @@ class PhaseView:
     def _card(self, key, title, measured, analytic, omega):
         cls, word = _sign_word(measured if np.isfinite(measured) else analytic)
         ana_cls, ana_word = _sign_word(analytic)
-        lead = (f"{measured / omega:+.3g} a.u." if np.isfinite(measured) and omega else "")
-        mval = "nan" if not np.isfinite(measured) else f"{measured:.4f}"
+        lead = (f"{measured / omega:+.2f} a.u." if np.isfinite(measured) and omega else "")
+        # 3 decimals (0.06°, below the 0.1° shown): the fit's last-digit jitter would
+        # otherwise re-send and re-render the readouts at every measurement
+        mval = "nan" if not np.isfinite(measured) else f"{measured:.3f}"
         return (f'<div class="gle-card {cls}" id="gle-{key}">'
                 f'<div class="gle-title">{title}</div>'
                 f'<div class="gle-big gle-{key}-measured" data-phase="{mval}">'

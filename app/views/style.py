@@ -1,9 +1,25 @@
 """Shared look of the dashboard's Bokeh figures (canvas backend, projector-friendly fonts)."""
 from __future__ import annotations
 
-from bokeh.models import Legend
+import math
+from pathlib import Path
+
+from bokeh.models import (CDSView, ColumnDataSource, CustomJS, GlyphRenderer, IndexFilter, Legend,
+                          LegendItem)
+from bokeh.core.property.vectorization import Field, field
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
+
+#: BokehJS fix run once per page (see the file): no-op stylesheet rewrites skipped
+QUIET_STYLESHEETS_JS = (Path(__file__).resolve().parents[2] / "assets" / "js"
+                        / "quiet_stylesheets.js").read_text()
+
+
+def quiet_stylesheets(doc):
+    """Install the stylesheet fix in the browser page of ``doc`` when it is ready."""
+    if doc is not None:
+        doc.js_on_event("document_ready", CustomJS(code=QUIET_STYLESHEETS_JS))
+
 
 #: one colour per neuron (the same neuron has the same colour in every view)
 NEURON_COLORS = [c for c in Category10_10 if c != "#7f7f7f"]
@@ -34,6 +50,59 @@ def make_figure(title, x_label, y_label, height=250, **kw):
     return fig
 
 
+def _first(values):
+    try:
+        return values[0]
+    except (IndexError, TypeError, KeyError):
+        return math.nan
+
+
+def detached_items(fig, items):
+    """Legend items over stand-in renderers that share the real ones' glyphs but not their data.
+
+    BokehJS re-renders a legend's items (new DOM elements and canvases for every entry, which
+    then forces a style recalculation on the next paint) whenever any model reachable from
+    the items changes, and that includes the renderers' data sources: with the real renderers
+    every ``stream`` rebuilt the legends of the live plots 30 times a second. The stand-ins
+    draw copies of the same glyphs from one static one-row source per figure (filtered out
+    of the plot by an empty view: they draw nothing there); clicking an entry hides the
+    stand-in and one CustomJS callback per figure hides (or shows) the real renderers with it.
+    Shared source, view and callback: every model of the document costs server CPU on every
+    frame (Bokeh serialises a patch against references to all of them)."""
+    row, glyphs = {}, []
+    for item in items:
+        for r in item.renderers:
+            # the glyph's own columns renamed (legend_*): code that finds the live sources by
+            # their column names must not find the stand-ins
+            data = r.data_source.data
+            glyph = r.glyph.clone()
+            for name in type(glyph).dataspecs():
+                spec = getattr(glyph, name)
+                if isinstance(spec, Field):
+                    col = f"legend_{spec.field}"
+                    row.setdefault(col, [_first(data.get(spec.field))])
+                    setattr(glyph, name, field(col))
+            glyphs.append((r, glyph))
+    if not glyphs:
+        return []
+    source = ColumnDataSource(row)
+    hidden = CDSView(filter=IndexFilter(indices=[]))
+    proxies = {}
+    for r, glyph in glyphs:
+        proxies[r.id] = GlyphRenderer(data_source=source, glyph=glyph, view=hidden,
+                                      visible=r.visible)
+    # the real renderers by id in the code, not in args: args are references too, and the
+    # legend would again follow every change of the real renderers' data
+    real_of = {proxy.id: rid for rid, proxy in proxies.items()}
+    sync = CustomJS(code=(f"const real = cb_obj.document.get_model_by_id({real_of!r}[cb_obj.id]);"
+                          "if (real != null) real.visible = cb_obj.visible;"))
+    for proxy in proxies.values():
+        proxy.js_on_change("visible", sync)
+        fig.renderers.append(proxy)
+    return [LegendItem(label=item.label, renderers=[proxies[r.id] for r in item.renderers],
+                       index=item.index) for item in items]
+
+
 def add_legend(fig, location="top_left", outside=True):
     """Put the figure's legend outside the plot area (right), clickable to hide lines."""
     if outside:
@@ -41,10 +110,12 @@ def add_legend(fig, location="top_left", outside=True):
         if fig.legend:
             fig.legend[0].visible = False
             fig.center = [c for c in fig.center if not isinstance(c, Legend)]
-        legend = Legend(items=items, location="top_left", click_policy="hide",
-                        label_text_font_size="12px", spacing=0, padding=4, margin=4)
+        legend = Legend(items=detached_items(fig, items), location="top_left",
+                        click_policy="hide", label_text_font_size="12px", spacing=0,
+                        padding=4, margin=4)
         fig.add_layout(legend, "right")
     else:
+        fig.legend[0].items = detached_items(fig, fig.legend[0].items)
         fig.legend.location = location
         fig.legend.click_policy = "hide"
         fig.legend.label_text_font_size = "12px"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from bokeh.document import Document
 
-from app.main import Dashboard, create_app
+from app.main import LEARNING_EVERY, Dashboard, create_app
 from app.presets import PRESETS
 from gle_core import fourier
 
@@ -27,16 +27,16 @@ def test_app_builds_and_streams_for_every_preset(preset):
     d = Dashboard(preset=preset)
     root = d.layout.get_root(Document())
     assert root is not None
-    run_frames(d, 6, steps=20)
+    run_frames(d, 2 * LEARNING_EVERY, steps=10)
     src = d.traces.source.data
     n = sum(d.state.net.layer_sizes[1:])
     k = d.state.decimation                      # ≤ 2000 display points per window
-    assert len(src["t"]) == 120 // k
+    assert len(src["t"]) == 20 * LEARNING_EVERY // k
     assert np.allclose(np.diff(src["t"]), d.state.net.dt * k)
     for j in range(n):
         assert np.all(np.isfinite(src[f"r{j}"]))
         assert np.all(np.isfinite(src[f"e{j}"]))
-    assert len(d.learning.source.data["t"]) == 2     # every LEARNING_EVERY = 3 frames
+    assert len(d.learning.source.data["t"]) == 2     # one row every LEARNING_EVERY frames
     assert not d.state.failed and d.state.message_level != "danger"
 
 
@@ -90,7 +90,7 @@ def test_phase_readout_follows_tau_r_and_flips_sign(dash):
     assert ana == pytest.approx(math.atan(3) - math.atan(1), abs=5e-3)   # +0.46 rad
     assert ro.forward_phase == pytest.approx(ana, abs=2e-3)
     assert ro.error_phase == pytest.approx(-ana, abs=2e-3)
-    assert f'data-phase="{ro.forward_phase:.4f}"' in dash.phase.pane.object
+    assert f'data-phase="{ro.forward_phase:.3f}"' in dash.phase.pane.object
 
 
 def test_fourier_curves_follow_tau_and_show_measured_points(dash):

@@ -12,7 +12,7 @@ from bokeh.document import Document
 from panel.io.location import Location
 
 from app.export import dashboard_figures
-from app.main import Dashboard
+from app.main import LEARNING_EVERY, Dashboard
 from app.sharing import KEYS
 
 
@@ -205,7 +205,7 @@ def test_microcircuit_nodes_edges_and_live_colours(preset, n):
     assert len(mc.feedback.data["x0"]) == n_w - d.state.net.W[0].size
     before = list(mc.nodes.data["color"])
     source = mc.nodes
-    run(d, 9, 40)
+    run(d, 2 * LEARNING_EVERY, 30)                 # the view updates every LEARNING_EVERY frames
     assert mc.nodes is source                      # patched, not rebuilt
     r = d.state.sim.probes["r"].last(1)[0]
     e = d.state.sim.probes["error"].last(1)[0]
