@@ -27,7 +27,7 @@ from app.export import ExportView
 from app.sharing import Sharing
 from app.views.lesson import LessonView
 from app.views.microcircuit import MicrocircuitView
-from app.views.style import quiet_stylesheets
+from app.views.style import install_paint_fixes
 
 #: frame period of the live callback (ms): 30 frames/s
 FRAME_MS = 33
@@ -258,7 +258,7 @@ def create_app(preset="phase_inversion", seed=0):
     """A new session's dashboard layout (servable); the simulation starts on page load."""
     dash = Dashboard(preset=preset, seed=seed)
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
-    quiet_stylesheets(pn.state.curdoc)  # a BokehJS repaint cost, fixed in the page
+    install_paint_fixes(pn.state.curdoc)   # two BokehJS repaint costs, fixed in the page
     pn.state.onload(dash.start)
 
     def release(session_context):

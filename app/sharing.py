@@ -40,6 +40,8 @@ import panel as pn
 
 from .presets import PRESETS
 
+#: a control change reaches the address bar (and the link field) this much later (ms)
+URL_DELAY_MS = 300
 SESSION_FORMAT = "gle-lab-session"
 SESSION_VERSION = 1
 
@@ -136,7 +138,8 @@ class Sharing:
         self._snapshot_base()
         self._mirror()
         st.param.watch(self._on_structure, "structure")
-        st.param.watch(lambda *e: self._mirror(),
+        self._mirror_pending = False
+        st.param.watch(lambda *e: self._mirror_soon(),
                        ["preset", "seed", "neuron", "tau_m", "tau_r", "weight", *SCALARS])
         self.url.param.watch(self._on_url, list(KEYS))
 
@@ -190,6 +193,25 @@ class Sharing:
         vals["hide"] = ",".join(self.hidden) or None
         vals["lock"] = ",".join(self.locked) or None
         return vals
+
+    def _mirror_soon(self):
+        """Mirror a control change into the URL a little later (in a server session).
+
+        The address bar is not part of what the user watches: updating it at once would put
+        its round trip (the page reports the new address back) inside the repaint that shows
+        the change. Several changes in a drag become one URL update."""
+        doc = pn.state.curdoc
+        if doc is None or getattr(doc, "session_context", None) is None:
+            self._mirror()
+            return
+        if self._mirror_pending:
+            return
+        self._mirror_pending = True
+
+        def run():
+            self._mirror_pending = False
+            self._mirror()
+        doc.add_timeout_callback(run, URL_DELAY_MS)
 
     def _mirror(self):
         if self._guard:

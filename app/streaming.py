@@ -6,8 +6,88 @@ one ``stream`` message with ``rollover`` (the browser keeps only the window on s
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from bokeh.models import ColumnDataSource, Range1d
+
+#: the y axes are re-fitted to the whole window (to shrink) every this many frames
+REFIT_EVERY = 30
+
+
+def nice_bounds(lo, hi, pad=0.08):
+    """``[lo, hi]`` padded and widened to multiples of a round step (1, 2, 2.5 or 5 × 10ᵏ)."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or max(abs(lo), abs(hi)) < 1e-12:
+        return -1.0, 1.0
+    mid = 0.5 * (lo + hi)
+    span = max(hi - lo, 0.1 * max(abs(lo), abs(hi)), 1e-9)  # a flat line is shown flat
+    lo, hi = min(lo, mid - span / 2) - pad * span, max(hi, mid + span / 2) + pad * span
+    raw = (hi - lo) / 10
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    return math.floor(lo / step) * step, math.ceil(hi / step) * step
+
+
+def decade_bounds(lo, hi):
+    """Whole decades around ``[lo, hi]`` (both > 0), for a log axis."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 or hi <= 0:
+        return 1e-3, 1.0
+    a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    return 10.0 ** a, 10.0 ** max(b, a + 1)
+
+
+class StableRange:
+    """A y :class:`~bokeh.models.Range1d` the server sets: it grows at once to fit new data and
+    shrinks only when the data use less than 60 % of it (checked on the whole window).
+
+    Auto-ranging (``DataRange1d``) re-fits every frame: the axis jitters on the projector, its
+    tick labels change width (moving the plot's inner layout, which makes the browser
+    recompute the page's styles on every paint) and BokehJS reports every new range back to
+    the server."""
+
+    def __init__(self, columns, log=False):
+        self.columns = list(columns)
+        self.log = log
+        self.range = Range1d(*((1e-3, 1.0) if log else (-1.0, 1.0)))
+        self.extra = []             # (source, columns) also shown on this axis (λ overlay)
+        self.fitted = False
+        self.lo = self.hi = math.nan   # extent of the data the range was last fitted to
+
+    def reset(self):
+        self.fitted = False
+        self.lo = self.hi = math.nan
+
+    def fit(self, lo, hi, shrink=False):
+        """Fit new data ``[lo, hi]``; with ``shrink``, ``[lo, hi]`` is the whole window's."""
+        if not (math.isfinite(lo) and math.isfinite(hi)) or (self.log and lo <= 0):
+            return
+        start, end = self.range.start, self.range.end
+        used = (math.log10(hi / lo) / math.log10(end / start) if self.log
+                else (hi - lo) / (end - start))
+        if self.fitted and start <= lo and hi <= end and not (shrink and used < 0.6):
+            return
+        if self.fitted and not shrink:            # grow: keep what is already shown
+            lo, hi = min(lo, self.lo), max(hi, self.hi)
+        self.lo, self.hi = lo, hi
+        new_start, new_end = decade_bounds(lo, hi) if self.log else nice_bounds(lo, hi)
+        if (new_start, new_end) != (start, end):
+            self.range.update(start=new_start, end=new_end)
+        self.fitted = True
+
+    def fit_columns(self, data, shrink=False, also=()):
+        """Fit the finite values of this axis' columns in ``data`` and the values ``also``
+        (and, when shrinking, those of the extra sources)."""
+        vals = [data[c] for c in self.columns if c in data]
+        if len(also):
+            vals.append(also)
+        if shrink:
+            vals += [src.data[c] for src, cols in self.extra for c in cols if c in src.data]
+        vals = [v[np.isfinite(v) & ((v > 0) if self.log else True)]
+                for v in (np.asarray(v, dtype=float) for v in vals)]
+        vals = [v for v in vals if len(v)]
+        if vals:
+            self.fit(min(float(v.min()) for v in vals), max(float(v.max()) for v in vals),
+                     shrink=shrink)
 
 
 class TraceStream:
@@ -31,6 +111,11 @@ class TraceStream:
         # data: BokehJS reports a DataRange1d's recomputed start/end back to the server after
         # every frame (one extra websocket message + document patch per frame).
         self.x_range = Range1d(start=0.0, end=float(self.state.window))
+        n = self.state.n_neurons
+        self.y_ranges = {
+            "activity": StableRange(["x"] + [f"{p}{j}" for p in ("r", "tr") for j in range(n)]),
+            "errors": StableRange([f"{p}{j}" for p in ("e", "eps") for j in range(n)]),
+        }
         self._t_end = None
         self.frames_streamed = 0
         self.points_streamed = 0
@@ -39,6 +124,8 @@ class TraceStream:
         self.source.data = {c: np.zeros(0) for c in self.columns()}
         self._t_end = None
         self.x_range.update(start=0.0, end=float(self.state.window))
+        for yr in self.y_ranges.values():
+            yr.reset()
 
     def set_window(self, window):
         self._follow(self._t_end)
@@ -72,6 +159,9 @@ class TraceStream:
         self.source.stream(rows, rollover=self.state.rollover)
         self._t_end = float(frame["t"][-1])
         self._follow(self._t_end)
+        refit = self.frames_streamed % REFIT_EVERY == 0
+        for yr in self.y_ranges.values():
+            yr.fit_columns(self.source.data if refit else rows, shrink=refit)
         self.frames_streamed += 1
         self.points_streamed += len(frame["t"])
         return len(frame["t"])

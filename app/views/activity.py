@@ -16,7 +16,8 @@ class ActivityView:
     def _figure(self):
         st, tr = self.state, self.traces
         fig = make_figure("Activity: input x and rates r (student solid, teacher dashed)",
-                          "time t (a.u.)", "rate", x_range=tr.x_range)
+                          "time t (a.u.)", "rate", x_range=tr.x_range,
+                          y_range=tr.y_ranges["activity"].range)
         src = tr.source
         fig.line("t", "x", source=src, color=INPUT_COLOR, line_width=1.5, alpha=0.6,
                  legend_label="input x")

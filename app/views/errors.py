@@ -93,7 +93,7 @@ class ErrorsView:
         st, tr = self.state, self.traces
         fig = make_figure("Errors: GLE error e (solid), instantaneous ε (dotted), "
                           "AM adjoint λ (dotted black)", "time t (a.u.)", "error",
-                          x_range=tr.x_range)
+                          x_range=tr.x_range, y_range=tr.y_ranges["errors"].range)
         src = tr.source
         for j, lab in enumerate(st.labels):
             c = neuron_color(j)
@@ -110,6 +110,8 @@ class ErrorsView:
     def add_adjoint(self, fig):
         """The AM adjoint λ of every neuron: dotted black lines over their own source."""
         self.adjoint_source = ColumnDataSource(self._empty())
+        self.traces.y_ranges["errors"].extra = [
+            (self.adjoint_source, [f"lam{j}" for j in range(self.state.n_neurons)])]
         for j, lab in enumerate(self.state.labels):
             fig.line("t", f"lam{j}", source=self.adjoint_source, color=ADJOINT_COLOR_TRACE,
                      line_width=2.5, line_dash=[2, 3], legend_label=f"λ {lab} (AM)")
@@ -129,6 +131,9 @@ class ErrorsView:
         for j in range(res["lam"].shape[1]):
             data[f"lam{j}"] = np.ascontiguousarray(res["lam"][keep, j])
         self.adjoint_source.data = data
+        lam = res["lam"][np.isfinite(res["lam"])]
+        if len(lam):                              # λ shares the errors' axis
+            self.traces.y_ranges["errors"].fit(float(lam.min()), float(lam.max()))
         self._fit(res)
         self.last_adjoint = res
         self.adjoint_cost = time.perf_counter() - t0

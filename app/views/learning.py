@@ -6,6 +6,7 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, Range1d, Span
 
+from ..streaming import REFIT_EVERY, StableRange
 from .style import add_legend, make_figure, neuron_color
 
 #: parameter points kept on screen (one per learning update of the view)
@@ -37,12 +38,22 @@ class LearningView:
         # a Range1d the server moves (0 … t), not a DataRange1d: BokehJS reports a data
         # range's every recomputation back to the server (a websocket message per update)
         self.x_range = Range1d(start=0.0, end=1.0)
+        # y axes the server sets too (they also keep the teacher's reference lines in view)
+        cols = self._columns()
+        self.y_ranges = {
+            "W": StableRange([c for c in cols if c[0] in "Wb"]),
+            "tau": StableRange([c for c in cols if c.startswith(("tm", "tr"))]),
+            "loss": StableRange(["loss"], log=True)}
+        self.references = {"W": [], "tau": [], "loss": []}
+        self.pushes = 0
         wfig = make_figure("Weights W, biases b (teacher dashed)", "time t (a.u.)", "value",
-                           height=200, x_range=self.x_range)
+                           height=200, x_range=self.x_range, y_range=self.y_ranges["W"].range)
         tfig = make_figure("Time constants τm (solid), τr (dotted); teacher dashed",
-                           "time t (a.u.)", "τ (a.u.)", height=200, x_range=self.x_range)
+                           "time t (a.u.)", "τ (a.u.)", height=200, x_range=self.x_range,
+                           y_range=self.y_ranges["tau"].range)
         lfig = make_figure("Loss (mean squared error)", "time t (a.u.)", "loss", height=200,
-                           y_axis_type="log", x_range=self.x_range)
+                           y_axis_type="log", x_range=self.x_range,
+                           y_range=self.y_ranges["loss"].range)
         src = self.source
         for k, lab in enumerate(self._weight_labels()):
             c = neuron_color(k + 3)
@@ -50,6 +61,7 @@ class LearningView:
                       legend_label=lab.replace(": ", " "))
             ref = vals["W"][1]
             if ref is not None:
+                self.references["W"].append(float(ref[k]))
                 wfig.add_layout(Span(location=float(ref[k]), dimension="width", line_color=c,
                                      line_dash="dashed", line_width=1.5))
         learn_b = st.learn_b or np.any(vals["b"][0] != 0)
@@ -65,6 +77,7 @@ class LearningView:
             for kind in ("tau_m", "tau_r"):
                 ref = vals[kind][1]
                 if ref is not None and ref[j] != vals[kind][0][j]:
+                    self.references["tau"].append(float(ref[j]))
                     tfig.add_layout(Span(location=float(ref[j]), dimension="width",
                                          line_color=c, line_dash="dashed", line_width=1.5))
         lfig.line("t", "loss", source=src, color="black", line_width=2)
@@ -76,6 +89,8 @@ class LearningView:
     def clear(self):
         self.source.data = {c: np.zeros(0) for c in self.source.data}
         self.x_range.update(start=0.0, end=1.0)
+        for yr in self.y_ranges.values():
+            yr.reset()
 
     def _follow(self, t):
         """Show everything kept so far: from the oldest kept row to ``t``."""
@@ -97,6 +112,11 @@ class LearningView:
                 row[f"{short}{k}"] = [float(v)]
         self.source.stream(row, rollover=ROLLOVER)
         self._follow(float(st.sim.t))
+        refit = self.pushes % REFIT_EVERY == 0
+        for key, yr in self.y_ranges.items():
+            yr.fit_columns(self.source.data if refit else row, shrink=refit,
+                           also=np.asarray(self.references[key], dtype=float))
+        self.pushes += 1
 
     @property
     def panel(self):

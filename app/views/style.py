@@ -10,15 +10,15 @@ from bokeh.core.property.vectorization import Field, field
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
-#: BokehJS fix run once per page (see the file): no-op stylesheet rewrites skipped
-QUIET_STYLESHEETS_JS = (Path(__file__).resolve().parents[2] / "assets" / "js"
-                        / "quiet_stylesheets.js").read_text()
+#: BokehJS repaint fixes run once per page (see the file for what and why)
+PAINT_FIXES_JS = (Path(__file__).resolve().parents[2] / "assets" / "js"
+                  / "bokeh_paint_fixes.js").read_text()
 
 
-def quiet_stylesheets(doc):
-    """Install the stylesheet fix in the browser page of ``doc`` when it is ready."""
+def install_paint_fixes(doc):
+    """Install the repaint fixes in the browser page of ``doc`` when it is ready."""
     if doc is not None:
-        doc.js_on_event("document_ready", CustomJS(code=QUIET_STYLESHEETS_JS))
+        doc.js_on_event("document_ready", CustomJS(code=PAINT_FIXES_JS))
 
 
 #: one colour per neuron (the same neuron has the same colour in every view)

@@ -1,0 +1,52 @@
+// GLE Lab: three repaint costs of BokehJS 3.9 removed in the page (installed once per page).
+//
+// Measured in headless Chromium on the live dashboard (two plots streaming at 30 frames/s):
+// style recalculation took 20 % of the page's main thread and the plots repainted at
+// 14/s instead of 30/s. Three causes, fixed here without changing what is drawn:
+//
+// 1. Every Bokeh renderer rewrites its own <style> element (position and size) on every
+//    paint, even when nothing moved; on a scrolling time axis the sizes also carry float
+//    noise (437px, then 437.00000000000006px). Each rewrite invalidates the plot's styles.
+//    Lengths are rounded to 1/1000 px (invisible) and an unchanged text is not rewritten.
+// 2. Every colour, width and font of every visual (each tick label too) is first looked up
+//    as a CSS variable (--bk-text-color, ...) with getComputedStyle, which recomputes any
+//    invalidated styles first. GLE Lab defines no --bk-* variable, nor do Panel 1.9 or
+//    Bokeh 3.9 themes (tests/ui checks the page for one), so the lookup always came back
+//    empty: it now returns "" at once, and the model's own value is used as before.
+// 3. Every axis asks its plot for the page's base font size (getComputedStyle again) on
+//    every paint, for "em" font sizes. The plots' font size never changes here: it is read
+//    once per plot and kept.
+(function () {
+  if (typeof Bokeh === "undefined" || Bokeh.require == null) return;
+  const dom = Bokeh.require("core/dom");
+  const sheet = dom && dom.InlineStyleSheet && dom.InlineStyleSheet.prototype;
+  if (sheet != null && !sheet.__gle_quiet) {
+    const update = sheet._update;
+    const PX = /(-?\d+\.\d+)px/g;
+    const round = (m, x) => `${Number(Number(x).toFixed(3))}px`;
+    sheet._update = function (css) {
+      if (typeof css === "string" && css.includes("px")) css = css.replace(PX, round);
+      if (this.el.textContent !== css) update.call(this, css);
+    };
+    sheet.__gle_quiet = true;
+  }
+  const visual = Bokeh.require("core/visuals/visual");
+  const props = visual && visual.VisualProperties && visual.VisualProperties.prototype;
+  if (props != null && !props.__gle_no_css_vars) {
+    props._get_css_value = function (_name) { return ""; };
+    props.__gle_no_css_vars = true;
+  }
+  const canvas = Bokeh.require("models/plots/plot_canvas");
+  const plot = canvas && canvas.PlotView && canvas.PlotView.prototype;
+  const font = plot && Object.getOwnPropertyDescriptor(plot, "base_font_size");
+  if (font != null && font.get != null && !plot.__gle_font_kept) {
+    Object.defineProperty(plot, "base_font_size", {
+      configurable: true,
+      get() {
+        if (this.__gle_font_size == null) this.__gle_font_size = font.get.call(this);
+        return this.__gle_font_size;
+      },
+    });
+    plot.__gle_font_kept = true;
+  }
+})();

@@ -1,0 +1,88 @@
+"""The live plots' axes: server-set ranges that follow the data without jitter."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bokeh.models import ColumnDataSource, Range1d
+
+from app.main import Dashboard
+from app.streaming import REFIT_EVERY, StableRange, nice_bounds
+
+
+@pytest.mark.parametrize("lo, hi", [(-1, 1), (0.0, 0.3), (-0.004, 0.02), (100, 2500),
+                                    (-3e-9, 1e-9), (0.5, 0.5), (-7.3, -7.2)])
+def test_nice_bounds_contain_the_data_with_a_margin_on_round_steps(lo, hi):
+    a, b = nice_bounds(lo, hi)
+    assert a < lo and hi < b                       # padded on both sides
+    span = b - a
+    assert span <= 4 * max(hi - lo, 0.1 * max(abs(lo), abs(hi)))   # not absurdly wide
+    step = span / round(span / (10 ** np.floor(np.log10(span / 10))))
+    # both ends are multiples of one round step
+    for end in (a, b):
+        k = end / (10 ** np.floor(np.log10(span / 10)))
+        assert abs(k * 4 - round(k * 4)) < 1e-6, (end, step)
+
+
+def test_nice_bounds_of_zero_or_nan_is_the_unit_interval():
+    assert nice_bounds(0.0, 0.0) == (-1.0, 1.0)
+    assert nice_bounds(float("nan"), 1.0) == (-1.0, 1.0)
+
+
+def test_stable_range_grows_at_once_and_shrinks_only_on_a_refit():
+    yr = StableRange(["a"])
+    yr.fit(-1.0, 1.0)
+    first = (yr.range.start, yr.range.end)
+    assert first[0] < -1 and first[1] > 1
+    yr.fit(-0.9, 0.8)                              # inside: nothing moves
+    assert (yr.range.start, yr.range.end) == first
+    yr.fit(0.0, 3.0)                               # outside: grows, keeps what was shown
+    assert yr.range.start < -1 and yr.range.end > 3
+    yr.fit(-0.1, 0.1)                              # small data, but no refit: stays
+    assert yr.range.end > 3
+    yr.fit(-0.1, 0.1, shrink=True)                 # whole window small: shrinks
+    assert -0.3 < yr.range.start < -0.1 and 0.1 < yr.range.end < 0.3
+
+
+def test_stable_range_refit_includes_extra_sources():
+    yr = StableRange(["e0"])
+    lam = ColumnDataSource({"lam0": [-5.0, 4.0]})
+    yr.extra = [(lam, ["lam0"])]
+    yr.fit_columns({"e0": [0.1, 0.2]}, shrink=True)
+    assert yr.range.start < -5 and yr.range.end > 4
+    yr.fit_columns({"e0": [0.1, np.nan, 0.2]})      # NaN ignored, inside: no change
+    assert yr.range.start < -5
+
+
+def test_live_axes_contain_the_traces_and_hold_still_in_steady_state():
+    d = Dashboard()                                # phase inversion: a sine, steady quickly
+    assert isinstance(d.activity.pane.object.y_range, Range1d)
+    for _ in range(200):
+        d.tick(n_steps=20)
+    data = d.traces.source.data
+    for name, cols in (("activity", ["x", "r0"]), ("errors", ["e0", "eps0"])):
+        yr = d.traces.y_ranges[name].range
+        vals = np.concatenate([np.asarray(data[c], dtype=float) for c in cols])
+        assert yr.start <= vals.min() and vals.max() <= yr.end, name
+        # the data fill a good part of the axis (it does not stay at its first guess)
+        assert vals.max() - vals.min() > 0.3 * (yr.end - yr.start), name
+    seen = set()
+    for _ in range(3 * REFIT_EVERY):
+        d.tick(n_steps=20)
+        seen.add(tuple((r.range.start, r.range.end) for r in d.traces.y_ranges.values()))
+    assert len(seen) == 1                          # no jitter over three refits
+
+
+def test_axes_follow_a_change_of_amplitude_both_ways():
+    d = Dashboard()
+    for _ in range(100):
+        d.tick(n_steps=20)
+    yr = d.traces.y_ranges["activity"].range
+    before = yr.end - yr.start
+    d.state.amplitude = d.state.amplitude * 4
+    for _ in range(2 * REFIT_EVERY + 100):
+        d.tick(n_steps=20)
+    assert yr.end - yr.start > 2.5 * before        # grew with the data
+    d.state.amplitude = d.state.amplitude / 4
+    for _ in range(2 * REFIT_EVERY + 150):
+        d.tick(n_steps=20)
+    assert yr.end - yr.start < 1.3 * before         # and shrank back once the window passed

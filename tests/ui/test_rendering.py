@@ -1,0 +1,103 @@
+"""What the page draws, and the repaint fixes GLE Lab installs in BokehJS (assets/js)."""
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlparse
+
+from .test_browser import press, wait_streaming, wait_until
+
+FIXES = """() => [
+  !!Bokeh.require('core/dom').InlineStyleSheet.prototype.__gle_quiet,
+  !!Bokeh.require('core/visuals/visual').VisualProperties.prototype.__gle_no_css_vars,
+  !!Bokeh.require('models/plots/plot_canvas').PlotView.prototype.__gle_font_kept]"""
+# every --bk-* custom property defined anywhere in the page's style sheets (document and
+# shadow roots): the second fix assumes there is none
+BK_VARIABLES = """() => {
+  const found = new Set();
+  const scan = (sheets) => { for (const sheet of sheets) {
+    let rules; try { rules = sheet.cssRules; } catch (e) { continue; }
+    for (const rule of rules) { const st = rule.style; if (!st) continue;
+      for (let i = 0; i < st.length; i++) if (st[i].startsWith('--bk-')) found.add(st[i]); } } };
+  scan(document.styleSheets);
+  const walk = (root) => { for (const el of root.querySelectorAll('*')) if (el.shadowRoot) {
+    scan(el.shadowRoot.styleSheets); scan(el.shadowRoot.adoptedStyleSheets || []);
+    walk(el.shadowRoot); } };
+  walk(document);
+  return [...found];
+}"""
+PAINTS = """(seconds) => new Promise(resolve => {
+  const counts = {};
+  const seen = new Set();
+  const views = [];
+  const visit = (v) => { if (!v || seen.has(v)) return; seen.add(v); views.push(v);
+    for (const k of ['child_views', 'renderer_views']) { const c = v[k];
+      if (c) for (const x of (c.values ? c.values() : c)) visit(x); } };
+  for (const rv of Object.values(Bokeh.index)) visit(rv);
+  for (const v of views) if (v.model && v.model.title && v.model.title.text !== undefined &&
+                             v.paint) {
+    const title = v.model.title.text.split(':')[0];
+    const paint = v.paint.bind(v);
+    counts[title] = 0;
+    v.paint = (...a) => { counts[title]++; return paint(...a); };
+  }
+  setTimeout(() => resolve(counts), seconds * 1000);
+})"""
+LEGEND_CLICK = """(label) => {
+  for (const m of Bokeh.documents[0].all_models)
+    if (m.type === 'LegendItem' && m.label && m.label.value === label) {
+      const proxy = m.renderers[0];
+      proxy.visible = !proxy.visible;        // what a click on the entry does
+      return proxy.id;
+    }
+  return null;
+}"""
+REAL_VISIBLE = """(column) => {
+  for (const m of Bokeh.documents[0].all_models)
+    if (m.type === 'GlyphRenderer' && m.glyph.y && m.glyph.y.field === column &&
+        m.data_source.data.eps0 !== undefined) return m.visible;
+  return null;
+}"""
+
+
+def test_paint_fixes_are_installed_and_no_bk_variable_exists(app_page):
+    page = app_page
+    wait_streaming(page)
+    assert page.evaluate(FIXES) == [True, True, True]
+    assert page.evaluate(BK_VARIABLES) == []
+
+
+def test_live_plots_repaint_every_frame_and_the_rest_rarely(app_page):
+    """The page keeps up: the two trace plots repaint with (nearly) every frame, the
+    analytic and learning plots only when their data change (at most 5/s)."""
+    page = app_page
+    wait_streaming(page, 50)
+    counts = page.evaluate(PAINTS, 3.0)
+    for title in ("Activity", "Errors"):
+        assert counts[title] >= 3.0 * 15, counts      # 30 frames/s sent; slow CI ≥ half
+    for title in ("Gain |H(ω)|", "Phase arg H(ω)  (+ = leads)", "Weights W, biases b (teacher "
+                  "dashed)", "Loss (mean squared error)"):
+        assert counts[title] <= 3.0 * 6, str(counts)
+
+
+def test_legend_click_hides_the_real_trace(app_page):
+    page = app_page
+    wait_streaming(page)
+    assert page.evaluate(REAL_VISIBLE, "eps0") is True
+    assert page.evaluate(LEGEND_CLICK, "ε n1") is not None
+    page.wait_for_function(f"() => ({REAL_VISIBLE})('eps0') === false")
+    page.evaluate(LEGEND_CLICK, "ε n1")
+    page.wait_for_function(f"() => ({REAL_VISIBLE})('eps0') === true")
+
+
+def test_address_bar_follows_a_slider(app_page):
+    page = app_page
+    wait_streaming(page)
+    press(page, ".gle-tau-r", "PageUp", 5)          # τr 0.1 → 10^-0.5 ≈ 0.316
+
+    def tau_r_in_url():             # replaceState: page.url does not follow, location does
+        query = parse_qs(urlparse(page.evaluate("() => window.location.href")).query)
+        return float(query["tau_r"][0].split(",")[0]) if "tau_r" in query else None
+    wait_until(lambda: tau_r_in_url() is not None and abs(tau_r_in_url() - 0.316) < 0.01,
+               timeout=5)
+    time.sleep(0.5)                                  # and it stays there
+    assert abs(tau_r_in_url() - 0.316) < 0.01
