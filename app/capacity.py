@@ -10,7 +10,8 @@ minutes", that runs no simulation and costs next to nothing.
 interaction from its browser (widget changes, button clicks) and closes the session after
 twice that, which frees its place (the unused-session reaper then destroys it).
 
-:func:`report_exception` (installed as ``pn.config.exception_handler`` by ``gle-lab``) shows an
+:func:`report_exception` (Panel's exception handler in every served session: set by
+:func:`app.main.create_app` under ``gle-lab`` and plain ``panel serve`` alike) shows an
 error raised while handling one browser's input (a value beyond a control's bounds sent by a
 modified client, say) to *that* session only, as a visible message naming the parameter, and
 puts the control back to the value in force; other sessions never see it.
@@ -324,7 +325,6 @@ def guarded_app(factory, limiter=None, idle_timeout=None):
             if limiter is not None:
                 limiter.release(sid)
             raise
-        register_dashboard(doc, getattr(layout, "dashboard", None))
         watch = None
         if idle_timeout and doc is not None:
             watch = IdleWatch(doc, idle_timeout, dashboard=getattr(layout, "dashboard", None))
@@ -334,8 +334,6 @@ def guarded_app(factory, limiter=None, idle_timeout=None):
         def release(session_context):
             if watch is not None:
                 watch.stop()
-            unregister_dashboard(doc)
-            purge_links(layout)
             if limiter is not None:
                 limiter.release(sid)
         pn.state.on_session_destroyed(release)

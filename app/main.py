@@ -255,14 +255,28 @@ class Dashboard:
 
 
 def create_app(preset="phase_inversion", seed=0):
-    """A new session's dashboard layout (servable); the simulation starts on page load."""
+    """A new session's dashboard layout (servable); the simulation starts on page load.
+
+    Under any server (``gle-lab``, ``panel serve app/main.py``): an error raised by one
+    visitor's input is shown in that session only (:func:`app.capacity.report_exception`
+    becomes Panel's exception handler unless one is set), and a closed session is released
+    completely, Panel's link registry included (:func:`app.capacity.purge_links`)."""
+    from app.capacity import (purge_links, register_dashboard, report_exception,
+                              unregister_dashboard)
     dash = Dashboard(preset=preset, seed=seed)
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
-    install_paint_fixes(pn.state.curdoc)   # two BokehJS repaint costs, fixed in the page
+    doc = pn.state.curdoc
+    install_paint_fixes(doc)          # three BokehJS repaint costs, fixed in the page
     pn.state.onload(dash.start)
+    if doc is not None and doc.session_context is not None:
+        register_dashboard(doc, dash)
+        if pn.config.exception_handler is None:
+            pn.config.exception_handler = report_exception
 
     def release(session_context):
         dash.destroy()
+        unregister_dashboard(doc)
+        purge_links(dash.layout)
     pn.state.on_session_destroyed(release)
     dash.layout.dashboard = dash       # reachable from the layout (tests, notebooks)
     return dash.layout

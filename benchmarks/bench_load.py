@@ -37,11 +37,18 @@ TARGET_SESSIONS, TARGET_FPS = 20, 15.0
 
 
 class GleLabServer:
-    """``gle-lab`` (``python -m app.serve``) on 127.0.0.1 and a free port; log drained."""
+    """``gle-lab`` (``python -m app.serve``) on 127.0.0.1 and a free port; log drained.
 
-    def __init__(self, *extra, timeout=60.0):
-        cmd = [sys.executable, "-m", "app.serve", "--address", "127.0.0.1", "--port", "0",
-               *extra]
+    ``plain=True``: ``panel serve app/main.py`` instead (what a notebook user or a
+    ``panel serve`` deployment runs), with ``extra`` as panel-serve options."""
+
+    def __init__(self, *extra, timeout=60.0, plain=False):
+        if plain:
+            cmd = [sys.executable, "-m", "panel", "serve", "app/main.py", "--address",
+                   "127.0.0.1", "--port", "0", "--allow-websocket-origin", "*", *extra]
+        else:
+            cmd = [sys.executable, "-m", "app.serve", "--address", "127.0.0.1", "--port", "0",
+                   *extra]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.log, self.url = [], None
@@ -50,7 +57,8 @@ class GleLabServer:
         def drain():
             for line in self.proc.stdout:
                 self.log.append(line)
-                m = re.search(r"GLE Lab running at http://[^:]+:(\d+)/(\S+)", line)
+                m = re.search(r"(?:GLE Lab running at|Bokeh app running at:) "
+                              r"http://[^:]+:(\d+)/(\S+)", line)
                 if m and not ready.is_set():
                     self.url = f"http://127.0.0.1:{m.group(1)}/{m.group(2)}"
                     ready.set()

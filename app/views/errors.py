@@ -28,7 +28,7 @@ from .style import add_legend, make_figure, neuron_color
 
 ADJOINT_COLOR_TRACE = "black"
 #: average server CPU (ms per frame) the λ recomputation may use
-ADJOINT_BUDGET_MS = 0.6
+ADJOINT_BUDGET_MS = 0.3
 #: recompute λ at most / at least every this many frames
 ADJOINT_MIN_EVERY, ADJOINT_MAX_EVERY = 6, 45
 #: λ is trusted up to this many τm (the layer's largest) before the window's end

@@ -315,9 +315,20 @@ def _slider(tab, title_part):
                 if title_part in str(m["attributes"].get("title")))
 
 
-def test_hostile_value_over_the_wire_reaches_only_its_session(open_server):
+@pytest.fixture(scope="module")
+def plain_server():
+    srv = GleLabServer(plain=True)
+    yield srv
+    srv.stop()
+
+
+@pytest.mark.parametrize("kind", ["gle-lab", "panel-serve"])
+def test_hostile_value_over_the_wire_reaches_only_its_session(kind, request):
+    """Refused and shown in that session only, whichever way the app is served."""
+    server = request.getfixturevalue("open_server" if kind == "gle-lab" else "plain_server")
+
     async def go():
-        a, b = BokehTab(open_server.url, 0), BokehTab(open_server.url, 1)
+        a, b = BokehTab(server.url, 0), BokehTab(server.url, 1)
         assert await a.connect(30) and await b.connect(30)
         lr = _slider(a, "Learning rate")
         texts = {"a": [], "b": []}
@@ -384,13 +395,16 @@ def test_slider_storm_over_the_wire_keeps_other_sessions_streaming(open_server):
 
 
 
-def test_destroyed_sessions_are_freed():
+@pytest.mark.parametrize("plain", [False, True], ids=["gle-lab", "panel-serve"])
+def test_destroyed_sessions_are_freed(plain):
     """Visitors come and go: a destroyed session must not stay in memory. Panel's link
-    registry kept every session with an EditableFloatSlider alive (+9 MB per visitor); the
-    guarded factory drops the session's entries (app.capacity.purge_links)."""
+    registry kept every session with an EditableFloatSlider alive (+9 MB per visitor); every
+    session drops its entries when destroyed (app.capacity.purge_links, called by
+    create_app), under gle-lab and under plain ``panel serve app/main.py``."""
     from loadclient import proc_sample, run_load
-    srv = GleLabServer("--max-sessions", "0", "--idle-timeout", "0",
-                       "--unused-session-lifetime", "500", "--check-unused-sessions", "300")
+    lifetime = ("--unused-session-lifetime", "500", "--check-unused-sessions", "300")
+    srv = (GleLabServer(*lifetime, plain=True) if plain else
+           GleLabServer("--max-sessions", "0", "--idle-timeout", "0", *lifetime))
     try:
         rss = []
         for _ in range(3):
