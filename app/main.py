@@ -70,6 +70,7 @@ class Dashboard:
         self._tick_pending = False
         self.tick_seconds = []          # server CPU of recent ticks (benchmarks)
         st.param.watch(self._on_structure, "structure")
+        st.param.watch(self._on_reseeded, "reseeded")
         st.param.watch(self._on_cleared, "cleared")
         st.param.watch(lambda *e: self._refresh_analytic(), "tau_version")
         st.param.watch(lambda e: self.traces.set_window(e.new), "window")
@@ -130,6 +131,13 @@ class Dashboard:
         self.errors.rebuild()
         self.fourier.rebuild()
         self.learning.rebuild()
+        self.phase.update()
+
+    def _on_reseeded(self, event):
+        """Same network shape, new values (a seed change): keep every figure."""
+        if not self.learning.refresh_references():
+            self.learning.rebuild()
+        self.microcircuit.refresh_weights()
         self.phase.update()
 
     def _on_cleared(self, event):

@@ -137,7 +137,7 @@ class Sharing:
         st = dashboard.state
         self._snapshot_base()
         self._mirror()
-        st.param.watch(self._on_structure, "structure")
+        st.param.watch(self._on_structure, ["structure", "reseeded"])
         self._mirror_pending = False
         st.param.watch(lambda *e: self._mirror_soon(),
                        ["preset", "seed", "neuron", "tau_m", "tau_r", "weight", *SCALARS])

@@ -173,7 +173,10 @@ class LabState(param.Parameterized):
     message_level = param.Selector(default="info", objects=["info", "success", "warning",
                                                             "danger"])
     failed = param.Boolean(False, doc="The simulation diverged and waits for a reset.")
-    structure = param.Integer(0, doc="Bumped after every rebuild (network shape may change).")
+    structure = param.Integer(0, doc="Bumped after a rebuild that may change the network's "
+                                     "shape (preset, error engine): views rebuild.")
+    reseeded = param.Integer(0, doc="Bumped after a rebuild that kept the shape (a new seed): "
+                                    "views keep their figures and refresh values.")
     cleared = param.Integer(0, doc="Bumped when the recorded data restart (reset, rebuild).")
     tau_version = param.Integer(0, doc="Bumped when τm or τr of the shown neuron change.")
 
@@ -266,7 +269,14 @@ class LabState(param.Parameterized):
             self._syncing = False
         self.readout = PhaseReadout(error_mode=net.error_mode)
         self._restart_clock()
-        self.structure += 1
+        shape = (preset, mode, type(sim).__name__, tuple(net.layer_sizes), tuple(labels),
+                 tuple(w_labels), sim.teacher is not None,
+                 tuple(sorted(self._learn_layers)))
+        if shape == getattr(self, "_shape", None):
+            self.reseeded += 1          # same figures, new values: no view rebuild (~10× cheaper)
+        else:
+            self._shape = shape
+            self.structure += 1
         self.cleared += 1
         self.tau_version += 1
 

@@ -45,6 +45,7 @@ class LearningView:
             "tau": StableRange([c for c in cols if c.startswith(("tm", "tr"))]),
             "loss": StableRange(["loss"], log=True)}
         self.references = {"W": [], "tau": [], "loss": []}
+        self.spans = []                 # (Span, kind, index): the teacher's values
         self.pushes = 0
         wfig = make_figure("Weights W, biases b (teacher dashed)", "time t (a.u.)", "value",
                            height=200, x_range=self.x_range, y_range=self.y_ranges["W"].range)
@@ -59,12 +60,12 @@ class LearningView:
             c = neuron_color(k + 3)
             wfig.line("t", f"W{k}", source=src, color=c, line_width=2.5,
                       legend_label=lab.replace(": ", " "))
-            ref = vals["W"][1]
-            if ref is not None:
-                self.references["W"].append(float(ref[k]))
-                wfig.add_layout(Span(location=float(ref[k]), dimension="width", line_color=c,
-                                     line_dash="dashed", line_width=1.5))
-        learn_b = st.learn_b or np.any(vals["b"][0] != 0)
+            if vals["W"][1] is not None:
+                span = Span(location=0.0, dimension="width", line_color=c,
+                            line_dash="dashed", line_width=1.5)
+                wfig.add_layout(span)
+                self.spans.append((span, "W", k))
+        self.learn_b = learn_b = self._shows_b(vals)
         for j, lab in enumerate(st.labels):
             c = neuron_color(j)
             if learn_b:
@@ -75,16 +76,37 @@ class LearningView:
             tfig.line("t", f"tr{j}", source=src, color=c, line_width=2, line_dash="dotted",
                       legend_label=f"τr {lab}")
             for kind in ("tau_m", "tau_r"):
-                ref = vals[kind][1]
-                if ref is not None and ref[j] != vals[kind][0][j]:
-                    self.references["tau"].append(float(ref[j]))
-                    tfig.add_layout(Span(location=float(ref[j]), dimension="width",
-                                         line_color=c, line_dash="dashed", line_width=1.5))
+                if vals[kind][1] is not None:
+                    span = Span(location=1.0, dimension="width", line_color=c,
+                                line_dash="dashed", line_width=1.5)
+                    tfig.add_layout(span)
+                    self.spans.append((span, kind, j))
         lfig.line("t", "loss", source=src, color="black", line_width=2)
         self.figs = (wfig, tfig, lfig)
+        self.refresh_references()
         add_legend(wfig)
         add_legend(tfig)
         self.layout[:] = [pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in self.figs]
+
+    def _shows_b(self, vals):
+        return bool(self.state.learn_b or np.any(vals["b"][0] != 0))
+
+    def refresh_references(self):
+        """Move the teacher's reference lines to its current values (a new seed may draw a
+        new teacher and student); a τ line is shown only where student and teacher differ.
+        Returns False if the figures' lines themselves would change (then rebuild)."""
+        vals = self.state.parameter_values()
+        if self._shows_b(vals) != self.learn_b:
+            return False
+        self.references = {"W": [], "tau": [], "loss": []}
+        for span, kind, i in self.spans:
+            ref, own = vals[kind][1], vals[kind][0]
+            value = float(ref[i])
+            shown = kind == "W" or ref[i] != own[i]
+            span.update(location=value, visible=shown)
+            if shown:
+                self.references["W" if kind == "W" else "tau"].append(value)
+        return True
 
     def clear(self):
         self.source.data = {c: np.zeros(0) for c in self.source.data}

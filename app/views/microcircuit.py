@@ -170,6 +170,18 @@ class MicrocircuitView:
         return (np.asarray(probes["r"].last(1)[0], dtype=float),
                 np.asarray(probes["error"].last(1)[0], dtype=float))
 
+    def refresh_weights(self):
+        """Edge widths for the current weights (same network shape, new values)."""
+        w = [abs(float(v)) for W in self.state.net.W for v in W.ravel()]
+        if len(w) != len(self.forward.data["w"]):
+            self.rebuild()
+            return
+        wmax = max([1e-9] + w)
+        self.forward.data.update(w=w, width=[1.0 + 4.0 * x / wmax for x in w])
+        fb = [abs(float(self.state.net.W[layer][post, pre]))
+              for layer, post, pre, _ in self._fb_index]
+        self.feedback.data.update(w=fb, width=[1.0 + 4.0 * x / wmax for x in fb])
+
     def update(self):
         """Recolour nodes by |r| and |e| and fade feedback edges by the error they carry."""
         if self.state.sim is None:

@@ -191,6 +191,47 @@ def test_preset_change_rebuilds_with_new_shape(dash):
     dash.layout.get_root(Document())
 
 
+def test_seed_change_keeps_the_figures_and_refreshes_every_value():
+    """A new seed keeps the network's shape: no view is rebuilt (a rebuild of every figure
+    cost ~0.8 s of server CPU and stalled the process's other sessions), yet the data
+    restart and every value drawn from the network follows the new draw."""
+    d = Dashboard(preset="chain")
+    doc = Document()
+    doc.add_root(d.layout.get_root(doc))
+    st = d.state
+    run_frames(d, 2 * LEARNING_EVERY, steps=20)
+    figures = (d.activity.pane.object, d.errors.pane.object, d.learning.figs,
+               d.microcircuit.fig, d.fourier.gain_fig)
+    n_models, structure = len(doc.models), st.structure
+    tau_m_before = [float(a) for a in st.net.tau_m[0].ravel()]
+    st.seed = 7
+    assert "seed 7" in st.message and st.structure == structure and st.reseeded == 1
+    assert (d.activity.pane.object, d.errors.pane.object, d.learning.figs,
+            d.microcircuit.fig, d.fourier.gain_fig) == figures
+    assert len(doc.models) == n_models
+    assert len(d.traces.source.data["t"]) == 0 and len(d.learning.source.data["t"]) == 0
+    assert [float(a) for a in st.net.tau_m[0].ravel()] != tau_m_before      # a new draw
+    # the teacher's reference lines: at the teacher's values, τ lines where they differ
+    vals = st.parameter_values()
+    spans = {(kind, i): span for span, kind, i in d.learning.spans}
+    for (kind, i), span in spans.items():
+        assert span.location == pytest.approx(vals[kind][1][i])
+        assert span.visible == (kind == "W" or vals[kind][1][i] != vals[kind][0][i])
+    # the microcircuit's edges are as wide as the new weights say
+    w = np.abs(np.concatenate([W.ravel() for W in st.net.W]))
+    assert np.allclose(d.microcircuit.forward.data["w"], w)
+    assert np.allclose(d.microcircuit.forward.data["width"], 1 + 4 * w / w.max())
+    # the Fourier curves follow the shown neuron's new τ
+    tm, tr = st.neuron_taus()
+    g = fourier.gain_phase(fourier.transfer("forward", d.fourier.curves.data["w"][-1], tm, tr))[0]
+    assert d.fourier.curves.data["forward_gain"][-1] == pytest.approx(g)
+    run_frames(d, 2 * LEARNING_EVERY, steps=20)
+    assert len(d.traces.source.data["t"]) > 0 and not st.failed
+    # a preset change still rebuilds
+    st.preset = "small_network"
+    assert st.structure == structure + 1 and d.activity.pane.object is not figures[0]
+
+
 def test_teacher_mirror_matches_target():
     d = Dashboard(preset="chain")
     run_frames(d, 10, steps=50)

@@ -70,16 +70,15 @@ def test_tau_r_slider_flips_phase_readout(app_page):
     page = app_page
     wait_streaming(page)
     press(page, ".gle-speed", "PageUp", 7)      # 4 → 20 a.u./s: settles within ~1 s
-    # before: τr = 0.1 < τm = 1 → rate lags, error leads (measured)
-    wait_until(lambda: phase(page, "forward") == phase(page, "forward"))
-    assert math.isclose(phase(page, "forward"), -0.688, abs_tol=5e-3)
-    assert math.isclose(phase(page, "error"), 0.688, abs_tol=5e-3)
+    # before: τr = 0.1 < τm = 1 → rate lags, error leads (measured, once the fit window
+    # holds only the steady state: on a loaded machine that may take a few seconds)
+    wait_until(lambda: math.isclose(phase(page, "forward"), -0.688, abs_tol=5e-3) and
+               math.isclose(phase(page, "error"), 0.688, abs_tol=5e-3), timeout=20)
     press(page, ".gle-tau-r", "PageUp", 13)     # τr: 0.1 → 10^0.3 ≈ 2 (> τm)
     page.wait_for_function(f"() => ({SLIDER})('τr prospective (a.u.)') > 0.25")
     expect = math.atan(2.0) - math.atan(1.0)    # ≈ +0.32 rad: the rate now leads
-    wait_until(lambda: phase(page, "forward") > 0)
-    assert math.isclose(phase(page, "forward"), expect, abs_tol=0.01)
-    assert math.isclose(phase(page, "error"), -expect, abs_tol=0.01)
+    wait_until(lambda: math.isclose(phase(page, "forward"), expect, abs_tol=0.01) and
+               math.isclose(phase(page, "error"), -expect, abs_tol=0.01), timeout=20)
     card = page.locator("#gle-forward")
     assert "lead" in card.get_attribute("class")
     assert "LEADS" in card.inner_text()
