@@ -34,8 +34,9 @@ FRAME_MS = 33
 #: parameter traces (and the microcircuit) are updated every this many frames (5 Hz): four
 #: figures repainted 10 times a second cost the browser more than the live traces themselves
 LEARNING_EVERY = 6
-#: phase fits, Fourier dots and the clock are refreshed every this many frames
-MEASURE_EVERY = 5
+#: phase fits, Fourier dots and the clock are refreshed every this many frames (3 Hz), on
+#: frames that never carry a learning update (odd ones), so that no frame does both
+MEASURE_EVERY, MEASURE_PHASE = 10, 3
 #: sliders of learning parameters follow their learned values every this many frames
 SYNC_EVERY = 15
 
@@ -242,7 +243,7 @@ class Dashboard:
         adjoint = force or self.frame % self.errors.adjoint_every == 0
         if adjoint:
             self.errors.update_adjoint()
-        if force or adjoint or self.frame % MEASURE_EVERY == 0:
+        if force or adjoint or self.frame % MEASURE_EVERY == MEASURE_PHASE:
             st.measure()
             self.phase.update()
             self.fourier.update(self.errors.adjoint_fits)
