@@ -43,10 +43,13 @@ async def storm(url, kind, rate, seconds):
         target = _model(a, "Spinner", "Seed")
         values = [{"attr": "value", "new": i + 1} for i in range(10_000)]
     elif kind == "preset":
-        target = next(m["id"] for m in a.find_models("CustomSelect")
-                      if m["attributes"].get("value") == "phase_inversion")
-        values = [{"attr": "value", "new": ("chain", "phase_inversion")[i % 2]}
-                  for i in range(10_000)]
+        select = next(m for m in a.find_models("panel.models.widgets.CustomSelect")
+                      if "Preset" in str(m["attributes"].get("title")))
+        target = select["id"]
+        first = select["attributes"]["value"]        # the options are the presets' titles
+        options = [o[0] if isinstance(o, list) else o for o in select["attributes"]["options"]]
+        other = next(o for o in options if o != first)
+        values = [{"attr": "value", "new": (other, first)[i % 2]} for i in range(10_000)]
     else:
         target = _model(a, "Slider", "τr")
         rate = 100.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from bokeh.models import (CDSView, ColumnDataSource, CustomJS, GlyphRenderer, IndexFilter, Legend,
+from bokeh.models import (CDSView, ColumnDataSource, CustomJS, GlyphRenderer, Legend,
                           LegendItem)
 from bokeh.core.property.vectorization import Field, field
 from bokeh.palettes import Category10_10
@@ -57,6 +57,10 @@ def _first(values):
         return math.nan
 
 
+#: glyph properties that place a glyph (NaN there: the legend stand-ins draw nothing)
+COORDINATES = frozenset(("x", "y", "x0", "y0", "x1", "y1", "top", "bottom", "left", "right"))
+
+
 def detached_items(fig, items):
     """Legend items over stand-in renderers that share the real ones' glyphs but not their data.
 
@@ -64,9 +68,10 @@ def detached_items(fig, items):
     then forces a style recalculation on the next paint) whenever any model reachable from
     the items changes, and that includes the renderers' data sources: with the real renderers
     every ``stream`` rebuilt the legends of the live plots 30 times a second. The stand-ins
-    draw copies of the same glyphs from one static one-row source per figure (filtered out
-    of the plot by an empty view: they draw nothing there); clicking an entry hides the
-    stand-in and one CustomJS callback per figure hides (or shows) the real renderers with it.
+    draw copies of the same glyphs from one static one-row source per figure whose
+    coordinates are NaN (they draw nothing in the plot; an empty view filter would, but
+    Bokeh rejects filters on lines, E-1024); clicking an entry hides the stand-in and one
+    CustomJS callback per figure hides (or shows) the real renderers with it.
     Shared source, view and callback: every model of the document costs server CPU on every
     frame (Bokeh serialises a patch against references to all of them)."""
     row, glyphs = {}, []
@@ -80,16 +85,17 @@ def detached_items(fig, items):
                 spec = getattr(glyph, name)
                 if isinstance(spec, Field):
                     col = f"legend_{spec.field}"
-                    row.setdefault(col, [_first(data.get(spec.field))])
+                    row.setdefault(col, [math.nan if name in COORDINATES
+                                         else _first(data.get(spec.field))])
                     setattr(glyph, name, field(col))
             glyphs.append((r, glyph))
     if not glyphs:
         return []
     source = ColumnDataSource(row)
-    hidden = CDSView(filter=IndexFilter(indices=[]))
+    view = CDSView()                      # one for all stand-ins: they share the source
     proxies = {}
     for r, glyph in glyphs:
-        proxies[r.id] = GlyphRenderer(data_source=source, glyph=glyph, view=hidden,
+        proxies[r.id] = GlyphRenderer(data_source=source, glyph=glyph, view=view,
                                       visible=r.visible)
     # the real renderers by id in the code, not in args: args are references too, and the
     # legend would again follow every change of the real renderers' data

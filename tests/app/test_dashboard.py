@@ -40,6 +40,18 @@ def test_app_builds_and_streams_for_every_preset(preset):
     assert not d.state.failed and d.state.message_level != "danger"
 
 
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_document_passes_bokeh_validation(preset):
+    """No Bokeh validation error (the server logs each one at every session start)."""
+    from bokeh.core.validation import check_integrity
+    d = Dashboard(preset=preset)
+    doc = Document()
+    doc.add_root(d.layout.get_root(doc))
+    issues = check_integrity(doc.models)
+    assert [str(e) for e in issues.error] == []
+    assert [str(w) for w in issues.warning] == []
+
+
 def test_presets_are_valid_gle_core_configs():
     from gle_core.config import build_simulator
     for name, cfg in PRESETS.items():
