@@ -21,5 +21,5 @@ def dashboard(preset="phase_inversion", seed=0):
 
     from .main import create_app
 
-    pn.extension()
+    pn.extension("katex")
     return create_app(preset=preset, seed=seed)

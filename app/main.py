@@ -45,7 +45,7 @@ CSS = """
 .gle-alert {font-size: 16px;}
 """
 
-pn.extension(raw_css=[CSS])
+pn.extension("katex", raw_css=[CSS])   # katex: the lessons' equations
 
 
 class Dashboard:

@@ -62,9 +62,16 @@ class StableRange:
         if not (math.isfinite(lo) and math.isfinite(hi)) or (self.log and lo <= 0):
             return
         start, end = self.range.start, self.range.end
-        used = (math.log10(hi / lo) / math.log10(end / start) if self.log
-                else (hi - lo) / (end - start))
-        if self.fitted and start <= lo and hi <= end and not (shrink and used < 0.6):
+        if self.log:
+            used = math.log10(hi / lo) / math.log10(end / start)
+            margin = (end / start) ** 0.02
+            inside = start * margin <= lo and hi * margin <= end
+        else:
+            used = (hi - lo) / (end - start)
+            margin = 0.02 * (end - start)
+            inside = start + margin <= lo and hi <= end - margin
+        # data touching the frame's edge count as outside: the axis keeps a visible margin
+        if self.fitted and inside and not (shrink and used < 0.6):
             return
         if self.fitted and not shrink:            # grow: keep what is already shown
             lo, hi = min(lo, self.lo), max(hi, self.hi)

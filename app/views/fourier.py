@@ -15,11 +15,12 @@ import math
 
 import numpy as np
 import panel as pn
-from bokeh.models import ColumnDataSource, FixedTicker, PrintfTickFormatter, Range1d, Span
+from bokeh.models import ColumnDataSource, FixedTicker, Range1d, Span
 
 from gle_core import fourier
 
-from .style import ADJOINT_COLOR, ERROR_COLOR, FORWARD_COLOR, add_legend, make_figure
+from .style import (ADJOINT_COLOR, ERROR_COLOR, FORWARD_COLOR, add_legend, decade_axis,
+                    make_figure)
 
 OMEGAS = np.logspace(-2, 2, 241)
 PATHS = (("forward", "forward D⁺τr I⁻τm", FORWARD_COLOR, "solid"),
@@ -71,7 +72,7 @@ class FourierView:
         # every path here is first order over first order: its phase lies within ±90°
         phase.yaxis.ticker = FixedTicker(ticks=[-90, -45, 0, 45, 90])
         for ax in (gain.xaxis, gain.yaxis, phase.xaxis):
-            ax.formatter = PrintfTickFormatter(format="%g")   # 0.01 … 100, no TeX
+            decade_axis(ax)                                    # 0.01 … 100, no TeX
         for kind, label, color, dash in PATHS:
             gain.line("w", f"{kind}_gain", source=self.curves, color=color, line_width=2.5,
                       line_dash=dash, legend_label=label)

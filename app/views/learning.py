@@ -7,7 +7,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource, Range1d, Span
 
 from ..streaming import REFIT_EVERY, StableRange
-from .style import add_legend, make_figure, neuron_color
+from .style import add_legend, decade_axis, make_figure, neuron_color
 
 #: parameter points kept on screen (one per learning update of the view)
 ROLLOVER = 4000
@@ -82,6 +82,7 @@ class LearningView:
                     tfig.add_layout(span)
                     self.spans.append((span, kind, j))
         lfig.line("t", "loss", source=src, color="black", line_width=2)
+        decade_axis(lfig.yaxis)
         self.figs = (wfig, tfig, lfig)
         self.refresh_references()
         add_legend(wfig)

@@ -5,7 +5,7 @@ import math
 from pathlib import Path
 
 from bokeh.models import (CDSView, ColumnDataSource, CustomJS, GlyphRenderer, Legend,
-                          LegendItem)
+                          LegendItem, FixedTicker, PrintfTickFormatter)
 from bokeh.core.property.vectorization import Field, field
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
@@ -107,6 +107,13 @@ def detached_items(fig, items):
         fig.renderers.append(proxy)
     return [LegendItem(label=item.label, renderers=[proxies[r.id] for r in item.renderers],
                        index=item.index) for item in items]
+
+
+def decade_axis(axis):
+    """Ticks at whole decades only, labelled 0.01 … 100 (short plots stay legible)."""
+    axis.ticker = FixedTicker(ticks=[10.0 ** k for k in range(-30, 31)])
+    axis.formatter = PrintfTickFormatter(format="%g")
+    axis.minor_tick_line_color = None
 
 
 def add_legend(fig, location="top_left", outside=True):
