@@ -37,17 +37,19 @@ class LessonView:
     def rebuild(self):
         lessons = lessons_for(self.state.preset)
         options = {lesson["title"]: lesson["name"] for lesson in lessons}
-        self.select.options = options
+        self._shown = None
+        self.select.options = options       # may select (and show) the first lesson itself
         self.select.visible = len(options) > 1
         name = next(iter(options.values()), None)
-        if self.select.value == name:
-            self.show(name)
-        else:
+        if self.select.value != name:
             self.select.value = name
+        elif self._shown != (self.state.preset, name):
+            self.show(name)
 
     def show(self, name):
         lessons = {lesson["name"]: lesson for lesson in lessons_for(self.state.preset)}
         lesson = lessons.get(name)
+        self._shown = (self.state.preset, name)
         self.lesson = lesson
         if lesson is None:
             self.body[:] = [pn.pane.Markdown("*No lesson for this preset yet.*")]

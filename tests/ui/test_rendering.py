@@ -101,3 +101,30 @@ def test_address_bar_follows_a_slider(app_page):
                timeout=5)
     time.sleep(0.5)                                  # and it stays there
     assert abs(tau_r_in_url() - 0.316) < 0.01
+
+
+PRESET = """(value) => {
+  for (const m of Bokeh.documents[0].all_models)
+    if (m.title === 'Preset' && m.options !== undefined) { m.value = value; return true; }
+  return false;
+}"""
+STREAMING_COLUMN = """(column) => {
+  for (const m of Bokeh.documents[0].all_models)
+    if (m.data && m.data[column] !== undefined && m.data.t !== undefined &&
+        m.data.eps0 !== undefined) return m.data.t.length;
+  return -1;
+}"""
+
+
+def test_preset_switch_in_the_page_rebuilds_and_streams(app_page):
+    """The preset select replaces every figure (one model-graph recompute, one message):
+    the page then streams the new network's five neurons and shows its lesson."""
+    page = app_page
+    wait_streaming(page)
+    assert page.evaluate(PRESET, "small_network")
+    page.wait_for_function(f"() => ({STREAMING_COLUMN})('r4') > 20", timeout=30000)
+    from app.lessons import lessons_for
+    title = lessons_for("small_network")[0]["title"]
+    page.wait_for_function("""(title) => [...Bokeh.documents[0].all_models].some(
+        m => typeof m.text === 'string' && m.text.includes(title))""", arg=title)
+    assert page.evaluate(FIXES) == [True, True, True]
