@@ -290,8 +290,9 @@ def purge_links(layout):
     ``panel.links.Callback.registry`` (and ``Link.registry``) are WeakKeyDictionaries keyed by
     a widget whose values refer back to that widget's siblings: ``EditableFloatSlider`` links
     its text box to its slider, so the entry never dies and keeps the whole session (its
-    LabState, simulator and views, ~9 MB) alive after it was destroyed. Returns the number of
-    entries dropped.
+    LabState, simulator and views, ~9 MB) alive after it was destroyed. The dashboard no
+    longer uses such a widget (none registers a link today); this stays as the guard for the
+    next one. Returns the number of entries dropped.
     """
     from panel.links import Callback, Link
     try:

@@ -145,10 +145,16 @@ class ControlsView:
                               show_name=False, sizing_mode="stretch_width", margin=0)
         self.lr = log_slider(st, "lr", 1e-7, 1.0, step=0.05)
         self.beta = log_slider(st, "beta", 1e-3, 1e3, step=0.05)
-        self.gamma = pn.widgets.EditableFloatSlider.from_param(
-            st.param.gamma, start=0.0, end=2.0, step=0.001, fixed_start=0.0,
-            sizing_mode="stretch_width")
+        # a slider and a box for typed values, each bound to the state on its own. (Panel's
+        # EditableFloatSlider joins its two parts with a Link: a class-level registry entry
+        # that kept closed sessions alive and made every figure replacement walk the whole
+        # document, ~140 ms per replaced figure.)
+        self.gamma = pn.widgets.FloatSlider.from_param(
+            st.param.gamma, start=0.0, end=2.0, step=0.01, sizing_mode="stretch_width")
         self.gamma.doc = st.param.gamma.doc
+        self.gamma_input = pn.widgets.FloatInput.from_param(
+            st.param.gamma, name="", step=0.001, start=0.0, width=80, margin=(24, 4, 0, 0),
+            css_classes=["gle-gamma-input"])
         self.error_mode = pn.widgets.RadioButtonGroup.from_param(
             st.param.error_mode, options={"GLE": "gle", "IE": "ie", "AM": "am"},
             button_type="default", sizing_mode="stretch_width", css_classes=["gle-error-mode"])
@@ -170,15 +176,12 @@ class ControlsView:
         # the latency budget. 5 ms still coalesces a burst of drag events. (Panel's
         # "_priority_changes" would skip the debounce but runs outside the document lock.)
         for w in (self.speed, self.tau_m, self.tau_r, self.weight, self.omega, self.amplitude,
-                  self.lr, self.beta, self.window, self.am_window,
-                  getattr(self.gamma, "_slider", None)):
+                  self.lr, self.beta, self.window, self.am_window, self.gamma):
             if w is not None:
                 w._debounce = SLIDER_DEBOUNCE_MS
         for w in (self.speed, self.tau_m, self.tau_r, self.weight, self.omega, self.amplitude,
                   self.lr, self.beta, self.window, self.am_window, self.neuron,
-                  self.weight_select, self.waveform,
-                  getattr(self.gamma, "_slider", None),
-                  getattr(self.gamma, "_value_edit", None)):
+                  self.weight_select, self.waveform, self.gamma, self.gamma_input):
             if w is not None:
                 batch_changes(w)
         for w in (self.preset, self.error_mode):
@@ -223,7 +226,10 @@ class ControlsView:
                              title="Input", **card),
             "learning": pn.Card(self.error_mode, self.am_window_row, self.learn,
                                 with_tip(self.lr),
-                                with_tip(self.beta), with_tip(self.gamma), self.optimizer,
+                                with_tip(self.beta),
+                                pn.Row(self.gamma_input, with_tip(self.gamma),
+                                       sizing_mode="stretch_width", margin=0),
+                                self.optimizer,
                                 title="Errors and learning", **card),
             "display": pn.Card(with_tip(self.window), title="Display", collapsed=True, **card),
         }
