@@ -96,7 +96,7 @@ class PhaseView:
         err_title = ("Error e vs. ε (GLE: D⁺τm I⁻τr)" if mode == "gle"
                      else "Error e vs. ε (IE: e = ε)")
         return ('<div class="gle-phase">'
-                + self._card("forward", f"Rate ŭ vs. its input (D⁺τr I⁻τm)",
+                + self._card("forward", "Rate ŭ vs. its input (D⁺τr I⁻τm)",
                              ro.forward_phase, fwd_a, omega)
                 + self._card("error", err_title, ro.error_phase, err_a, omega)
                 + relation + '</div>')
