@@ -50,11 +50,13 @@ class StableRange:
         self.log = log
         self.range = Range1d(*((1e-3, 1.0) if log else (-1.0, 1.0)))
         self.extra = []             # (source, columns) also shown on this axis (λ overlay)
-        self.fitted = False
         self.lo = self.hi = math.nan   # extent of the data the range was last fitted to
 
+    @property
+    def fitted(self):
+        return not math.isnan(self.lo)
+
     def reset(self):
-        self.fitted = False
         self.lo = self.hi = math.nan
 
     def fit(self, lo, hi, shrink=False):
@@ -79,7 +81,6 @@ class StableRange:
         new_start, new_end = decade_bounds(lo, hi) if self.log else nice_bounds(lo, hi)
         if (new_start, new_end) != (start, end):
             self.range.update(start=new_start, end=new_end)
-        self.fitted = True
 
     def fit_columns(self, data, shrink=False, also=()):
         """Fit the finite values of this axis' columns in ``data`` and the values ``also``
@@ -95,6 +96,16 @@ class StableRange:
         if vals:
             self.fit(min(float(v.min()) for v in vals), max(float(v.max()) for v in vals),
                      shrink=shrink)
+
+
+def follow_ranges(ranges, pushes, window, new_rows, also=None):
+    """Fit every :class:`StableRange` of ``ranges`` ({key: range}) to the rows just pushed,
+    or, every :data:`REFIT_EVERY` pushes (``pushes`` counts them), to the whole ``window``
+    (so that they may shrink). ``also``: {key: values} every fit must include as well."""
+    refit = pushes % REFIT_EVERY == 0
+    for key, yr in ranges.items():
+        yr.fit_columns(window if refit else new_rows, shrink=refit,
+                       also=() if also is None else also[key])
 
 
 class TraceStream:
@@ -162,13 +173,11 @@ class TraceStream:
             rows[f"eps{j}"] = frame["eps"][:, j]
         # plain lists: a few dozen numbers go inline in the patch's JSON; numpy arrays would
         # each become a binary buffer = two extra websocket messages per column per frame
-        rows = {k: np.asarray(v, dtype=float).tolist() for k, v in rows.items()}
-        self.source.stream(rows, rollover=self.state.rollover)
+        self.source.stream({k: np.asarray(v, dtype=float).tolist() for k, v in rows.items()},
+                           rollover=self.state.rollover)
         self._t_end = float(frame["t"][-1])
         self._follow(self._t_end)
-        refit = self.frames_streamed % REFIT_EVERY == 0
-        for yr in self.y_ranges.values():
-            yr.fit_columns(self.source.data if refit else rows, shrink=refit)
+        follow_ranges(self.y_ranges, self.frames_streamed, self.source.data, rows)
         self.frames_streamed += 1
         self.points_streamed += len(frame["t"])
         return len(frame["t"])

@@ -175,15 +175,12 @@ class ControlsView:
         # Panel debounces browser→server widget changes by 50 ms (Syncable._debounce): half
         # the latency budget. 5 ms still coalesces a burst of drag events. (Panel's
         # "_priority_changes" would skip the debounce but runs outside the document lock.)
-        for w in (self.speed, self.tau_m, self.tau_r, self.weight, self.omega, self.amplitude,
-                  self.lr, self.beta, self.window, self.am_window, self.gamma):
-            if w is not None:
-                w._debounce = SLIDER_DEBOUNCE_MS
-        for w in (self.speed, self.tau_m, self.tau_r, self.weight, self.omega, self.amplitude,
-                  self.lr, self.beta, self.window, self.am_window, self.neuron,
-                  self.weight_select, self.waveform, self.gamma, self.gamma_input):
-            if w is not None:
-                batch_changes(w)
+        sliders = (self.speed, self.tau_m, self.tau_r, self.weight, self.omega,
+                   self.amplitude, self.lr, self.beta, self.gamma, self.window, self.am_window)
+        for w in sliders:
+            w._debounce = SLIDER_DEBOUNCE_MS
+        for w in sliders + (self.gamma_input, self.neuron, self.weight_select, self.waveform):
+            batch_changes(w)
         for w in (self.preset, self.error_mode):
             batch_changes(w, rebuilds=True)
         self.optimizer = pn.pane.Str("", styles={"font-size": "12px", "color": "#666"})

@@ -11,13 +11,13 @@ on the λ traces the Errors view computes from the recorded trajectory).
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, FixedTicker, Range1d, Span
 
 from gle_core import fourier
+
+from ..streaming import decade_bounds
 
 from .style import (ADJOINT_COLOR, ERROR_COLOR, FORWARD_COLOR, add_legend, decade_axis,
                     make_figure)
@@ -55,8 +55,7 @@ class FourierView:
     def _gain_bounds(data):
         """Whole decades around every curve's gain (the axis moves only past a decade)."""
         gains = np.concatenate([np.asarray(data[f"{kind}_gain"]) for kind, *_ in PATHS])
-        lo, hi = float(np.min(gains)), float(np.max(gains))
-        return 10.0 ** math.floor(math.log10(lo / 1.2)), 10.0 ** math.ceil(math.log10(hi * 1.2))
+        return decade_bounds(float(np.min(gains)) / 1.2, float(np.max(gains)) * 1.2)
 
     def _figures(self):
         # Fixed axes the server sets, not auto-ranging ones: the curves move when τ moves

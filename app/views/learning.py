@@ -6,7 +6,7 @@ import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, Range1d, Span
 
-from ..streaming import REFIT_EVERY, StableRange
+from ..streaming import StableRange, follow_ranges
 from .style import add_legend, decade_axis, make_figure, neuron_color
 
 #: parameter points kept on screen (one per learning update of the view)
@@ -135,10 +135,8 @@ class LearningView:
                 row[f"{short}{k}"] = [float(v)]
         self.source.stream(row, rollover=ROLLOVER)
         self._follow(float(st.sim.t))
-        refit = self.pushes % REFIT_EVERY == 0
-        for key, yr in self.y_ranges.items():
-            yr.fit_columns(self.source.data if refit else row, shrink=refit,
-                           also=np.asarray(self.references[key], dtype=float))
+        follow_ranges(self.y_ranges, self.pushes, self.source.data, row,
+                      also={k: np.asarray(v, dtype=float) for k, v in self.references.items()})
         self.pushes += 1
 
     @property

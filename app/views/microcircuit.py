@@ -77,27 +77,24 @@ class MicrocircuitView:
             "label": [f"{lab} r" for lab in labels] + [f"{lab} e" for lab in labels],
         })
         # forward W edges, feedback Wᵀ edges (one per weight), lateral edges
-        fwd = {k: [] for k in ("x0", "y0", "x1", "y1", "w")}
-        fb = {k: [] for k in ("x0", "y0", "x1", "y1", "w")}
+        fwd = {k: [] for k in ("x0", "y0", "x1", "y1")}
+        fb = {k: [] for k in ("x0", "y0", "x1", "y1")}
         self._fb_index = []          # (layer, post global, pre global or None)
         for layer, W in enumerate(net.W):
             for post in range(W.shape[0]):
                 jp = offsets[layer] + post
                 for pre in range(W.shape[1]):
                     src = inputs[pre] if layer == 0 else rep[offsets[layer - 1] + pre]
-                    w = abs(float(W[post, pre]))
                     fwd["x0"].append(src[0]); fwd["y0"].append(src[1])
                     fwd["x1"].append(rep[jp][0]); fwd["y1"].append(rep[jp][1])
-                    fwd["w"].append(w)
                     if layer > 0:
                         jq = offsets[layer - 1] + pre
                         fb["x0"].append(err[jp][0]); fb["y0"].append(err[jp][1])
                         fb["x1"].append(err[jq][0]); fb["y1"].append(err[jq][1])
-                        fb["w"].append(w)
                         self._fb_index.append((layer, post, pre, jp))
-        wmax = max([1e-9] + fwd["w"])
-        fwd["width"] = [1.0 + 4.0 * w / wmax for w in fwd["w"]]
-        fb["width"] = [1.0 + 4.0 * w / wmax for w in fb["w"]]
+        weights = self._weight_columns()
+        fwd.update(weights["forward"])
+        fb.update(weights["feedback"])
         fb["alpha"] = [0.15] * len(fb["w"])
         self.forward = ColumnDataSource(fwd)
         self.feedback = ColumnDataSource(fb)
@@ -170,17 +167,24 @@ class MicrocircuitView:
         return (np.asarray(probes["r"].last(1)[0], dtype=float),
                 np.asarray(probes["error"].last(1)[0], dtype=float))
 
+    def _weight_columns(self):
+        """|W| and line width of every forward edge (layer, post, pre order) and feedback
+        edge (:attr:`_fb_index` order); widths 1-5 px relative to the largest |W|."""
+        W = self.state.net.W
+        fwd = [abs(float(v)) for w in W for v in w.ravel()]
+        fb = [abs(float(W[layer][post, pre])) for layer, post, pre, _ in self._fb_index]
+        wmax = max([1e-9] + fwd)
+        return {name: {"w": ws, "width": [1.0 + 4.0 * w / wmax for w in ws]}
+                for name, ws in (("forward", fwd), ("feedback", fb))}
+
     def refresh_weights(self):
         """Edge widths for the current weights (same network shape, new values)."""
-        w = [abs(float(v)) for W in self.state.net.W for v in W.ravel()]
-        if len(w) != len(self.forward.data["w"]):
+        weights = self._weight_columns()
+        if len(weights["forward"]["w"]) != len(self.forward.data["w"]):
             self.rebuild()
             return
-        wmax = max([1e-9] + w)
-        self.forward.data.update(w=w, width=[1.0 + 4.0 * x / wmax for x in w])
-        fb = [abs(float(self.state.net.W[layer][post, pre]))
-              for layer, post, pre, _ in self._fb_index]
-        self.feedback.data.update(w=fb, width=[1.0 + 4.0 * x / wmax for x in fb])
+        self.forward.data.update(weights["forward"])
+        self.feedback.data.update(weights["feedback"])
 
     def update(self):
         """Recolour nodes by |r| and |e| and fade feedback edges by the error they carry."""

@@ -6,17 +6,15 @@ import time
 
 import pytest
 
+from .test_browser import SLIDER, wait_until
+from .test_browser import TOGGLE as PLAYING
+
 TRACES = """() => {
   for (const m of Bokeh.documents[0].all_models) {
     if (m.data && m.data.eps0 !== undefined) {
       const t = m.data.t; return t.length ? t[t.length - 1] : null;
     }
   }
-  return null;
-}"""
-SLIDER = """(title) => {
-  for (const m of Bokeh.documents[0].all_models)
-    if (m.title === title && m.start !== undefined && m.value !== undefined) return m.value;
   return null;
 }"""
 SET_SLIDER = """([title, value]) => {
@@ -37,17 +35,6 @@ ALERT = """() => {
       return [m.visible, m.text];
   return null;
 }"""
-PLAYING = """() => {
-  for (const m of Bokeh.documents[0].all_models) if (m.type === 'Toggle') return m.active;
-}"""
-
-
-def wait_until(predicate, timeout=15.0):
-    deadline = time.time() + timeout
-    while not predicate():
-        assert time.time() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
 
 def open_session(page, url):
     page.set_default_timeout(30000)
@@ -84,7 +71,7 @@ def test_settings_errors_and_crash_stay_in_their_session(two_sessions):
 
     # 1. a setting: τr = 2 in A (rate leads there), B keeps τr = 0.1 (rate lags)
     assert a.evaluate(SET_SLIDER, ["τr prospective (a.u.)", 0.30103])
-    wait_until(lambda: float(a.locator(analytic).get_attribute("data-phase")) > 0)
+    wait_until(lambda: float(a.locator(analytic).get_attribute("data-phase")) > 0, timeout=15)
     assert float(a.locator(analytic).get_attribute("data-phase")) == pytest.approx(
         0.3218, abs=2e-3)
     time.sleep(0.5)
