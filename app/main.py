@@ -18,7 +18,7 @@ import panel as pn
 from app.state import LabState
 from app.streaming import TraceStream
 from app.views.activity import ActivityView
-from app.views.controls import ControlsView
+from app.views.controls import ControlsView, on_click
 from app.views.errors import ErrorsView
 from app.views.fourier import FourierView
 from app.views.learning import LearningView
@@ -92,7 +92,7 @@ class Dashboard:
         self.alert_reset = pn.widgets.Button(name="Reset simulation", button_type="danger",
                                              visible=False, width=180,
                                              css_classes=["gle-alert-reset"])
-        self.alert_reset.on_click(lambda e: self.reset())
+        on_click(self.alert_reset, self.reset)
         st.param.watch(self._on_message, ["message", "message_level", "failed"])
         header = pn.Row(
             pn.pane.HTML("<div class='gle-header'><span style='font-size:26px;"

@@ -42,6 +42,20 @@ def batch_changes(widget, rebuilds=False):
     return widget
 
 
+def on_click(button, action):
+    """Run ``action()`` when ``button`` is clicked, its model changes written as one message.
+
+    Panel runs a click that arrives while a widget change is still pending (debounced: Pause
+    then Reset within 50 ms) as an asyncio task, outside the document lock, where Bokeh
+    refuses any model change ("_pending_writes should be non-None ..."). ``pn.io.unlocked()``
+    holds the changes and writes them itself, with or without the lock."""
+    def clicked(event):
+        with pn.io.unlocked():
+            action()
+    button.on_click(clicked)
+    return button
+
+
 def log_slider(state, name, lo, hi, step=0.02, **kw):
     """A slider over log10 of ``state.<name>`` showing the value itself (3 significant digits).
 
@@ -109,8 +123,8 @@ class ControlsView:
         self.speed = log_slider(st, "speed", 0.1, 100.0, width=230, sizing_mode=None)
         self.play.param.watch(self._on_play_widget, "value")
         st.param.watch(self._on_playing, "playing")
-        self.step.on_click(lambda e: dashboard.single_step())
-        self.reset.on_click(lambda e: dashboard.reset())
+        on_click(self.step, dashboard.single_step)
+        on_click(self.reset, dashboard.reset)
         self.clock = pn.pane.Str("t = 0.0 a.u.", styles={"font-size": "16px"},
                                  css_classes=["gle-clock"], margin=(12, 10))
         # --- model
@@ -179,7 +193,8 @@ class ControlsView:
                    self.amplitude, self.lr, self.beta, self.gamma, self.window, self.am_window)
         for w in sliders:
             w._debounce = SLIDER_DEBOUNCE_MS
-        for w in sliders + (self.gamma_input, self.neuron, self.weight_select, self.waveform):
+        for w in sliders + (self.play, self.gamma_input, self.neuron, self.weight_select,
+                            self.waveform):
             batch_changes(w)
         for w in (self.preset, self.error_mode):
             batch_changes(w, rebuilds=True)

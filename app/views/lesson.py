@@ -9,6 +9,7 @@ from __future__ import annotations
 import panel as pn
 
 from app.lessons import apply_step, lessons_for
+from app.views.controls import on_click
 
 CSS = """
 .gle-lesson-eq-label {font-size: 12px; color: #666;}
@@ -69,7 +70,7 @@ class LessonView:
             b = pn.widgets.Button(name=f"Try: {step['label']}", button_type="light",
                                   css_classes=["gle-lesson-try", f"gle-lesson-try-{i}"],
                                   description=step.get("expect", ""), width=320)
-            b.on_click(lambda e, s=step: apply_step(self.state, s))
+            on_click(b, lambda s=step: apply_step(self.state, s))
             self.buttons.append(b)
             steps.append(pn.Row(b, pn.pane.HTML(
                 f"<span class='gle-lesson-expect'>{step.get('expect', '')}</span>",

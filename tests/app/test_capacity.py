@@ -395,6 +395,45 @@ def test_slider_storm_over_the_wire_keeps_other_sessions_streaming(open_server):
 
 
 
+def test_pause_then_reset_at_once_is_applied(plain_server):
+    """A click that arrives while a widget change is still pending (Panel debounces it) is
+    run by Panel outside the document lock; a click handler that changed models there was
+    refused by Bokeh ("_pending_writes should be non-None ..."): Pause then Reset within a
+    few ms showed "Refused Reset" and did not reset. Every handler now batches its changes."""
+    async def go():
+        a = BokehTab(plain_server.url, 0)
+        assert await a.connect(30)
+        await a.listen(time.monotonic() + 1.5)
+        toggle = a.find_models("Toggle")[0]["id"]
+        reset = next(m["id"] for m in a.find_models("panel.models.widgets.Button")
+                     if m["attributes"].get("label") == "Reset")
+        texts = []
+        for _ in range(3):
+            await a.send_patch([{"kind": "ModelChanged", "model": {"id": toggle},
+                                 "attr": "active", "new": False}])
+            await a.send_patch([{"kind": "MessageSent", "msg_type": "bokeh_event",
+                                 "msg_data": {"type": "event", "name": "button_click",
+                                              "values": {"type": "map", "entries": [
+                                                  ["model", {"id": reset}]]}}}])
+            until = time.monotonic() + 1.5
+            while time.monotonic() < until:
+                try:
+                    msg = await a.next_message(until - time.monotonic())
+                except asyncio.TimeoutError:
+                    break
+                if msg is None:
+                    break
+                texts.append(str(msg[1]))
+            await a.send_patch([{"kind": "ModelChanged", "model": {"id": toggle},
+                                 "attr": "active", "new": True}])
+            await a.listen(time.monotonic() + 0.5)
+        a.close()
+        return "".join(texts)
+    text = run_async(go)
+    assert "Refused" not in text and "_pending_writes" not in text
+    assert text.count("t = 0.0 a.u.") >= 3       # each reset ran: the clock restarted at 0
+
+
 @pytest.mark.parametrize("plain", [False, True], ids=["gle-lab", "panel-serve"])
 def test_destroyed_sessions_are_freed(plain):
     """Visitors come and go: a destroyed session must not stay in memory. Panel's link
