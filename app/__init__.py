@@ -2,10 +2,10 @@
 
 In a notebook::
 
-    from app import dashboard
+    from gle_lab import dashboard
     dashboard()                      # or dashboard("chain")
 
-From a shell: ``gle-lab`` (see :mod:`app.serve`).
+From a shell: ``gle-lab`` (see :mod:`gle_lab.serve`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ __all__ = ["dashboard"]
 def dashboard(preset="phase_inversion", seed=0):
     """A servable dashboard layout (displays inline in Jupyter; ``.servable()`` in scripts).
 
-    The layout's ``dashboard`` attribute is the :class:`app.main.Dashboard` (state, views).
+    The layout's ``dashboard`` attribute is the :class:`gle_lab.main.Dashboard` (state, views).
     """
     import panel as pn
 

@@ -11,7 +11,7 @@ interaction from its browser (widget changes, button clicks) and closes the sess
 twice that, which frees its place (the unused-session reaper then destroys it).
 
 :func:`report_exception` (Panel's exception handler in every served session: set by
-:func:`app.main.create_app` under ``gle-lab`` and plain ``panel serve`` alike) shows an
+:func:`gle_lab.main.create_app` under ``gle-lab`` and plain ``panel serve`` alike) shows an
 error raised while handling one browser's input (a value beyond a control's bounds sent by a
 modified client, say) to *that* session only, as a visible message naming the parameter, and
 puts the control back to the value in force; other sessions never see it.
@@ -97,7 +97,7 @@ class IdleWatch:
 
     Interaction is any change the browser makes to a widget, or a button click; the periodic
     frames the server streams do not count. ``dashboard`` (optional) is the session's
-    :class:`app.main.Dashboard`: it is paused and told why.
+    :class:`gle_lab.main.Dashboard`: it is paused and told why.
     """
 
     def __init__(self, doc, timeout, dashboard=None, check_every=None, clock=time.monotonic):

@@ -8,19 +8,18 @@ A lesson names its ``preset`` and holds ``title``, ``look`` (Markdown: what to l
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from .resources import asset, json_files
 
-LESSON_DIR = Path(__file__).resolve().parent.parent / "assets" / "lessons"
+LESSON_DIR = asset("lessons")
 REQUIRED = ("name", "preset", "title", "look", "equations", "try")
 
 
-def load_lessons(directory: Path = LESSON_DIR) -> dict:
+def load_lessons(directory=LESSON_DIR) -> dict:
     """All lessons, keyed by name, sorted by (``order``, name)."""
     found = {}
-    for path in sorted(Path(directory).glob("*.json")):
-        with open(path, encoding="utf-8") as fh:
-            lesson = json.load(fh)
-        lesson.setdefault("name", path.stem)
+    for path in json_files(directory):
+        lesson = json.loads(path.read_text(encoding="utf-8"))
+        lesson.setdefault("name", path.name[:-len(".json")])
         missing = [k for k in REQUIRED if k not in lesson]
         if missing:
             raise ValueError(f"lesson {path.name} lacks {', '.join(missing)}")

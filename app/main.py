@@ -1,7 +1,7 @@
 """GLE Lab: the dashboard composed from the state and its views.
 
 Serve it with ``gle-lab`` (or ``panel serve app/main.py``), or show it in a notebook with
-``from app import dashboard; dashboard()``.
+``from gle_lab import dashboard; dashboard()``.
 
 One :class:`Dashboard` per browser session: its own :class:`~app.state.LabState` (and so its
 own simulator), views and periodic callback. The callback starts from ``pn.state.onload`` (a
@@ -15,19 +15,19 @@ import time
 
 import panel as pn
 
-from app.state import LabState
-from app.streaming import TraceStream
-from app.views.activity import ActivityView
-from app.views.controls import ControlsView, on_click
-from app.views.errors import ErrorsView
-from app.views.fourier import FourierView
-from app.views.learning import LearningView
-from app.views.phase import PhaseView
-from app.export import ExportView
-from app.sharing import Sharing
-from app.views.lesson import LessonView
-from app.views.microcircuit import MicrocircuitView
-from app.views.style import install_paint_fixes
+from gle_lab.state import LabState
+from gle_lab.streaming import TraceStream
+from gle_lab.views.activity import ActivityView
+from gle_lab.views.controls import ControlsView, on_click
+from gle_lab.views.errors import ErrorsView
+from gle_lab.views.fourier import FourierView
+from gle_lab.views.learning import LearningView
+from gle_lab.views.phase import PhaseView
+from gle_lab.export import ExportView
+from gle_lab.sharing import Sharing
+from gle_lab.views.lesson import LessonView
+from gle_lab.views.microcircuit import MicrocircuitView
+from gle_lab.views.style import install_paint_fixes
 
 #: frame period of the live callback (ms): 30 frames/s
 FRAME_MS = 33
@@ -267,10 +267,10 @@ def create_app(preset="phase_inversion", seed=0):
     """A new session's dashboard layout (servable); the simulation starts on page load.
 
     Under any server (``gle-lab``, ``panel serve app/main.py``): an error raised by one
-    visitor's input is shown in that session only (:func:`app.capacity.report_exception`
+    visitor's input is shown in that session only (:func:`gle_lab.capacity.report_exception`
     becomes Panel's exception handler unless one is set), and a closed session is released
-    completely, Panel's link registry included (:func:`app.capacity.purge_links`)."""
-    from app.capacity import (purge_links, register_dashboard, report_exception,
+    completely, Panel's link registry included (:func:`gle_lab.capacity.purge_links`)."""
+    from gle_lab.capacity import (purge_links, register_dashboard, report_exception,
                               unregister_dashboard)
     dash = Dashboard(preset=preset, seed=seed)
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
+from .resources import asset, json_files
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "assets" / "presets"
+PRESET_DIR = asset("presets")
 #: display order (files not listed here follow alphabetically)
 ORDER = ("phase_inversion", "le_limit", "leaky_integrator", "chain", "small_network")
 UI_DEFAULTS = {"neuron": 0, "speed": 4.0, "window": 20.0, "tau_max": 10.0}
 
 
-def load_presets(directory: Path = PRESET_DIR) -> dict:
+def load_presets(directory=PRESET_DIR) -> dict:
     """All presets in ``directory``, keyed by name, in display order."""
     found = {}
-    for path in sorted(Path(directory).glob("*.json")):
-        with open(path, encoding="utf-8") as fh:
-            cfg = json.load(fh)
-        cfg.setdefault("name", path.stem)
+    for path in json_files(directory):
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg.setdefault("name", path.name[:-len(".json")])
         cfg.setdefault("title", cfg["name"])
         cfg.setdefault("description", "")
         cfg["ui"] = {**UI_DEFAULTS, **cfg.get("ui", {})}

@@ -158,9 +158,9 @@ def main(argv=None):
     args = parse_args(argv)
     import panel as pn
 
-    from app.capacity import SessionLimiter, guarded_app, report_exception
-    from app.main import create_app
-    from app.presets import PRESETS
+    from gle_lab.capacity import SessionLimiter, guarded_app, report_exception
+    from gle_lab.main import create_app
+    from gle_lab.presets import PRESETS
 
     if args.preset not in PRESETS:
         sys.exit(f"gle-lab: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")

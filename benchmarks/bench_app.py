@@ -32,8 +32,8 @@ def in_process(frames=300):
     from bokeh.document import Document
     from bokeh.protocol import Protocol
 
-    from app.main import FRAME_MS, Dashboard
-    from app.presets import PRESETS
+    from gle_lab.main import FRAME_MS, Dashboard
+    from gle_lab.presets import PRESETS
 
     proto = Protocol()
     print(f"In-process frame cost ({frames} frames of {FRAME_MS} ms simulated wall time each)")

@@ -1,15 +1,15 @@
 """Lesson view: the guided lesson of the current preset beside the traces.
 
 What to look at (Markdown), the equations involved (KaTeX, the paper's equation numbers) and
-two or three "try this" buttons that set parameters (see :mod:`app.lessons`). Rebuilt when the
+two or three "try this" buttons that set parameters (see :mod:`gle_lab.lessons`). Rebuilt when the
 preset changes; a selector appears when a preset has more than one lesson.
 """
 from __future__ import annotations
 
 import panel as pn
 
-from app.lessons import apply_step, lessons_for
-from app.views.controls import on_click
+from gle_lab.lessons import apply_step, lessons_for
+from gle_lab.views.controls import on_click
 
 CSS = """
 .gle-lesson-eq-label {font-size: 12px; color: #666;}

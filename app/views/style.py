@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from bokeh.models import (CDSView, ColumnDataSource, CustomJS, GlyphRenderer, Legend,
                           LegendItem, FixedTicker, PrintfTickFormatter)
@@ -10,9 +9,10 @@ from bokeh.core.property.vectorization import Field, field
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
+from ..resources import asset
+
 #: BokehJS repaint fixes run once per page (see the file for what and why)
-PAINT_FIXES_JS = (Path(__file__).resolve().parents[2] / "assets" / "js"
-                  / "bokeh_paint_fixes.js").read_text()
+PAINT_FIXES_JS = asset("js", "bokeh_paint_fixes.js").read_text(encoding="utf-8")
 
 
 def install_paint_fixes(doc):

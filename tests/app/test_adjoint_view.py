@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from bokeh.document import Document
 
-from app.main import LEARNING_EVERY, Dashboard
+from gle_lab.main import LEARNING_EVERY, Dashboard
 from gle_core import fourier
 from gle_core.adjoint import adjoint_traces
 

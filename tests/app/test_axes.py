@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from bokeh.models import ColumnDataSource, Range1d
 
-from app.main import Dashboard
-from app.streaming import REFIT_EVERY, StableRange, nice_bounds
+from gle_lab.main import Dashboard
+from gle_lab.streaming import REFIT_EVERY, StableRange, nice_bounds
 
 
 @pytest.mark.parametrize("lo, hi", [(-1, 1), (0.0, 0.3), (-0.004, 0.02), (100, 2500),

@@ -13,10 +13,10 @@ import pytest
 from bokeh.document import Document
 from bokeh.document.events import ModelChangedEvent
 
-from app.capacity import (FULL_MESSAGE, IdleWatch, SessionLimiter, guarded_app,
+from gle_lab.capacity import (FULL_MESSAGE, IdleWatch, SessionLimiter, guarded_app,
                           register_dashboard, report_exception)
-from app.main import Dashboard
-from app.serve import parse_args, server_kwargs, websocket_origins
+from gle_lab.main import Dashboard
+from gle_lab.serve import parse_args, server_kwargs, websocket_origins
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCH))

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from bokeh.document import Document
 
-from app.main import LEARNING_EVERY, Dashboard, create_app
-from app.presets import PRESETS
+from gle_lab.main import LEARNING_EVERY, Dashboard, create_app
+from gle_lab.presets import PRESETS
 from gle_core import fourier
 
 
@@ -309,14 +309,14 @@ def test_sessions_are_independent():
 
 
 def test_notebook_entry_point():
-    from app import dashboard
+    from gle_lab import dashboard
     layout = dashboard("le_limit")
     assert layout.dashboard.state.preset == "le_limit"
     layout.get_root(Document())
 
 
 def test_server_cli_parses_options():
-    from app.serve import parse_args
+    from gle_lab.serve import parse_args
     a = parse_args([])
     assert (a.port, a.address, a.show) == (5006, "localhost", False)
     a = parse_args(["--port", "8080", "--address", "0.0.0.0", "--allow-websocket-origin",
@@ -335,5 +335,5 @@ def test_app_does_not_leak_into_gle_core():
             names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
                      [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             for n in names:
-                assert n.split(".")[0] not in ("panel", "bokeh", "holoviews", "param", "app"), \
+                assert n.split(".")[0] not in ("panel", "bokeh", "holoviews", "param", "gle_lab"), \
                     f"{path.name} imports {n}"

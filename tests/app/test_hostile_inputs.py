@@ -25,9 +25,9 @@ from bokeh.document import Document
 from panel.io.location import Location
 from panel.io.state import set_curdoc
 
-from app.capacity import register_dashboard, report_exception
-from app.main import Dashboard
-from app.state import MAX_STEPS_PER_FRAME
+from gle_lab.capacity import register_dashboard, report_exception
+from gle_lab.main import Dashboard
+from gle_lab.state import MAX_STEPS_PER_FRAME
 
 NAN, INF = float("nan"), float("inf")
 

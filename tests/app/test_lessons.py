@@ -6,10 +6,10 @@ import math
 import pytest
 from bokeh.document import Document
 
-from app.lessons import LESSONS, apply_step, lessons_for
-from app.main import Dashboard
-from app.presets import PRESETS
-from app.state import LabState
+from gle_lab.lessons import LESSONS, apply_step, lessons_for
+from gle_lab.main import Dashboard
+from gle_lab.presets import PRESETS
+from gle_lab.state import LabState
 
 
 def test_every_preset_has_a_lesson_and_required_topics_exist():

@@ -11,9 +11,9 @@ import pytest
 from bokeh.document import Document
 from panel.io.location import Location
 
-from app.export import dashboard_figures
-from app.main import LEARNING_EVERY, Dashboard
-from app.sharing import KEYS
+from gle_lab.export import dashboard_figures
+from gle_lab.main import LEARNING_EVERY, Dashboard
+from gle_lab.sharing import KEYS
 
 
 def served(query="", preset="phase_inversion"):

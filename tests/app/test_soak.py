@@ -20,9 +20,9 @@ import pytest
 from bokeh.document import Document
 from bokeh.models import ColumnDataSource
 
-import app.views.learning as learning_view
-from app.main import FRAME_MS, Dashboard
-from app.state import PROBE_WINDOW
+import gle_lab.views.learning as learning_view
+from gle_lab.main import FRAME_MS, Dashboard
+from gle_lab.state import PROBE_WINDOW
 
 #: frames' worth of simulated time per tick (fewer, larger ticks keep the test short)
 FRAMES_PER_TICK = 10

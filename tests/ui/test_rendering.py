@@ -123,7 +123,7 @@ def test_preset_switch_in_the_page_rebuilds_and_streams(app_page):
     wait_streaming(page)
     assert page.evaluate(PRESET, "small_network")
     page.wait_for_function(f"() => ({STREAMING_COLUMN})('r4') > 20", timeout=30000)
-    from app.lessons import lessons_for
+    from gle_lab.lessons import lessons_for
     title = lessons_for("small_network")[0]["title"]
     page.wait_for_function("""(title) => [...Bokeh.documents[0].all_models].some(
         m => typeof m.text === 'string' && m.text.includes(title))""", arg=title)

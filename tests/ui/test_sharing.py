@@ -8,7 +8,7 @@ import numpy as np
 from bokeh.document import Document
 from panel.io.location import Location
 
-from app.main import Dashboard
+from gle_lab.main import Dashboard
 
 READY = ("() => window.Bokeh && Bokeh.documents.length > 0 && "
          "Bokeh.documents[0].roots().length > 0")
