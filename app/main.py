@@ -15,6 +15,7 @@ import time
 
 import panel as pn
 
+from gle_lab.compat import patch_enabled
 from gle_lab.state import LabState
 from gle_lab.streaming import TraceStream
 from gle_lab.views.activity import ActivityView
@@ -192,7 +193,8 @@ class Dashboard:
             self.callback = PeriodicCallback(callback=self.tick, period=FRAME_MS,
                                              background=True)
             doc = pn.state.curdoc
-            if doc is not None:                 # removed with the session, like Panel's own
+            if doc is not None and patch_enabled("panel_periodic_registry"):
+                # removed with the session, like Panel's own
                 pn.state._periodic.setdefault(doc, []).append(self.callback)
             self._doc = doc
             if self.state.playing:

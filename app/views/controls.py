@@ -9,6 +9,8 @@ from contextlib import nullcontext
 import panel as pn
 from bokeh.models import CustomJSTickFormatter
 
+from ..compat import patch_enabled
+
 #: server-side debounce (ms) of slider changes (Panel's default: 50)
 SLIDER_DEBOUNCE_MS = 5
 LOG_FORMAT_JS = "const v = Math.pow(10, tick); return Number(v.toPrecision(3)).toString();"
@@ -31,6 +33,8 @@ def batch_changes(widget, rebuilds=False):
     ``rebuilds``: the change replaces figures (preset, error engine); the document's model
     graph is then recomputed once at the end instead of after every replaced figure (~30 %
     of a preset change). Not for the other widgets: the final recompute costs ~0.1 s."""
+    if not patch_enabled("panel_batched_events"):
+        return widget
     process = widget._process_events
 
     def batched(events):
@@ -191,8 +195,9 @@ class ControlsView:
         # "_priority_changes" would skip the debounce but runs outside the document lock.)
         sliders = (self.speed, self.tau_m, self.tau_r, self.weight, self.omega,
                    self.amplitude, self.lr, self.beta, self.gamma, self.window, self.am_window)
-        for w in sliders:
-            w._debounce = SLIDER_DEBOUNCE_MS
+        if patch_enabled("panel_debounce"):
+            for w in sliders:
+                w._debounce = SLIDER_DEBOUNCE_MS
         for w in sliders + (self.play, self.gamma_input, self.neuron, self.weight_select,
                             self.waveform):
             batch_changes(w)

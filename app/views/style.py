@@ -9,6 +9,7 @@ from bokeh.core.property.vectorization import Field, field
 from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
+from ..compat import patch_enabled
 from ..resources import asset
 
 #: BokehJS repaint fixes run once per page (see the file for what and why)
@@ -17,7 +18,7 @@ PAINT_FIXES_JS = asset("js", "bokeh_paint_fixes.js").read_text(encoding="utf-8")
 
 def install_paint_fixes(doc):
     """Install the repaint fixes in the browser page of ``doc`` when it is ready."""
-    if doc is not None:
+    if doc is not None and patch_enabled("bokeh_paint_fixes"):
         doc.js_on_event("document_ready", CustomJS(code=PAINT_FIXES_JS))
 
 

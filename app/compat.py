@@ -1,0 +1,56 @@
+"""Version guards for the few places that rely on private Panel/BokehJS internals.
+
+GLE Lab patches three things that no public API offers (see the call sites):
+
+* ``assets/js/bokeh_paint_fixes.js`` replaces BokehJS 3.9 repaint internals in the page;
+* :func:`gle_lab.views.controls.on_click` batches a widget's ``_process_events`` and sets
+  ``_debounce`` (Panel 1.9);
+* the frame callback registers itself in ``pn.state._periodic`` so that Panel removes it with
+  the session (Panel 1.9).
+
+Each is written for one minor version. :func:`patch_enabled` says whether the installed
+version is that one; on any other version the patch is skipped (the dashboard still works,
+only slower or with Panel's defaults) and one warning is logged per patch and process, never
+an exception.
+"""
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+__all__ = ["PATCHED_FOR", "patch_enabled"]
+
+log = logging.getLogger("gle_lab")
+
+#: patch name -> (distribution, the major.minor it was written for)
+PATCHED_FOR = {
+    "bokeh_paint_fixes": ("bokeh", "3.9"),
+    "panel_batched_events": ("panel", "1.9"),
+    "panel_debounce": ("panel", "1.9"),
+    "panel_periodic_registry": ("panel", "1.9"),
+}
+_decided: dict = {}
+
+
+def _minor(dist: str) -> str:
+    try:
+        return ".".join(version(dist).split(".")[:2])
+    except PackageNotFoundError:
+        return "missing"
+
+
+def patch_enabled(name: str) -> bool:
+    """True when the installed version is the one patch ``name`` was written for.
+
+    The answer is computed once per process; a mismatch logs one warning naming the
+    patch, the installed and the expected version.
+    """
+    if name not in _decided:
+        dist, wanted = PATCHED_FOR[name]
+        have = _minor(dist)
+        _decided[name] = have == wanted
+        if have != wanted:
+            log.warning("GLE Lab: %s is written for %s %s.x but %s is installed; "
+                        "it is disabled (the dashboard works with the library's defaults)",
+                        name, dist, wanted, have)
+    return _decided[name]
