@@ -179,6 +179,48 @@ class LabState(param.Parameterized):
                                     "views keep their figures and refresh values.")
     cleared = param.Integer(0, doc="Bumped when the recorded data restart (reset, rebuild).")
     tau_version = param.Integer(0, doc="Bumped when τm or τr of the shown neuron change.")
+    # ---------------------------------------------------------------- teacher mode
+    locked = param.List([], item_type=str,
+                        doc="Teacher mode: names of locked controls (control groups such as "
+                            "'neuron', 'learning' or single controls such as 'tau_m', "
+                            "'weight'; see gle_lab.sharing.TEACHER_NAMES). Every path that "
+                            "changes a value (sliders, lesson steps, URL, session files, "
+                            "presets) refuses to change a locked one and says so in "
+                            "`notice`. Views render locked controls disabled.")
+    hidden = param.List([], item_type=str,
+                        doc="Teacher mode: names of hidden controls and cards (the names of "
+                            "`locked` plus the cards 'share', 'export', 'teacher'). Views do "
+                            "not show them.")
+    # ---------------------------------------------------------------- transient notices
+    notice = param.String("", doc="A short transient message for a toast (e.g. 'τm is "
+                                  "locked by the teacher: the lesson step left it at 1'). "
+                                  "Unlike `message` it never moves the page.")
+    notice_level = param.Selector(default="info", objects=["info", "success", "warning",
+                                                           "danger"],
+                                  doc="Severity of `notice`.")
+    notice_serial = param.Integer(0, doc="Bumped with every notice (the same text twice is "
+                                         "two toasts): watch this to show `notice`.")
+    # ---------------------------------------------------------------- recovery
+    fail_cause = param.String("", doc="After a divergence: the LabState parameter changed last "
+                                      "before it (e.g. 'gamma'), '' if none. Views show the "
+                                      "divergence message next to that control too.")
+    undo_value = param.Parameter(None, doc="After a divergence: the value `fail_cause` had "
+                                           "before its last change (what reset_and_undo() "
+                                           "restores), None if unknown.")
+    # ---------------------------------------------------------------- labels and readouts
+    mode_label = param.String("GLE", doc="Short name of the error mode for titles and legends: "
+                                         "'GLE', 'IE' or 'AM'.")
+    alignment = param.Number(float("nan"), allow_None=False,
+                             doc="Cosine similarity between the weight update GLE made over "
+                                 "the last window and the exact gradient of that window's loss "
+                                 "(windowed adjoint, gle_core.adjoint.exact_gradients): "
+                                 "cos = ⟨ΔW_GLE, −∇W L⟩ / (‖ΔW_GLE‖ ‖∇W L‖). 1: GLE follows the "
+                                 "gradient exactly; 0: orthogonal; NaN: not measured (no "
+                                 "weight learning, AM mode or too little data).")
+    out_of_range = param.Dict({}, doc="Controls whose true (learned) value lies outside the "
+                                      "control's range: {LabState parameter: true value}. The "
+                                      "control shows its end; views show the true value beside "
+                                      "it.")
 
     def __init__(self, preset="phase_inversion", seed=0, **params):
         super().__init__(**params)
