@@ -21,8 +21,12 @@ browser:
 serve: setup
 	$(VENV)/bin/gle-lab
 
+# every test (browser, load and slow ones included), then the engine and app tests again as on
+# a machine without numba (the numpy paths; the compiled-kernel tests need numba)
 test: setup browser
 	$(PY) -m pytest tests
+	GLE_LAB_WITHOUT_NUMBA=1 $(PY) -m pytest -q -m "not ui and not load and not slow" \
+		tests/core tests/app --ignore=tests/core/test_kernel.py
 
 # engine, Fourier, adjoint and dashboard figures (minutes); the load curve and the soak are
 # longer: run benchmarks/bench_load.py and benchmarks/bench_soak.py --minutes N on their own

@@ -14,8 +14,8 @@ It behaves like BokehJS in a browser tab, minus the rendering:
 
 Server CPU and RSS come from ``/proc`` (Linux; children included for ``--num-procs``).
 
-    python benchmarks/loadclient.py http://127.0.0.1:5006/gle-lab -n 10 -d 20
-    python benchmarks/loadclient.py URL -n 5 -d 20 --server-pid 12345   # + server CPU/RSS
+    python -m gle_lab.loadclient http://127.0.0.1:5006/gle-lab -n 10 -d 20
+    python -m gle_lab.loadclient URL -n 5 -d 20 --server-pid 12345   # + server CPU/RSS
 
 Every run is bounded: ``-d`` seconds of measurement plus a fixed connect timeout, then it
 stops by itself. Only use it against servers you run (loopback).
@@ -27,8 +27,11 @@ import asyncio
 import json
 import os
 import re
+import signal
+import subprocess
 import statistics
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit
@@ -491,6 +494,73 @@ async def run_load(url, n, duration, warmup=3.0, ramp=0.05, server_pid=None, aut
         t.close()
     await asyncio.sleep(0.2)
     return res
+
+
+class GleLabServer:
+    """``gle-lab`` (``python -m gle_lab.serve``) on 127.0.0.1 and a free port; log drained.
+
+    ``plain=True``: ``panel serve <gle_lab/main.py>`` instead (what a notebook user or a
+    ``panel serve`` deployment runs), with ``extra`` as panel-serve options. ``python``: the
+    interpreter to run it with (default: this one), e.g. a venv GLE Lab was installed into."""
+
+    def __init__(self, *extra, timeout=60.0, plain=False, python=None, cwd=None):
+        python = python or sys.executable
+        if plain:
+            main = os.path.join(os.path.dirname(os.path.abspath(__file__)), "main.py")
+            cmd = [python, "-m", "panel", "serve", main, "--address",
+                   "127.0.0.1", "--port", "0", "--allow-websocket-origin", "*", *extra]
+        else:
+            cmd = [python, "-m", "gle_lab.serve", "--address", "127.0.0.1", "--port", "0",
+                   *extra]
+        self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+        self.log, self.url = [], None
+        ready = threading.Event()
+
+        def drain():
+            for line in self.proc.stdout:
+                self.log.append(line)
+                m = re.search(r"(?:GLE Lab running at|Bokeh app running at:) "
+                              r"http://[^:]+:(\d+)/(\S+)", line)
+                if m and not ready.is_set():
+                    self.url = f"http://127.0.0.1:{m.group(1)}/{m.group(2)}"
+                    ready.set()
+            ready.set()
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(timeout) or self.url is None:
+            self.stop()
+            raise RuntimeError("gle-lab did not start:\n" + "".join(self.log[-30:]))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        """Terminate the server and, with --num-procs > 1, its forked workers (by pid: the
+        workers outlive a terminated parent)."""
+        if self.proc.poll() is not None:
+            return
+        workers = [p for p in process_tree(self.proc.pid) if p != self.proc.pid]
+        self.proc.terminate()
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        deadline = time.monotonic() + 10
+        for pid in workers:
+            while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+                time.sleep(0.05)
+            if os.path.exists(f"/proc/{pid}"):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 def main(argv=None):

@@ -19,85 +19,13 @@ import argparse
 import asyncio
 import json
 import os
-import re
-import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-
-from loadclient import HEADER, process_tree, run_load  # noqa: E402
+from gle_lab.loadclient import HEADER, GleLabServer, run_load
 
 TARGET_SESSIONS, TARGET_FPS = 20, 15.0
-
-
-class GleLabServer:
-    """``gle-lab`` (``python -m app.serve``) on 127.0.0.1 and a free port; log drained.
-
-    ``plain=True``: ``panel serve app/main.py`` instead (what a notebook user or a
-    ``panel serve`` deployment runs), with ``extra`` as panel-serve options."""
-
-    def __init__(self, *extra, timeout=60.0, plain=False):
-        if plain:
-            cmd = [sys.executable, "-m", "panel", "serve", "app/main.py", "--address",
-                   "127.0.0.1", "--port", "0", "--allow-websocket-origin", "*", *extra]
-        else:
-            cmd = [sys.executable, "-m", "app.serve", "--address", "127.0.0.1", "--port", "0",
-                   *extra]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self.log, self.url = [], None
-        ready = threading.Event()
-
-        def drain():
-            for line in self.proc.stdout:
-                self.log.append(line)
-                m = re.search(r"(?:GLE Lab running at|Bokeh app running at:) "
-                              r"http://[^:]+:(\d+)/(\S+)", line)
-                if m and not ready.is_set():
-                    self.url = f"http://127.0.0.1:{m.group(1)}/{m.group(2)}"
-                    ready.set()
-            ready.set()
-        threading.Thread(target=drain, daemon=True).start()
-        if not ready.wait(timeout) or self.url is None:
-            self.stop()
-            raise RuntimeError("gle-lab did not start:\n" + "".join(self.log[-30:]))
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def stop(self):
-        """Terminate the server and, with --num-procs > 1, its forked workers (by pid: the
-        workers outlive a terminated parent)."""
-        if self.proc.poll() is not None:
-            return
-        workers = [p for p in process_tree(self.proc.pid) if p != self.proc.pid]
-        self.proc.terminate()
-        for pid in workers:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        deadline = time.monotonic() + 10
-        for pid in workers:
-            while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
-                time.sleep(0.05)
-            if os.path.exists(f"/proc/{pid}"):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
 
 def main(argv=None):

@@ -22,11 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-from bench_load import GleLabServer  # noqa: E402
-from loadclient import BokehTab, proc_sample  # noqa: E402
+from gle_lab.loadclient import GleLabServer, BokehTab, proc_sample  # noqa: E402
 
 
 async def soak(url, pid, minutes, interval, sessions=1, out=print):

@@ -15,15 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-from bench_load import GleLabServer  # noqa: E402
-from loadclient import BokehTab  # noqa: E402
+from gle_lab.loadclient import GleLabServer, BokehTab  # noqa: E402
 
 
 def _model(tab, kind, title_part):

@@ -1,13 +1,11 @@
 """Session cap, idle expiry, per-session error reports and login: app/capacity.py and the
 ``gle-lab`` options, in-process and against real ``gle-lab`` servers on 127.0.0.1 driven by the
-websocket-level client of ``benchmarks/loadclient.py`` (no browser)."""
+websocket-level client of ``gle_lab.loadclient`` (no browser)."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from bokeh.document import Document
@@ -18,10 +16,7 @@ from gle_lab.capacity import (FULL_MESSAGE, IdleWatch, SessionLimiter, guarded_a
 from gle_lab.main import Dashboard
 from gle_lab.serve import parse_args, server_kwargs, websocket_origins
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCH))
-from bench_load import GleLabServer  # noqa: E402
-from loadclient import BokehTab  # noqa: E402
+from gle_lab.loadclient import BokehTab, GleLabServer
 
 PASSWORD = "lab-demo-pw"
 
@@ -440,7 +435,7 @@ def test_destroyed_sessions_are_freed(plain):
     registry kept every session with an EditableFloatSlider alive (+9 MB per visitor); every
     session drops its entries when destroyed (app.capacity.purge_links, called by
     create_app), under gle-lab and under plain ``panel serve app/main.py``."""
-    from loadclient import proc_sample, run_load
+    from gle_lab.loadclient import proc_sample, run_load
     lifetime = ("--unused-session-lifetime", "500", "--check-unused-sessions", "300")
     srv = (GleLabServer(*lifetime, plain=True) if plain else
            GleLabServer("--max-sessions", "0", "--idle-timeout", "0", *lifetime))

@@ -5,14 +5,12 @@ attached to a Bokeh document.
 Memory is traced by ``tracemalloc`` from the first frame (tracing from the middle of the run
 would count the bounded buffers as growth while their old, untraced contents are replaced).
 Once every window is full (scrolling traces, probes, learning curves) it must stay flat, every
-data source of the document must stop growing, and a frame must not get slower. ``benchmarks/bench_soak.py`` is the hour-long version against a real
-server.
+data source of the document must stop growing. How fast frames stay over an hour is measured,
+not asserted, by ``benchmarks/bench_soak.py`` against a real server.
 """
 from __future__ import annotations
 
 import gc
-import statistics
-import time
 import tracemalloc
 
 import numpy as np
@@ -69,11 +67,9 @@ def test_soak_memory_flat_and_traces_bounded(soak):
         w_mid = [w.copy() for w in st.net.W]
         d.tick_seconds.clear()
         gc.collect()
-        growth, times = [tracemalloc.get_traced_memory()[0] - base], []
+        growth = [tracemalloc.get_traced_memory()[0] - base]
         for i in range(TRACED_TICKS):
-            t0 = time.perf_counter()
             d.tick(n_steps=steps)
-            times.append(time.perf_counter() - t0)
             if (i + 1) % SAMPLE_EVERY == 0:
                 assert len(d.tick_seconds) <= 1000
                 d.tick_seconds.clear()           # bounded by design; its sawtooth is noise
@@ -84,7 +80,6 @@ def test_soak_memory_flat_and_traces_bounded(soak):
         tracemalloc.stop()
 
     frames = (WARMUP_TICKS + TRACED_TICKS) * FRAMES_PER_TICK
-    assert frames == 20_000
     assert st.sim.t == pytest.approx(frames * steps / FRAMES_PER_TICK * st.net.dt, rel=1e-9)
     assert not st.failed, st.message
     # learning went on (the weights moved) and stayed finite
@@ -110,7 +105,3 @@ def test_soak_memory_flat_and_traces_bounded(soak):
     assert t[-1] == pytest.approx(st.sim.t, abs=st.net.dt * st.decimation)
     assert t[-1] - t[0] == pytest.approx(st.window, abs=2 * st.net.dt * st.decimation)
     assert st.sim.t == pytest.approx(2 * t_mid)
-    # a frame does not get slower as the run gets longer
-    early = statistics.median(times[:SAMPLE_EVERY])
-    late = statistics.median(times[-SAMPLE_EVERY:])
-    assert late < 3 * early + 0.002, (early, late)
