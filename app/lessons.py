@@ -36,20 +36,33 @@ def lessons_for(preset: str) -> list:
 
 
 def apply_step(state, step):
-    """Apply a "try this" step to a :class:`~app.state.LabState`; returns what changed.
+    """Apply a "try this" step to a :class:`~gle_lab.state.LabState`; returns what changed.
 
     ``neuron`` is applied first; every value goes through the state's own parameters (bounds,
-    engine checks), so a refused value shows the usual message.
+    engine checks), so a refused value shows the usual message. A value the teacher locked
+    (:attr:`~gle_lab.state.LabState.locked`) is not changed: the state's ``notice`` says so and
+    the step's message names it.
     """
     values = dict(step["set"])
     order = (["neuron"] if "neuron" in values else []) + [k for k in values if k != "neuron"]
-    changed = []
     for key in order:
         if key not in state.param:
             raise KeyError(f"lesson step sets unknown parameter {key!r}")
-        value = values[key]
-        if getattr(state, key) != value:
+    changed, refused = [], []
+    with state.changes_from("the lesson step"):
+        for key in order:
+            value = values[key]
+            if getattr(state, key) == value:
+                continue
+            if state.is_locked(key) or (key in ("preset", "seed") and state.value_locks()):
+                refused.append(state.refuse_locked(key, value))
+                continue
             setattr(state, key, value)
             changed.append(key)
-    state.notify(f"Lesson step: {step['label']}. {step.get('expect', '')}".strip(), "info")
+    text = f"Lesson step: {step['label']}. {step.get('expect', '')}".strip()
+    if refused:
+        text += " — " + " ".join(refused)
+    state.notify(text, "warning" if refused else "info")
+    if refused:
+        state.toast(" ".join(refused), "warning")
     return changed

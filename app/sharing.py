@@ -39,6 +39,7 @@ import param
 import panel as pn
 
 from .presets import PRESETS
+from .state import GROUPS
 
 #: a control change reaches the address bar (and the link field) this much later (ms)
 URL_DELAY_MS = 300
@@ -47,21 +48,16 @@ SESSION_VERSION = 1
 
 #: scalar LabState parameters carried in the URL (order = order of application)
 SCALARS = ("waveform", "omega", "amplitude", "error_mode", "beta", "gamma", "lr",
-           "learn_W", "learn_b", "learn_tau_m", "learn_tau_r", "speed", "window")
+           "learn_W", "learn_b", "learn_tau_m", "learn_tau_r", "speed", "window", "present")
 #: per-neuron / per-weight lists: URL key -> (LabState parameter giving the bounds, kind)
 LISTS = {"tau_m": "tau_m", "tau_r": "tau_r", "W": "weight"}
 #: views that can be shown or hidden (``views=`` in the URL)
 VIEWS = ("lesson", "phase", "activity", "errors", "fourier", "microcircuit", "learning")
-#: control groups (sidebar cards and the playback bar) for ``hide=`` / ``lock=``
-GROUPS = {
-    "experiment": ("preset", "seed"),
-    "neuron": ("neuron", "tau_m", "tau_r", "weight"),
-    "input": ("waveform", "omega", "amplitude"),
-    "learning": ("error_mode", "learn", "lr", "beta", "gamma"),
-    "display": ("window",),
-    "playback": ("play", "step", "reset", "speed"),
-    "share": (),
-}
+#: significant digits of the numbers in a link (a value equal to the current one at this
+#: precision is left unchanged when the link is applied, so a link reproduces random draws)
+LINK_DIGITS = 4
+#: the address of the app when the page's own is unknown (outside a browser session)
+DEFAULT_BASE = "http://localhost:5006/gle-lab"
 #: single controls: name -> ControlsView attributes
 CONTROLS = {"preset": ("preset",), "seed": ("seed",), "neuron": ("neuron",),
             "tau_m": ("tau_m",), "tau_r": ("tau_r",), "weight": ("weight_select", "weight"),
@@ -69,6 +65,8 @@ CONTROLS = {"preset": ("preset",), "seed": ("seed",), "neuron": ("neuron",),
             "error_mode": ("error_mode",), "learn": ("learn",), "lr": ("lr",),
             "beta": ("beta",), "gamma": ("gamma",), "window": ("window",),
             "play": ("play",), "step": ("step",), "reset": ("reset",), "speed": ("speed",)}
+#: the reason given for a value a link or file may not change
+LOCKED = "locked by the teacher"
 TEACHER_NAMES = tuple(GROUPS) + tuple(c for c in CONTROLS if c not in GROUPS)
 
 
@@ -96,11 +94,18 @@ KEYS = tuple(n for n in URLState.param if n != "name")
 
 
 def format_list(values):
-    """``[1.0, 0.5]`` -> ``"1,0.5"`` (shortest exact float representation)."""
+    """``[1.0, 0.5]`` -> ``"1,0.5"`` (:data:`LINK_DIGITS` significant digits)."""
     return ",".join(_fmt(float(v)) for v in values)
 
 
+def round_sig(v, digits=LINK_DIGITS):
+    """``v`` rounded to ``digits`` significant digits (non-finite values unchanged)."""
+    v = float(v)
+    return float(f"{v:.{digits}g}") if math.isfinite(v) else v
+
+
 def _fmt(v):
+    v = round_sig(v)
     return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
 
 
@@ -130,7 +135,6 @@ class Sharing:
         self.url = URLState()
         self.problems = []
         self.notice = ""
-        self.hidden, self.locked = [], []
         self._guard = False
         self._location = None
         self._base = {}
@@ -142,6 +146,30 @@ class Sharing:
         st.param.watch(lambda *e: self._mirror_soon(),
                        ["preset", "seed", "neuron", "tau_m", "tau_r", "weight", *SCALARS])
         self.url.param.watch(self._on_url, list(KEYS))
+        st.param.watch(self._on_flags, ["locked", "hidden"])
+
+    # ------------------------------------------------------------------ teacher flags
+    @property
+    def hidden(self):
+        """Hidden controls and cards (the session state's :attr:`LabState.hidden`)."""
+        return list(self.state.hidden)
+
+    @hidden.setter
+    def hidden(self, names):
+        self.state.hidden = list(names)
+
+    @property
+    def locked(self):
+        """Locked controls (the session state's :attr:`LabState.locked`)."""
+        return list(self.state.locked)
+
+    @locked.setter
+    def locked(self, names):
+        self.state.locked = list(names)
+
+    def _on_flags(self, *events):
+        self.apply_teacher_flags()
+        self._mirror_soon()
 
     # ------------------------------------------------------------------ state -> URL
     @property
@@ -188,7 +216,8 @@ class Sharing:
             vals[k] = format_list(arr)
         for k in SCALARS:
             v = getattr(st, k)
-            vals[k] = bool(v) if isinstance(v, bool) else v
+            vals[k] = (bool(v) if isinstance(v, bool) else
+                       round_sig(v, 6) if isinstance(v, float) else v)
         vals["views"] = ",".join(self.visible_views())
         vals["hide"] = ",".join(self.hidden) or None
         vals["lock"] = ",".join(self.locked) or None
@@ -225,11 +254,54 @@ class Sharing:
             finally:
                 self._guard = False
 
-    def query_string(self):
-        """The current state as a URL query (``?preset=...``)."""
+    def query_string(self, values=None):
+        """The current state (or ``values``) as a URL query (``?preset=...``)."""
+        values = self.values() if values is None else values
         vals = {k: (v if isinstance(v, str) else json.dumps(v))
-                for k, v in self.values().items() if v is not None}
-        return "?" + urlencode(vals)
+                for k, v in values.items() if v is not None}
+        return "?" + urlencode(vals, safe=",")
+
+    def base_url(self):
+        """The page's absolute address without its query (``http://host:port/gle-lab``).
+
+        From the browser's address (``pn.state.location``); :data:`DEFAULT_BASE` while the page
+        has not reported it (or outside a browser session)."""
+        loc = self._location if self._location is not None else pn.state.location
+        if loc is not None:
+            if loc.hostname and loc.protocol:
+                port = f":{loc.port}" if loc.port else ""
+                return f"{loc.protocol}//{loc.hostname}{port}{loc.pathname or '/'}"
+            if loc.href and "://" in loc.href:
+                return loc.href.split("?")[0].split("#")[0]
+        return DEFAULT_BASE
+
+    def teacher_link(self, hide=(), lock=(), views=None):
+        """A full absolute link to the current state with these teacher flags (unknown names
+        are dropped; ``views`` None: the visible views)."""
+        vals = self.values()
+        vals["hide"] = ",".join(n for n in hide if n in TEACHER_NAMES) or None
+        vals["lock"] = ",".join(n for n in lock if n in TEACHER_NAMES) or None
+        if views is not None:
+            vals["views"] = ",".join(v for v in VIEWS if v in views)
+        return self.link_url(vals)
+
+    def _refresh_link(self, *events):
+        link = getattr(self, "link", None)
+        if link is not None:
+            url = self.link_url()
+            if link.value != url:
+                link.value = url
+
+    def _watch_location(self, loc):
+        """Keep the absolute link right once the page reports its address."""
+        if loc is not None and id(loc) not in getattr(self, "_watched_locations", set()):
+            self._watched_locations = getattr(self, "_watched_locations", set()) | {id(loc)}
+            loc.param.watch(self._refresh_link, ["href", "hostname", "pathname", "port",
+                                                 "protocol"])
+
+    def link_url(self, values=None):
+        """A full absolute link to the current state (or to ``values``)."""
+        return self.base_url() + self.query_string(values)
 
     # ------------------------------------------------------------------ URL -> state
     def sync_location(self, location=None):
@@ -242,6 +314,7 @@ class Sharing:
         if location is None:
             return False
         self._location = location
+        self._watch_location(location)
         known = set(KEYS)
         unknown = [k for k in location.query_params if k not in known]
         self._collecting, self._sync_problems = True, []
@@ -287,7 +360,12 @@ class Sharing:
         if self._location is not None:       # report unknown keys of the address bar too
             values.update({k: v for k, v in self._location.query_params.items()
                            if k not in KEYS})
-        self.apply(values)
+        self._source = "the URL"
+        try:
+            with self.state.changes_from("the URL"):
+                self.apply(values)
+        finally:
+            self._source = "the link"
 
     def apply(self, values, reset=False):
         """Validate and apply ``{key: value}`` (URL keys); returns the list of problems.
@@ -306,7 +384,7 @@ class Sharing:
             if "preset" in values and values["preset"] is not None:
                 v = values["preset"]
                 if isinstance(v, str) and v in PRESETS:
-                    if v != st.preset:
+                    if v != st.preset and not self._locked("preset", v, problems):
                         st.preset = v
                 else:
                     problems.append(("preset", f"{_short(v)!s} is not one of "
@@ -316,7 +394,7 @@ class Sharing:
                 lo, hi = st.param.seed.bounds
                 if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and \
                         lo <= v <= hi:
-                    if v != st.seed:
+                    if v != st.seed and not self._locked("seed", v, problems):
                         st.seed = int(v)
                 else:
                     problems.append(("seed", f"{_short(v)} is not an integer in {lo}–{hi}"))
@@ -329,7 +407,8 @@ class Sharing:
                 v = values["neuron"]
                 n = st.n_neurons
                 if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < n:
-                    st.neuron = int(v)
+                    if v != st.neuron and not self._locked("neuron", v, problems):
+                        st.neuron = int(v)
                 else:
                     problems.append(("neuron", f"{_short(v)} is not a neuron index 0–{n - 1}"))
             # 4. scalar controls
@@ -370,6 +449,8 @@ class Sharing:
         st = self.state
         p = st.param[key]
         if isinstance(p, param.Boolean):
+            if type(v) is int and v in (0, 1):          # ?present=1
+                v = bool(v)
             if not isinstance(v, bool):
                 problems.append((key, f"{_short(v)} is not true/false"))
                 return
@@ -389,7 +470,7 @@ class Sharing:
                 problems.append((key, f"{_short(v)} is out of range {lo:g}–{hi:g}"))
                 return
             v = float(v)
-        if getattr(st, key) == v:
+        if getattr(st, key) == v or self._locked(key, v, problems):
             return
         setattr(st, key, v)
         if getattr(st, key) != v:
@@ -430,6 +511,11 @@ class Sharing:
         nums = self._parse_list(key, raw, len(current), st.param[LISTS[key]].bounds, problems)
         if nums is None:
             return
+        # a value equal to the current one at the link's precision is the current one
+        nums = [old if round_sig(old) == new else new for old, new in zip(current, nums)]
+        if nums != [float(x) for x in current] and \
+                self._locked(LISTS[key], format_list(nums), problems):
+            return
         if key == "W":
             keep = st.weight_select
             for (layer, post, pre), old, new in zip(self.weight_keys(), current, nums):
@@ -451,13 +537,29 @@ class Sharing:
                         problems.append((key, f"{st.labels[j]} = {_fmt(new)} was refused"))
             st.neuron = keep
 
+    def _locked(self, name, value, problems):
+        """True (and a problem noted, the state's notice set) if the teacher locked ``name``
+        (or ``name`` is the preset or seed, whose rebuild would redraw a locked value)."""
+        st = self.state
+        if st.is_locked(name) or (name in ("preset", "seed") and st.value_locks()):
+            st.refuse_locked(name, value, source=getattr(self, "_source", "the link"))
+            problems.append((name, LOCKED))
+            return True
+        return False
+
     def _announce(self):
         if not self.problems:
             self.notice = ""
             return
-        parts = [f"{k} ({why})" for k, why in self.problems]
-        self.notice = ("Some shared values could not be used and fell back to the preset's "
-                       "defaults: " + "; ".join(parts) + ".")
+        locked = [k for k, why in self.problems if why == LOCKED]
+        parts = [f"{k} ({why})" for k, why in self.problems if why != LOCKED]
+        text = []
+        if parts:
+            text.append("Some shared values could not be used and fell back to the preset's "
+                        "defaults: " + "; ".join(parts) + ".")
+        if locked:
+            text.append("Locked by the teacher, not changed: " + ", ".join(locked) + ".")
+        self.notice = " ".join(text)
         self.state.notify(self.notice, "warning")
 
     # ------------------------------------------------------------------ views and teacher flags
@@ -536,8 +638,12 @@ class Sharing:
                         sub.disabled = id(w) in locked_w
         for name, card in cards.items():
             card.visible = name not in self.hidden
-        if getattr(self, "share_card", None) is not None:
-            self.share_card.visible = "share" not in self.hidden
+        for name, card in (("share", getattr(self, "share_card", None)),
+                           ("export", getattr(getattr(self.dash, "export", None), "pane", None)),
+                           ("teacher", getattr(getattr(self.dash, "teacher", None), "pane",
+                                               None))):
+            if card is not None:
+                card.visible = name not in self.hidden
 
     def is_hidden(self, control):
         """Whether ``control`` (a CONTROLS name) is hidden by the teacher flags."""
@@ -577,9 +683,16 @@ class Sharing:
             self.state.notify(f"Could not load the session file: {exc}.", "danger")
             return [("file", str(exc))]
         values = dict(data["state"])
-        for k in ("hide", "lock"):
-            values.setdefault(k, None)
-        problems = self.apply(values, reset=True)
+        # the teacher's flags of this page hold: a file may add flags, never remove them
+        for k, current in (("hide", self.hidden), ("lock", self.locked)):
+            names = current + [n for n in _names(values.get(k)) if n not in current]
+            values[k] = ",".join(names) or None
+        self._source = "the session file"
+        try:
+            with self.state.changes_from("the session file"):
+                problems = self.apply(values, reset=True)
+        finally:
+            self._source = "the link"
         if not problems:
             self.state.notify(f"Session loaded: “{self.state.cfg['title']}”, seed "
                               f"{self.state.seed}, restarted at t = 0.", "success")
@@ -594,10 +707,11 @@ class Sharing:
             css_classes=["gle-views"])
         self.views_widget.param.watch(lambda e: self.set_views(list(e.new)), "value")
         self.link = pn.widgets.TextInput(name="Link to this state (same seed = same traces)",
-                                         value=self.query_string(), disabled=False,
+                                         value=self.link_url(), disabled=False,
                                          sizing_mode="stretch_width", css_classes=["gle-link"])
-        self.url.param.watch(lambda *e: setattr(self.link, "value", self.query_string()),
-                             list(KEYS))
+        self.url.param.watch(self._refresh_link, list(KEYS))
+        self._watch_location(self._location if self._location is not None else
+                             pn.state.location)
         self.save = pn.widgets.FileDownload(
             callback=self._session_file, filename="gle-lab-session.json",
             label="Save session (JSON)", embed=False,

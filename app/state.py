@@ -22,7 +22,7 @@ from gle_core import GLEParameterError, SimulationDiverged, Simulator
 from gle_core import fourier
 from gle_core.config import build_simulator, build_stimulus
 
-from .am import AM_LR_FACTOR, AM_WINDOW, LabTrainer
+from .am import AM_LR_FACTOR, AM_METHOD, AM_WINDOW
 from .presets import PRESETS, get_preset
 
 #: waveform name -> label
@@ -49,6 +49,52 @@ FIT_PERIODS = 2
 FIT_MAX_RESIDUAL = 0.05
 
 PRESET_TITLES = {cfg["title"]: name for name, cfg in PRESETS.items()}
+
+#: teacher mode: control groups (the sidebar cards, the playback bar and the Share, Export and
+#: Teacher-link cards) -> the controls they hold
+GROUPS = {
+    "experiment": ("preset", "seed"),
+    "neuron": ("neuron", "tau_m", "tau_r", "weight"),
+    "input": ("waveform", "omega", "amplitude"),
+    "learning": ("error_mode", "learn", "lr", "beta", "gamma"),
+    "display": ("window",),
+    "playback": ("play", "step", "reset", "speed"),
+    "share": (),
+    "export": (),
+    "teacher": (),
+}
+#: LabState parameter -> the teacher-mode control that sets it
+PARAM_CONTROL = {
+    "preset": "preset", "seed": "seed", "neuron": "neuron", "tau_m": "tau_m",
+    "tau_r": "tau_r", "weight_select": "weight", "weight": "weight", "waveform": "waveform",
+    "omega": "omega", "amplitude": "amplitude", "error_mode": "error_mode",
+    "am_window": "error_mode", "learn_W": "learn", "learn_b": "learn", "learn_tau_m": "learn",
+    "learn_tau_r": "learn", "lr": "lr", "beta": "beta", "gamma": "gamma", "window": "window",
+    "speed": "speed"}
+#: parameters whose last change "Reset and undo the last change" can revert
+UNDOABLE = ("tau_m", "tau_r", "weight", "waveform", "omega", "amplitude", "learn_W", "learn_b",
+            "learn_tau_m", "learn_tau_r", "lr", "beta", "gamma", "am_window")
+#: short names of parameters in sentences
+SHORT = {"tau_m": "τm", "tau_r": "τr", "weight": "the weight", "weight_select": "the weight",
+         "omega": "ω", "amplitude": "the amplitude", "waveform": "the waveform", "lr": "η",
+         "beta": "β", "gamma": "γ", "am_window": "TW", "error_mode": "the error mode",
+         "preset": "the preset", "seed": "the seed", "neuron": "the neuron",
+         "window": "the window", "speed": "the speed", "learn_W": "learn W",
+         "learn_b": "learn b", "learn_tau_m": "learn τm", "learn_tau_r": "learn τr"}
+#: values fixed by the controls of these names are what a rebuild (preset, seed) redraws
+VALUE_CONTROLS = ("tau_m", "tau_r", "weight")
+
+
+def _cap(text):
+    """First letter upper-case (ASCII only: "τm" stays "τm")."""
+    return text[0].upper() + text[1:] if text and text[0].isascii() else text
+
+
+def _show(v):
+    """A value for a sentence: 4 significant digits for numbers."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)):
+        return str(v)
+    return f"{float(v):.4g}"
 
 
 def _round_lr(x):
@@ -165,6 +211,10 @@ class LabState(param.Parameterized):
                          doc="Simulated time per wall-clock second (a.u./s).")
     window = param.Number(20.0, bounds=(1.0, 80.0), label="Window (a.u.)",
                           doc="Simulated time shown by the scrolling traces (a.u.).")
+    present = param.Boolean(None, allow_None=True, label="Present",  # url: present
+                            doc="Presentation mode (projector: large text, the phase cards, "
+                                "the Activity plot and the τ sliders on one screen). None: "
+                                "automatic, on below 1600 px of window width.")
     seed = param.Integer(0, bounds=(0, 2**31 - 1), label="Seed",
                          doc="Seed of the random initial parameters and input shifts. "
                              "Changing it rebuilds the simulation.")
@@ -225,6 +275,16 @@ class LabState(param.Parameterized):
     def __init__(self, preset="phase_inversion", seed=0, **params):
         super().__init__(**params)
         self._syncing = False
+        self._lock_hold = False         # a locked change was refused: its dispatch is mute
+        self._guard_depth = 0
+        self._internal = 0              # >0: the state itself changes values (engine switch)
+        self._source = "a control"     # who is changing values (named in lock notices)
+        self._pending = self._undo = None
+        watched = list(PARAM_CONTROL)
+        # before the @param.depends watchers (precedence -1): remember / refuse the change
+        self.param._watch(self._remember_change, list(UNDOABLE), precedence=-3)
+        self.param._watch(self._enforce_locks, watched, precedence=-2)
+        self.param.watch(self._release_lock_hold, watched, precedence=1000)
         self.sim: Optional[Simulator] = None
         self.teacher_sim: Optional[Simulator] = None
         self.readout = PhaseReadout()
@@ -249,11 +309,8 @@ class LabState(param.Parameterized):
             lr_am = lrn.get("lr", 1e-3)
             lr_am = ({k: v * AM_LR_FACTOR for k, v in lr_am.items()} if isinstance(lr_am, dict)
                      else lr_am * AM_LR_FACTOR)
-            sim = LabTrainer(sim.network, sim.stimulus, sim.teacher, record=RECORD,
-                             history=PROBE_WINDOW, window=float(self.am_window),
-                             optimizer=lrn.get("optimizer", "adam"), lr=lr_am,
-                             learn=sim.learn, learn_from=sim.learn_from,
-                             optimizer_kwargs=lrn.get("optimizer_kwargs"), seed=seed)
+            sim.set_rule("am", window=float(self.am_window), method=AM_METHOD)
+            sim.lr = lr_am
         elif mode in ("gle", "ie") and mode != sim.network.error_mode:
             sim.network.set_error_mode(mode)
         teacher_sim = None
@@ -385,14 +442,43 @@ class LabState(param.Parameterized):
         layer, i = self.neuron_location(j)
         return float(self.net.tau_m[layer][i]), float(self.net.tau_r[layer][i])
 
+    def control_range(self, name):
+        """(low, high) of the control of parameter ``name`` as the sliders show it.
+
+        τ sliders span dt/2 … the preset's ``ui.tau_max``; the weight slider spans the weight's
+        soft bounds; other numbers their parameter's bounds."""
+        if name in ("tau_m", "tau_r"):
+            return self.net.dt / 2, float(self._cfg["ui"]["tau_max"])
+        p = self.param[name]
+        lo, hi = p.get_soft_bounds() if isinstance(p, param.Number) else (None, None)
+        return lo, hi
+
     def _sync_controls_from_network(self):
-        """Show the network's current values in the τ and weight controls (no side effects)."""
+        """Show the network's current values in the τ and weight controls (no side effects).
+
+        A learned value beyond a parameter's hard bounds is shown clamped to them (a ``param``
+        Number cannot hold it); every value beyond the range its slider shows is listed in
+        :attr:`out_of_range` with its true value, so views can show it beside the control."""
         old = self._syncing
         self._syncing = True
         try:
             tm, tr = self.neuron_taus()
             layer, post, pre = self.weight_select
-            self.param.update(tau_m=tm, tau_r=tr, weight=float(self.net.W[layer][post, pre]))
+            true = {"tau_m": tm, "tau_r": tr, "weight": float(self.net.W[layer][post, pre])}
+            shown, beyond = {}, {}
+            for name, v in true.items():
+                lo, hi = self.param[name].bounds
+                shown[name] = min(max(v, lo), hi) if math.isfinite(v) else getattr(self, name)
+                clo, chi = self.control_range(name)
+                tol = 1e-9 * max(1.0, abs(v)) if math.isfinite(v) else 0.0
+                if not math.isfinite(v) or (clo is not None and v < clo - tol) or \
+                        (chi is not None and v > chi + tol):
+                    beyond[name] = v
+            update = {k: v for k, v in shown.items() if v != getattr(self, k)}
+            if beyond != self.out_of_range:
+                update["out_of_range"] = beyond
+            if update:
+                self.param.update(**update)
         finally:
             self._syncing = old
 
@@ -408,6 +494,121 @@ class LabState(param.Parameterized):
     def notify(self, text, level="info"):
         self.param.update(message=text, message_level=level)
 
+    def toast(self, text, level="info"):
+        """A transient :attr:`notice` (views show it as a toast that never moves the page)."""
+        self.param.update(notice=text, notice_level=level, notice_serial=self.notice_serial + 1)
+
+    # =============================================================== teacher mode
+    def _lock_names(self, names):
+        out = set()
+        for n in names:
+            out.update(GROUPS.get(n, (n,)) if n in GROUPS else (n,))
+            out.add(n)
+        return out
+
+    def is_locked(self, name):
+        """Whether the teacher locked the control of ``name`` (a LabState parameter such as
+        ``"tau_m"`` or ``"learn_W"``, a control such as ``"learn"``, or a group name)."""
+        if not self.locked:
+            return False
+        locked = self._lock_names(self.locked)
+        return PARAM_CONTROL.get(name, name) in locked or name in locked
+
+    def is_hidden(self, name):
+        """Whether the teacher hid the control or card ``name`` (as :meth:`is_locked`)."""
+        if not self.hidden:
+            return False
+        hidden = self._lock_names(self.hidden)
+        return PARAM_CONTROL.get(name, name) in hidden or name in hidden
+
+    def value_locks(self):
+        """The locked controls whose values a rebuild (new preset or seed) would redraw."""
+        return [c for c in VALUE_CONTROLS if self.is_locked(c)]
+
+    class _From:
+        def __init__(self, state, source):
+            self.state, self.source = state, source
+
+        def __enter__(self):
+            self.old, self.state._source = self.state._source, self.source
+            return self.state
+
+        def __exit__(self, *exc):
+            self.state._source = self.old
+
+    def changes_from(self, source):
+        """Context manager naming who changes values (``with st.changes_from("the lesson
+        step"): ...``): a refused locked change names it in the :attr:`notice`."""
+        return self._From(self, source)
+
+    def refuse_locked(self, name, value, source=None):
+        """Say that ``source`` may not set locked ``name`` to ``value`` (a :attr:`notice`)."""
+        source = source or self._source
+        what = SHORT.get(name, name)
+        if name in ("preset", "seed") and not self.is_locked(name):
+            locks = ", ".join(SHORT.get(c, c) for c in self.value_locks())
+            text = (f"{_cap(what)} was not changed: it would redraw {locks}, "
+                    f"which the teacher locked ({source} asked for {_show(value)}).")
+        else:
+            text = (f"{_cap(what)} is locked by the teacher: {source} asked "
+                    f"for {_show(value)}; it stays {_show(getattr(self, name))}.")
+        self.toast(text, "warning")
+        return text
+
+    def _enforce_locks(self, *events):
+        """Refuse a change of a locked value, whatever made it: revert it before the
+        ``@param.depends`` watchers run and mute them for the rest of this dispatch."""
+        if self._syncing or self._internal or not self.locked:
+            return
+        bad = [e for e in events if self.is_locked(e.name) or
+               (e.name in ("preset", "seed") and self.value_locks())]
+        if not bad:
+            return
+        self._syncing = self._lock_hold = True
+        self._guard_depth += 1
+        try:
+            self.param.update(**{e.name: e.old for e in bad})
+        finally:
+            self._guard_depth -= 1
+        for e in bad:
+            self.refuse_locked(e.name, e.new)
+
+    def _release_lock_hold(self, *events):
+        if self._lock_hold and self._guard_depth == 0:
+            self._lock_hold = self._syncing = False
+
+    # =============================================================== undo
+    def _remember_change(self, *events):
+        """Remember the value before a user change (committed by :meth:`_apply` on success)."""
+        if self._syncing or self._internal:
+            return
+        e = events[-1]
+        ctx = ({"neuron": self.neuron} if e.name in ("tau_m", "tau_r") else
+               {"weight_select": self.weight_select} if e.name == "weight" else {})
+        self._pending = (e.name, e.old, ctx)
+
+    def reset_and_undo(self):
+        """Reset and undo the last change: back to t = 0 with the value the last changed
+        control had before that change (e.g. the γ before the one that broke the run).
+
+        Returns the name of the restored parameter, or ``""`` if there was nothing to undo.
+        """
+        undo = self._undo
+        self.reset()
+        if undo is None:
+            self.notify("Reset to t = 0 (no change to undo).", "info")
+            return ""
+        name, old, ctx = undo
+        with self.changes_from("Undo"):
+            if ctx:
+                self.param.update(**ctx)
+            setattr(self, name, old)
+        self._undo = self._pending = None
+        self.param.update(fail_cause="", undo_value=None)
+        self.notify(f"Reset to t = 0 and undid the last change: {SHORT.get(name, name)} is "
+                    f"back to {_show(old)}.", "info")
+        return name
+
     def _apply(self, what, fn):
         """Run ``fn`` (which changes the simulation); show the engine's refusal if any."""
         if self._syncing:
@@ -419,6 +620,8 @@ class LabState(param.Parameterized):
             self._sync_controls_from_network()
             return False
         self.last_change = what
+        if self._pending is not None:
+            self._undo, self._pending = self._pending, None
         self._t_change = self.sim.t
         if self.message_level == "danger" and not self.failed:
             self.notify("")
@@ -533,7 +736,7 @@ class LabState(param.Parameterized):
     @property
     def am_mode(self):
         """True while the simulation is the windowed-AM trainer."""
-        return isinstance(self.sim, LabTrainer)
+        return self.sim.rule.name == "am"
 
     def _switch_engine(self, mode):
         """Rebuild for a switch to or from AM, keeping the user's settings (t restarts at 0)."""
@@ -567,15 +770,24 @@ class LabState(param.Parameterized):
             return
 
         def do():
-            self.sim.set_window(float(self.am_window))
+            self.sim.rule.set_window(float(self.am_window))
         self._apply(f"AM window TW = {self.am_window:.3g} a.u.", do)
+
+    @param.depends("error_mode", watch=True, on_init=True)
+    def _on_mode_label(self):
+        """:attr:`mode_label` follows the error mode (titles and legends name it)."""
+        self.mode_label = str(self.error_mode).upper()
 
     @param.depends("error_mode", watch=True)
     def _on_error_mode(self):
         if self._syncing:
             return
         if (self.error_mode == "am") != self.am_mode:
-            self._switch_engine(self.error_mode)
+            self._internal += 1         # the engine switch restores the user's settings
+            try:
+                self._switch_engine(self.error_mode)
+            finally:
+                self._internal -= 1
             return
 
         def do():
@@ -608,7 +820,7 @@ class LabState(param.Parameterized):
         self._sync_controls_from_network()
         self._restart_clock()
         was_failed = self.failed
-        self.failed = False
+        self.param.update(failed=False, fail_cause="", undo_value=None)
         self.cleared += 1
         self.tau_version += 1
         if was_failed or self.message_level in ("danger", "warning"):
@@ -672,7 +884,11 @@ class LabState(param.Parameterized):
         if self.last_change:
             text += f" Last change: {self.last_change}."
         text += " Press Reset to start again."
-        self.param.update(playing=False, failed=True)
+        cause, old = (self._undo[0], self._undo[1]) if self._undo else ("", None)
+        if cause:
+            text += (f" “Reset and undo the last change” restores {SHORT.get(cause, cause)} = "
+                     f"{_show(old)}.")
+        self.param.update(playing=False, failed=True, fail_cause=cause, undo_value=old)
         self.notify(text, "danger")
 
     # =============================================================== data for views

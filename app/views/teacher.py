@@ -1,0 +1,119 @@
+"""The "Teacher link" card: pick what students see, get a link (copy button and QR code).
+
+A render-only view over the session state and its :class:`~gle_lab.sharing.Sharing`: the
+choices (controls to hide, controls to lock, views to show) are widgets; the link is built by
+:meth:`gle_lab.sharing.Sharing.teacher_link` from the current state with those flags, as a full
+absolute address with rounded values. The QR code (``segno``, pure Python) is an inline SVG
+image, large enough to scan from the back of a room when the card is shown on a projector.
+
+The choices do not change this page: the link opens a new session for each student, in which
+hidden controls are not shown and locked ones cannot be changed by any path (see
+:attr:`gle_lab.state.LabState.locked`).
+"""
+from __future__ import annotations
+
+import base64
+
+import panel as pn
+import param
+
+from ..sharing import GROUPS, TEACHER_NAMES, VIEWS
+
+#: what a teacher link hides unless the teacher chooses otherwise: this builder itself
+DEFAULT_HIDE = ("teacher",)
+#: JavaScript of the copy button (the Clipboard API needs a secure context; a plain http page
+#: on the lecture-hall network falls back to a selected textarea and execCommand)
+COPY_JS = """
+const text = link.value;
+function fallback() {
+  const ta = document.createElement('textarea');
+  ta.value = text; ta.setAttribute('readonly', '');
+  ta.style.position = 'fixed'; ta.style.opacity = '0';
+  document.body.appendChild(ta); ta.select();
+  try { document.execCommand('copy'); } finally { ta.remove(); }
+}
+if (navigator.clipboard && window.isSecureContext) {
+  navigator.clipboard.writeText(text).catch(fallback);
+} else { fallback(); }
+button.label = 'Copied ✓';
+setTimeout(() => { button.label = 'Copy link'; }, 1500);
+"""
+
+
+def _label(name):
+    """Option label: groups are marked as such."""
+    return f"{name} (group)" if name in GROUPS else name
+
+
+def qr_svg_data_uri(text, scale=4):
+    """A QR code of ``text`` as an ``data:image/svg+xml`` URI (error correction level L)."""
+    import segno
+    qr = segno.make(text, error="l", micro=False)
+    svg = qr.svg_inline(scale=scale, border=2, dark="#000", light="#fff")
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+
+
+class TeacherView(pn.viewable.Viewer):
+    """The Teacher-link builder card (outermost CSS class ``gle-view-teacher``)."""
+
+    hide = param.ListSelector(default=list(DEFAULT_HIDE), objects=list(TEACHER_NAMES),
+                              doc="Controls and cards the students do not see.")
+    lock = param.ListSelector(default=[], objects=list(TEACHER_NAMES),
+                              doc="Controls the students see but cannot change.")
+    views = param.ListSelector(default=list(VIEWS), objects=list(VIEWS),
+                               doc="Views shown to the students.")
+    link = param.String("", doc="The full link with the current state and these choices.")
+
+    def __init__(self, state, sharing, **params):
+        super().__init__(**params)
+        self.state, self.sharing = state, sharing
+        opts = {_label(n): n for n in TEACHER_NAMES}
+        self.hide_widget = pn.widgets.MultiChoice.from_param(
+            self.param.hide, name="Hide", options=opts, sizing_mode="stretch_width",
+            css_classes=["gle-teacher-hide"])
+        self.lock_widget = pn.widgets.MultiChoice.from_param(
+            self.param.lock, name="Lock (shown, cannot be changed)", options=opts,
+            sizing_mode="stretch_width", css_classes=["gle-teacher-lock"])
+        self.views_widget = pn.widgets.MultiChoice.from_param(
+            self.param.views, name="Show views", options=list(VIEWS),
+            sizing_mode="stretch_width", css_classes=["gle-teacher-views"])
+        self.link_widget = pn.widgets.TextInput(
+            name="Teacher link", value="", sizing_mode="stretch_width",
+            css_classes=["gle-teacher-link"])
+        self.copy = pn.widgets.Button(name="Copy link", button_type="primary",
+                                      sizing_mode="stretch_width",
+                                      css_classes=["gle-teacher-copy"],
+                                      description="Copy the teacher link to the clipboard.")
+        self.copy.js_on_click(args={"link": self.link_widget, "button": self.copy},
+                              code=COPY_JS)
+        self.qr = pn.pane.HTML("", sizing_mode="stretch_width", margin=(4, 10),
+                               css_classes=["gle-teacher-qr"])
+        self.param.watch(self._refresh, ["hide", "lock", "views"])
+        sharing.url.param.watch(self._refresh, list(sharing.url.param)[1:])
+        self._refresh()
+        self.pane = pn.Card(
+            pn.pane.Markdown("Build a link for students: this state, with the controls you "
+                             "choose hidden or locked. It opens a new session per student; "
+                             "this page is not changed.", margin=(0, 10),
+                             styles={"font-size": "13px"}),
+            self.hide_widget, self.lock_widget, self.views_widget, self.link_widget,
+            self.copy, self.qr, title="Teacher link", collapsed=True,
+            sizing_mode="stretch_width", margin=(4, 4), header_background="#eef2f7",
+            css_classes=["gle-view-teacher"])
+        self.pane.visible = not state.is_hidden("teacher")
+
+    def _refresh(self, *events):
+        url = self.sharing.teacher_link(hide=self.hide, lock=self.lock, views=self.views)
+        if url == self.link:
+            return
+        self.link = url
+        self.link_widget.value = url
+        self.qr.object = (f'<img src="{qr_svg_data_uri(url)}" alt="QR code of the teacher '
+                          f'link" style="width:100%;max-width:320px;image-rendering:pixelated">')
+
+    def __panel__(self):
+        return self.pane
+
+    @property
+    def panel(self):
+        return self.pane
