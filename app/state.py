@@ -475,12 +475,22 @@ class LabState(param.Parameterized):
                         (chi is not None and v > chi + tol):
                     beyond[name] = v
             update = {k: v for k, v in shown.items() if v != getattr(self, k)}
+            new_keys = [k for k in beyond if k not in self.out_of_range]
             if beyond != self.out_of_range:
                 update["out_of_range"] = beyond
             if update:
                 self.param.update(**update)
         finally:
             self._syncing = old
+        if new_keys and self.sim.t > 0:
+            parts = []
+            for k in new_keys:
+                lo, hi = self.control_range(k)
+                parts.append(f"{SHORT.get(k, k)} = {_show(beyond[k])} (the control spans "
+                             f"{_show(lo)} … {_show(hi)})")
+            self.toast("Learning drove " + " and ".join(parts) + " out of its control's "
+                       "range: the control shows its end, the true value is shown beside "
+                       "it.", "warning")
 
     def sync_learned(self):
         """Refresh sliders of parameters that are learning (called a few times a second)."""

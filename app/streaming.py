@@ -57,7 +57,12 @@ class StableRange:
         return not math.isnan(self.lo)
 
     def reset(self):
+        """Forget the data (a reset or rebuild): back to the default range, so that axes blown
+        up by a divergence (±1e15) do not stay over the empty plot until new data arrive."""
         self.lo = self.hi = math.nan
+        default = (1e-3, 1.0) if self.log else (-1.0, 1.0)
+        if (self.range.start, self.range.end) != default:
+            self.range.update(start=default[0], end=default[1])
 
     def fit(self, lo, hi, shrink=False):
         """Fit new data ``[lo, hi]``; with ``shrink``, ``[lo, hi]`` is the whole window's."""
