@@ -496,6 +496,98 @@ async def run_load(url, n, duration, warmup=3.0, ramp=0.05, server_pid=None, aut
     return res
 
 
+@dataclass
+class ArrivalResult:
+    """A class arriving: ``n`` visitors spread evenly over ``over`` seconds."""
+    sessions: int
+    over: float
+    ttff: list                # s from page request to first frame, per visitor that got one
+    no_frame: int             # visitors with no frame within the timeout (or refused/failed)
+    refused: int
+    errors: int
+    fps: list                 # frames/s per session once all had arrived
+    server_ms_per_frame: float = float("nan")
+    loadavg: float = float("nan")
+    messages: list = field(default_factory=list)
+
+    def quantile(self, q):
+        if not self.ttff:
+            return float("nan")
+        xs = sorted(self.ttff)
+        return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+    def report(self):
+        fps = self.fps or [float("nan")]
+        return (f"{self.sessions} visitors over {self.over:.0f} s: first frame median "
+                f"{self.quantile(0.5):.2f} s, p95 {self.quantile(0.95):.2f} s, max "
+                f"{max(self.ttff or [float('nan')]):.2f} s; no frame {self.no_frame}, refused "
+                f"{self.refused}, server errors {self.errors}; then frames/s per session "
+                f"median {statistics.median(fps):.1f}, min {min(fps):.1f}; server "
+                f"{self.server_ms_per_frame:.2f} ms/frame; load {self.loadavg:.1f}")
+
+
+async def run_arrival(url, n, over, duration, warmup=2.0, first_frame_timeout=60.0,
+                      server_pid=None, auth=None):
+    """``n`` visitors arriving evenly over ``over`` s, each streaming as soon as it is in.
+
+    Time to first frame counts from the visitor's page request to its first streamed frame
+    (what a student waits for). Once the last visitor is in (or has given up), frames/s per
+    session are measured for ``duration`` s after ``warmup`` s.
+    """
+    tabs = [BokehTab(url, i, auth=auth) for i in range(n)]
+    starts = [None] * n
+    end = {"t": float("inf")}
+
+    async def visitor(i, tab):
+        await asyncio.sleep(i * over / n)
+        starts[i] = time.monotonic()
+        try:
+            ok = await asyncio.wait_for(tab.connect(first_frame_timeout), first_frame_timeout)
+        except asyncio.TimeoutError:
+            tab.stats.status, tab.stats.error = "error", "connect timeout"
+            return
+        if not ok:
+            return
+        give_up = starts[i] + first_frame_timeout
+        while not tab._stop and tab.stats.status == "ready":
+            now = time.monotonic()
+            if now >= end["t"] or (tab.stats.frames == 0 and now >= give_up):
+                break
+            await tab.listen(min(now + 0.5, end["t"]))
+
+    tasks = [asyncio.ensure_future(visitor(i, t)) for i, t in enumerate(tabs)]
+    await asyncio.sleep(over)
+    # everyone has asked by now; wait until each visitor is streaming or out of time
+    while any(t.stats.frames == 0 and t.stats.status in ("new", "connected", "ready")
+              and time.monotonic() < starts[k] + first_frame_timeout
+              for k, t in enumerate(tabs)):
+        await asyncio.sleep(0.1)
+    m_start = time.monotonic() + warmup
+    end["t"] = m_start + duration
+    await asyncio.sleep(warmup)
+    cpu0 = (time.monotonic(), *proc_sample(server_pid)) if server_pid else None
+    await asyncio.gather(*tasks)
+    ttff = [t.stats.frame_times[0] - starts[k] for k, t in enumerate(tabs)
+            if t.stats.frame_times]
+    streaming = [t for t in tabs if t.stats.frame_times]
+    res = ArrivalResult(
+        sessions=n, over=over, ttff=ttff, no_frame=n - len(ttff),
+        refused=sum(t.stats.status == "refused" for t in tabs),
+        errors=sum(t.stats.errors for t in tabs),
+        fps=[t.stats.fps(m_start, end["t"]) for t in streaming],
+        messages=sorted({t.stats.error for t in tabs if t.stats.error}))
+    if cpu0 is not None:
+        t1, cpu1, _ = time.monotonic(), *proc_sample(server_pid)
+        frames_per_s = sum(res.fps)
+        if frames_per_s > 0:
+            res.server_ms_per_frame = 1000 * (cpu1 - cpu0[1]) / (t1 - cpu0[0]) / frames_per_s
+    res.loadavg = os.getloadavg()[0]
+    for t in tabs:
+        t.close()
+    await asyncio.sleep(0.2)
+    return res
+
+
 class GleLabServer:
     """``gle-lab`` (``python -m gle_lab.serve``) on 127.0.0.1 and a free port; log drained.
 

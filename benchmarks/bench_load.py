@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from gle_lab.loadclient import HEADER, GleLabServer, run_load
+from gle_lab.loadclient import HEADER, GleLabServer, run_arrival, run_load
 
 TARGET_SESSIONS, TARGET_FPS = 20, 15.0
 
@@ -40,7 +40,14 @@ def main(argv=None):
     p.add_argument("--url", default=None, help="measure a running server instead")
     p.add_argument("--server-pid", type=int, default=None, help="its pid (for CPU/RSS)")
     p.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON")
+    p.add_argument("--arrival", default=None, metavar="N/T",
+                   help="instead of levels: N visitors arriving evenly over T s (a class "
+                        "opening the link), e.g. 40/10; the server caps sessions at "
+                        "--max-sessions (default N)")
+    p.add_argument("--max-sessions", type=int, default=None)
     args = p.parse_args(argv)
+    if args.arrival:
+        return arrival(args)
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     if not levels or min(levels) < 1 or max(levels) > 200 or not 0 < args.duration <= 600:
         sys.exit("bench_load: levels 1..200, duration 0..600 s")
@@ -87,6 +94,30 @@ def main(argv=None):
         print(f"# target {TARGET_SESSIONS} sessions ≥ {TARGET_FPS:g} frames/s each, no errors: "
               f"{'MET' if ok else 'MISSED'} (min {r['fps_min']:.1f}, median "
               f"{r['fps_median']:.1f} frames/s)")
+    return 0
+
+
+def arrival(args):
+    """Targets (issue 11): every visitor gets a first frame, p95 ≤ 8 s, no timeouts or errors,
+    then ≥ 15 frames/s each; visitors beyond --max-sessions get the "full" page at once."""
+    n, over = (float(x) for x in args.arrival.split("/"))
+    n = int(n)
+    cap = args.max_sessions if args.max_sessions is not None else n
+    server = GleLabServer("--max-sessions", str(cap), "--idle-timeout", "0", "--num-procs",
+                          str(args.num_procs), *(["--preset", args.preset] if args.preset
+                                                 else []))
+    try:
+        res = asyncio.run(run_arrival(server.url, n, over, args.duration, warmup=args.warmup,
+                                      server_pid=server.pid))
+    finally:
+        server.stop()
+    print(f"# arrival: gle-lab --num-procs {args.num_procs} --max-sessions {cap}; "
+          f"cpu_count={os.cpu_count()}")
+    print(res.report())
+    for m in res.messages:
+        print("   !", m)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res.__dict__, indent=1, default=float))
     return 0
 
 
