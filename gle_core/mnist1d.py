@@ -498,3 +498,70 @@ def format_summary(summary):
         f"{s}: {summary['final_val_acc'][s]:.1f} % (epoch {summary['epochs'][s]})"
         for s in summary["seeds"]))
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- exported parameters
+def export_parameters(checkpoint, out, command=None):
+    """Write a run checkpoint's learned parameters only (no state, no optimizer) with its
+    provenance: a small file to ship with an application (GLE Lab's trained MNIST-1D start).
+
+    Parameters
+    ----------
+    checkpoint : str
+        A run's ``checkpoint.npz`` (:func:`train`).
+    out : str
+        The file to write (``.npz``; replaced atomically).
+    command : str, optional
+        The command that produced the run (default: the ``gle-run mnist1d`` line rebuilt from
+        the checkpoint's configuration).
+
+    Returns
+    -------
+    dict
+        The metadata written (``command``, ``config``, ``seed``, ``epochs_completed``,
+        ``val_acc``/``val_loss`` of that epoch, ``history``: the run's per-epoch rows).
+    """
+    meta, arrays = load_checkpoint(checkpoint)
+    cfg = meta["config"]
+    if command is None:
+        command = (f"gle-run mnist1d --net {cfg['net']} --mode {cfg['mode']} --seed "
+                   f"{cfg['seed']} --epochs {cfg['epochs']} --out DIR")
+    last = meta["history"][-1]
+    info = {"command": command, "config": cfg, "seed": cfg["seed"], "net": cfg["net"],
+            "mode": cfg["mode"], "epochs_completed": int(meta["epoch"]),
+            "val_acc": float(last["val_acc"]), "val_loss": float(last["val_loss"]),
+            "history": [{k: r[k] for k in EPOCH_COLUMNS} for r in meta["history"]],
+            "format": 1}
+    params = {k: v for k, v in arrays.items() if k.startswith("param/")}
+    params["meta"] = np.array(json.dumps(info))
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    _atomic_write(out, lambda f: np.savez_compressed(f, **params))
+    return info
+
+
+def load_parameters(source, network):
+    """Copy the parameters of a checkpoint or of an :func:`export_parameters` file into
+    ``network`` (any batch size; its state is left as it is).
+
+    Parameters
+    ----------
+    source : str or file-like
+        ``checkpoint.npz`` of a run, or an exported parameter file.
+    network : GLENetwork
+        A network of the same architecture (:func:`make_network` of the same ``net``).
+
+    Returns
+    -------
+    dict
+        The file's metadata.
+    """
+    with np.load(source) as d:
+        meta = json.loads(str(d["meta"]))
+        for k in PARAMETER_KINDS:
+            for i, a in enumerate(network.parameters(k)):
+                key = f"param/{k}/{i}"
+                if key not in d.files or d[key].shape != a.shape:
+                    raise GLEParameterError(
+                        "parameters", key, f"an array of shape {a.shape} (the network's)")
+                a[...] = d[key]
+    return meta
