@@ -341,3 +341,26 @@ def guarded_app(factory, limiter=None, idle_timeout=None):
         return layout
     app.limiter = limiter
     return app
+
+
+# ---------------------------------------------------------------------- heavy sessions
+#: default cap of MNIST-1D sessions per server process (gle-lab --max-heavy-sessions): one
+#: session at full speed takes ~60 % of a core (benchmarks/bench_mnist_app.py)
+DEFAULT_MAX_HEAVY = 1
+HEAVY_FULL_MESSAGE = "The MNIST-1D lab is busy, please try again in a few minutes"
+#: live MNIST-1D sessions of this process (gle_lab.mnist.create_mnist_app takes a place)
+HEAVY = SessionLimiter(DEFAULT_MAX_HEAVY)
+
+
+def heavy_full_page(message=HEAVY_FULL_MESSAGE):
+    """The polite refusal of one more MNIST-1D session: the other presets stay open."""
+    return pn.pane.HTML(
+        f"<div class='gle-full gle-heavy-full' style='font-family:system-ui,sans-serif;"
+        f"max-width:600px;margin:80px auto;text-align:center'>"
+        f"<div style='font-size:28px;font-weight:700'>{html.escape(message)}.</div>"
+        f"<p style='font-size:16px;color:#444'>A network learning MNIST-1D live takes most "
+        f"of a processor core, so this server runs only {HEAVY.max_sessions or 'a few'} at "
+        f"a time. The other GLE Lab presets are open.</p>"
+        f"<p style='font-size:16px'><a href='' onclick='location.reload();return false'>"
+        f"Try again</a> · <a href='?preset=phase_inversion'>Open another preset</a></p>"
+        f"</div>", sizing_mode="stretch_width")

@@ -274,6 +274,10 @@ def create_app(preset="phase_inversion", seed=0):
     completely, Panel's link registry included (:func:`gle_lab.capacity.purge_links`)."""
     from gle_lab.capacity import (purge_links, register_dashboard, report_exception,
                               unregister_dashboard)
+    loc = pn.state.location if pn.state.curdoc is not None else None
+    if preset == "mnist1d" or (loc is not None and loc.query_params.get("preset") == "mnist1d"):
+        from gle_lab.mnist import create_mnist_app      # its own page (issue #14)
+        return create_mnist_app()
     dash = Dashboard(preset=preset, seed=seed)
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
     doc = pn.state.curdoc

@@ -41,6 +41,10 @@ def parse_args(argv=None):
     d.add_argument("--max-sessions", type=int, default=DEFAULT_MAX_SESSIONS, metavar="N",
                    help=f"live sessions per process (default {DEFAULT_MAX_SESSIONS}; 0 = "
                         "unlimited); beyond it visitors get a 'GLE Lab is full' page")
+    d.add_argument("--max-heavy-sessions", type=int, default=None, metavar="N",
+                   help="live MNIST-1D sessions (?preset=mnist1d) per process (default: "
+                        "gle_lab.capacity.DEFAULT_MAX_HEAVY; 0 = unlimited); beyond it "
+                        "visitors are told the MNIST-1D lab is busy, other presets stay open")
     d.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_MINUTES, metavar="MIN",
                    help=f"pause a session after MIN minutes without interaction and close it "
                         f"after 2×MIN (default {DEFAULT_IDLE_MINUTES:g}; 0 = never)")
@@ -75,6 +79,8 @@ def parse_args(argv=None):
         p.error("--num-procs must be >= 0")
     if args.max_sessions < 0:
         p.error("--max-sessions must be >= 0")
+    if args.max_heavy_sessions is not None and args.max_heavy_sessions < 0:
+        p.error("--max-heavy-sessions must be >= 0")
     if not args.idle_timeout >= 0:
         p.error("--idle-timeout must be >= 0 minutes")
     if args.unused_session_lifetime <= 0 or args.check_unused_sessions <= 0:
@@ -162,9 +168,12 @@ def main(argv=None):
     from gle_lab.main import create_app
     from gle_lab.presets import PRESETS
 
-    if args.preset not in PRESETS:
+    if args.preset not in PRESETS and args.preset != "mnist1d":
         sys.exit(f"gle-lab: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     limiter = SessionLimiter(args.max_sessions) if args.max_sessions else None
+    if args.max_heavy_sessions is not None:
+        from gle_lab.capacity import HEAVY
+        HEAVY.max_sessions = args.max_heavy_sessions or None
     # an error while handling one browser's input is shown to that session only
     pn.config.exception_handler = report_exception
     app = guarded_app(lambda: create_app(args.preset), limiter=limiter,

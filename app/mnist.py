@@ -1,0 +1,653 @@
+"""The MNIST-1D preset: a 15k GLE network learning a real temporal task, live (paper Fig. 6).
+
+Everything about the network, the data and the read-out comes from :mod:`gle_core.mnist1d`
+and :mod:`gle_core.datasets` (the same code as ``gle-run mnist1d``): this module only runs
+it in a browser session and keeps the few numbers the views show.
+
+:class:`MnistLab` is one session's state: the settings (start, GLE/IE, learning rate, speed,
+streams, heat-map layer, seed, play/pause) and the simulator. :meth:`MnistLab.advance` is the
+frame loop's simulation half: it simulates as many Euler steps as the speed asks for, but
+never more than a CPU budget per frame (``budget_s``), so display (≤ 10 Hz) and simulation
+are decoupled and one heavy session cannot starve the server process. The views
+(``gle_lab.views.mnist_*``) only render what the lab collected.
+
+Streams: the network runs ``streams`` samples side by side (the paper's protocol trains at
+batch 100); the views show stream 0, and the accuracy counts the samples shown there.
+
+:class:`MnistDashboard` composes the controls and the five views and owns the frame callback;
+:func:`create_mnist_app` is what ``create_app(preset="mnist1d")`` returns (and ``?preset=
+mnist1d``). The number of MNIST-1D sessions per server process is capped separately
+(:data:`gle_lab.capacity.HEAVY`, ``gle-lab --max-heavy-sessions``).
+"""
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import csv
+import html
+import io
+import math
+import threading
+import time
+
+import numpy as np
+import panel as pn
+import param
+
+from gle_core.datasets import LabelledSequences, evaluate, tile_state
+from gle_core.errors import GLEParameterError, SimulationDiverged
+from gle_core.mnist1d import DT, N_CLASSES, load_data, load_parameters, make_network
+from gle_core.simulator import Simulator
+from gle_lab.resources import asset
+
+__all__ = ["MnistLab", "MnistDashboard", "create_mnist_app", "dataset", "checkpoint_meta",
+           "reference_curve", "FRAME_MS", "BUDGET_S"]
+
+#: display period (ms): 10 frames/s at most
+FRAME_MS = 100
+#: server CPU spent simulating per frame at most (s): 60 % of a core for one session
+BUDGET_S = 0.06
+#: one kernel call lasts about this long (s): the budget is checked between calls
+CHUNK_S = 0.015
+#: steps of stream 0 kept for the views (> the steps of one frame at full speed)
+WINDOW = 2048
+#: samples the running accuracy is taken over
+ACC_OVER = 200
+#: samples the confusion matrix counts
+CONFUSION_OVER = 500
+#: |e| per layer is shown as the mean over blocks of this many steps
+ERROR_BLOCK = 4
+#: the heat map and the confusion matrix are redrawn every this many frames
+SLOW_EVERY = 3
+CHECKPOINT = ("checkpoints", "mnist1d-15k-gle.npz")
+REFERENCE = ("reference", "mnist1d_gle15k_val_acc.csv")
+LEARN = {"W": True, "b": True}
+STREAM_CHOICES = [1, 10, 100]
+DEFAULTS = {"trained": {"learning": False, "streams": 1, "full_speed": False, "speed": 2.0},
+            "scratch": {"learning": True, "streams": 100, "full_speed": True, "speed": 2.0}}
+
+_data = None
+_data_lock = threading.Lock()
+_checkpoint = None
+_reference = None
+#: per-epoch validation runs off the event loop, one at a time per server process
+_validator = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                   thread_name_prefix="mnist1d-val")
+
+
+def dataset():
+    """The MNIST-1D set (:func:`gle_core.mnist1d.load_data`), loaded once per process."""
+    global _data
+    with _data_lock:
+        if _data is None:
+            _data = load_data()
+        return _data
+
+
+def _checkpoint_bytes():
+    global _checkpoint
+    if _checkpoint is None:
+        _checkpoint = asset(*CHECKPOINT).read_bytes()
+    return _checkpoint
+
+
+def checkpoint_meta():
+    """Provenance of the shipped trained parameters (command, seed, epochs, val_acc,
+    history)."""
+    net = make_network("15k", "gle", 0, 1)
+    return load_parameters(io.BytesIO(_checkpoint_bytes()), net)
+
+
+def reference_curve():
+    """The published GLE 15k validation accuracy per epoch: dict of arrays ``epoch``,
+    ``median``, ``min``, ``max`` (%), and ``source`` (its provenance line)."""
+    global _reference
+    if _reference is None:
+        text = asset(*REFERENCE).read_text()
+        lines = text.splitlines()
+        source = lines[0].lstrip("# ").strip()
+        rows = list(csv.DictReader(lines[1:]))
+        _reference = {k: np.array([float(r[k]) for r in rows])
+                      for k in ("epoch", "median", "min", "max")}
+        _reference["source"] = source
+    return _reference
+
+
+class MnistLab(param.Parameterized):
+    """One session of the MNIST-1D preset: settings, simulator and what the views show."""
+
+    start = param.Selector(default="trained", objects=["trained", "scratch"], label="Start",
+                           doc="trained: the shipped gle-run checkpoint, on validation "
+                               "samples; scratch: the 15k network learning the training set")
+    mode = param.Selector(default="gle", objects=["gle", "ie"], label="Errors",
+                          doc="GLE (prospective) or IE (instantaneous) errors")
+    lr = param.Number(default=1e-3, bounds=(1e-5, 1e-2), label="Learning rate (Adam)")
+    learning = param.Boolean(default=False, label="Learning on")
+    streams = param.Selector(default=1, objects=STREAM_CHOICES, label="Parallel streams",
+                             doc="samples presented side by side (the protocol: 100)")
+    speed = param.Number(default=2.0, bounds=(0.1, 20.0), label="Speed (samples/s)",
+                         doc="samples per second on the stream shown")
+    full_speed = param.Boolean(default=False, label="As fast as possible")
+    layer = param.Integer(default=3, bounds=(1, 6), label="Heat-map layer")
+    seed = param.Integer(default=42, bounds=(0, 2**31 - 1), label="Seed")
+    playing = param.Boolean(default=False)
+    message = param.String(default="")
+    level = param.String(default="info")
+
+    def __init__(self, **params):
+        start = params.get("start", "trained")
+        for k, v in DEFAULTS[start].items():
+            params.setdefault(k, v)
+        super().__init__(**params)
+        self.sim = None
+        self.build()
+        self.param.watch(self._on_rebuild, ["start", "streams", "seed"])
+        self.param.watch(self._on_mode, "mode")
+        self.param.watch(self._on_lr, "lr")
+        self.param.watch(self._on_learning, "learning")
+
+    # ------------------------------------------------------------------ building
+    def build(self):
+        """A fresh network, data stream and simulator for the current settings."""
+        d = dataset()
+        B = int(self.streams)
+        net = make_network("15k", self.mode, self.seed, B)
+        if self.start == "trained":
+            self.meta = load_parameters(io.BytesIO(_checkpoint_bytes()), net)
+            x, y = d["x_val"], d["y_val"]
+            self.epoch_offset = int(self.meta["epochs_completed"])
+            self.val_history = [(r["epoch"], r["val_acc"]) for r in self.meta["history"]]
+        else:
+            self.meta = None
+            x, y = d["x_train"], d["y_train"]
+            self.epoch_offset = 0
+            self.val_history = []
+        self.source = LabelledSequences(x, y, N_CLASSES, DT, B, seed=self.seed)
+        self.sim = Simulator(net, self.source.inputs, target=self.source.targets,
+                             optimizer="adam", lr=self.lr,
+                             learn=LEARN if self.learning else {},
+                             record=("output", "error", "r"), window=WINDOW, record_every=1)
+        self.net = net
+        L = self.source.steps_per_sample
+        self.L = L
+        self.edges = np.cumsum([0] + net.layer_sizes[1:])
+        self.seen = 0                    # recorded steps already collected
+        self.samples = 0                 # completed samples on stream 0
+        self.acc_sum = np.zeros(N_CLASSES)   # output summed over the current sample so far
+        self.results = collections.deque(maxlen=max(ACC_OVER, CONFUSION_OVER))
+        self.last_result = None          # (label, prediction, summed output)
+        self.accuracy_curve = []         # (samples, running accuracy %), kept short below
+        self.error_curve = collections.deque(maxlen=3 * L // ERROR_BLOCK)  # (t, |e| per layer)
+        self.new_errors = []
+        self.new_accuracy = []
+        self.validations = []            # (epoch, val_acc) measured in this session
+        self._pending_val = None
+        self._carry = 0.0
+        self.cost_per_step = 2e-4        # measured below (s of wall time per Euler step)
+        self.version = getattr(self, "version", 0) + 1
+        self.diverged = None
+
+    def _on_rebuild(self, *events):
+        names = {e.name for e in events}
+        if "start" in names:
+            with param.parameterized.discard_events(self):
+                for k, v in DEFAULTS[self.start].items():
+                    setattr(self, k, v)
+        self.build()
+
+    def _on_mode(self, event):
+        self.sim.set_rule(event.new)
+
+    def _on_lr(self, event):
+        self.sim.lr = float(event.new)
+
+    def _on_learning(self, event):
+        self.sim.learn = LEARN if event.new else {}
+
+    def reset(self):
+        self.build()
+
+    def notify(self, text, level="info"):
+        self.param.update(message=str(text), level=level)
+
+    def pause(self):
+        self.playing = False
+
+    # ------------------------------------------------------------------ stream 0
+    def current(self):
+        """(sample index, label, point) shown on stream 0 at the next step."""
+        k = self.sim.n_steps
+        idx, point = self.source.sample_index(np.array([k]))
+        i = int(idx[0, 0])
+        return i, int(self.source.labels[i]), int(point[0])
+
+    @property
+    def epoch(self):
+        """Completed epochs of this session's stream (plus the checkpoint's)."""
+        return self.epoch_offset + self.sim.n_steps // self.source.steps_per_epoch
+
+    # ------------------------------------------------------------------ simulation
+    def steps_wanted(self, wall_dt):
+        """Euler steps that ``wall_dt`` seconds of play ask for at the current speed."""
+        if self.full_speed:
+            return WINDOW - 1
+        self._carry += self.speed * self.L * wall_dt
+        n = int(self._carry)
+        self._carry -= n
+        return min(n, WINDOW - 1)
+
+    def advance(self, wall_dt=0.0, n_steps=None, budget_s=BUDGET_S):
+        """Simulate ``n_steps`` (default: what ``wall_dt`` asks for) within ``budget_s`` of
+        wall time, then collect the new steps of stream 0. Returns the steps simulated."""
+        if self.sim is None or self.diverged is not None:
+            return 0
+        want = self.steps_wanted(wall_dt) if n_steps is None else min(int(n_steps),
+                                                                         WINDOW - 1)
+        done = 0
+        t0 = time.perf_counter()
+        try:
+            while done < want:
+                chunk = max(1, min(want - done, int(CHUNK_S / self.cost_per_step)))
+                if n_steps is None and done and \
+                        time.perf_counter() - t0 + chunk * self.cost_per_step > budget_s:
+                    break
+                c0 = time.perf_counter()
+                self.sim.run_steps(chunk)
+                dt = time.perf_counter() - c0
+                done += chunk
+                # per-step cost, smoothed: sizes the next chunks
+                self.cost_per_step = 0.7 * self.cost_per_step + 0.3 * dt / chunk
+                if n_steps is None and time.perf_counter() - t0 >= budget_s:
+                    break
+        except SimulationDiverged as exc:
+            self.diverged = exc
+            self.playing = False
+            self.notify(f"The network diverged ({exc}); press Reset.", "danger")
+        self.collect()
+        self._check_validation()
+        return done
+
+    def collect(self):
+        """Read the steps recorded since the last call: per-sample read-out of stream 0
+        (argmax of the output summed over its steps, as :func:`gle_core.datasets.evaluate`),
+        |e| per layer."""
+        probes = self.sim.probes
+        total = probes["output"].total
+        n = total - self.seen
+        if n <= 0:
+            return
+        out = probes["output"].since(self.seen)
+        err = probes["error"].since(self.seen)
+        k0 = self.seen
+        self.seen = total
+        L = self.L
+        pos = 0
+        while pos < n:
+            k = k0 + pos
+            within = k % L
+            take = min(n - pos, L - within)
+            self.acc_sum += out[pos:pos + take].sum(axis=0)
+            if within + take == L:                  # the sample is complete
+                idx, _ = self.source.sample_index(np.array([k]))
+                label = int(self.source.labels[idx[0, 0]])
+                pred = int(np.argmax(self.acc_sum))
+                self.last_result = (label, pred, self.acc_sum.copy())
+                self.results.append((label, pred))
+                self.samples += 1
+                last = list(self.results)[-ACC_OVER:]
+                acc = 100.0 * sum(a == b for a, b in last) / len(last)
+                self.accuracy_curve.append((self.samples, acc))
+                self.new_accuracy.append((self.samples, acc))
+                if len(self.accuracy_curve) > 20000:
+                    del self.accuracy_curve[:10000]
+                self.acc_sum = np.zeros(N_CLASSES)
+                if self.learning and (k + 1) % self.source.steps_per_epoch == 0:
+                    self._start_validation()
+            pos += take
+        # |e| per layer (mean over neurons), averaged over blocks of ERROR_BLOCK steps
+        e = np.abs(err)
+        per_layer = np.stack([e[:, a:b].mean(axis=1) for a, b in
+                              zip(self.edges[:-1], self.edges[1:])], axis=1)
+        first = (-k0) % ERROR_BLOCK
+        for j in range(first, n - ERROR_BLOCK + 1, ERROR_BLOCK):
+            row = (float((k0 + j) * DT), per_layer[j:j + ERROR_BLOCK].mean(axis=0))
+            self.error_curve.append(row)
+            self.new_errors.append(row)
+        # the views take these each frame; a caller that never renders keeps them bounded
+        del self.new_errors[:-self.error_curve.maxlen]
+        del self.new_accuracy[:-1000]
+
+    def running_accuracy(self, n=ACC_OVER):
+        last = list(self.results)[-n:]
+        if not last:
+            return float("nan")
+        return 100.0 * sum(a == b for a, b in last) / len(last)
+
+    def confusion(self, n=CONFUSION_OVER):
+        """Counts [true, predicted] over the last ``n`` samples of stream 0."""
+        m = np.zeros((N_CLASSES, N_CLASSES), dtype=int)
+        for a, b in list(self.results)[-n:]:
+            m[a, b] += 1
+        return m
+
+    def heat(self):
+        """Rates of hidden layer ``layer`` over the last sample's steps (neurons × time)."""
+        r = self.sim.probes["r"].last(self.L)
+        a, b = self.edges[self.layer - 1], self.edges[self.layer]
+        return r[:, a:b].T
+
+    def current_outputs(self):
+        """Output rates of stream 0 over the current sample so far (steps × 10)."""
+        _, _, point = self.current()
+        return self.sim.probes["output"].last(point)
+
+    # ------------------------------------------------------------------ validation
+    def _start_validation(self):
+        """Validate on the held-out set (paper protocol: batch 1000, training state tiled,
+        learning off) in a worker thread, from a snapshot of the network."""
+        if self._pending_val is not None:
+            return
+        d = dataset()
+        val = LabelledSequences(d["x_val"], d["y_val"], N_CLASSES, DT, len(d["y_val"]),
+                                shuffle=False)
+        snap = tile_state(self.net, val.batch_size)
+        epoch = self.epoch
+        self._pending_val = (epoch, self.version,
+                             _validator.submit(evaluate, snap, val))
+
+    def _check_validation(self):
+        p = self._pending_val
+        if p is None or not p[2].done():
+            return
+        self._pending_val = None
+        epoch, version, fut = p
+        if version != self.version or fut.exception() is not None:
+            return
+        self.validations.append((epoch, 100.0 * fut.result()["accuracy"]))
+
+    # ------------------------------------------------------------------ export, URL
+    def accuracy_csv(self):
+        """The accuracy curve as CSV text (running accuracy per sample; validation per
+        epoch), with the run's settings in a comment line."""
+        buf = io.StringIO()
+        buf.write(f"# GLE Lab MNIST-1D: {self.query_string()}\n")
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["kind", "x", "accuracy_percent"])
+        for s, a in self.accuracy_curve:
+            w.writerow(["running_last_%d_samples" % ACC_OVER, s, f"{a:.2f}"])
+        for e, a in self.val_history + self.validations:
+            w.writerow(["validation_epoch", e, f"{a:.2f}"])
+        return buf.getvalue()
+
+    URL_KEYS = ("start", "mode", "lr", "seed", "streams", "learning")
+
+    def query_string(self):
+        parts = ["preset=mnist1d"]
+        for k in self.URL_KEYS:
+            v = getattr(self, k)
+            if isinstance(v, bool):
+                v = str(v).lower()
+            elif isinstance(v, float):
+                v = f"{v:.4g}"
+            parts.append(f"{k}={v}")
+        return "?" + "&".join(parts)
+
+    @classmethod
+    def from_query(cls, query):
+        """Settings from URL query values (strings or parsed); bad ones are reported, not
+        applied. Returns ``(settings, problems)``."""
+        out, problems = {}, []
+        conv = {"start": str, "mode": str, "lr": float, "seed": int, "streams": int,
+                "learning": lambda v: v if isinstance(v, bool) else
+                str(v).lower() in ("1", "true", "yes", "on")}
+        for k in cls.URL_KEYS:
+            if k not in query or query[k] is None:
+                continue
+            v = query[k]
+            if isinstance(v, list):
+                v = v[-1]
+            if isinstance(v, bytes):
+                v = v.decode()
+            try:
+                v = conv[k](v)
+                cls.param[k]._validate(v)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{k}={html.escape(str(query[k]))[:40]}: {exc}")
+                continue
+            out[k] = v
+        return out, problems
+
+
+# ---------------------------------------------------------------------- dashboard
+class MnistDashboard:
+    """The MNIST-1D page: controls, five render-only views and the frame callback."""
+
+    def __init__(self, **settings):
+        from gle_lab.views.mnist_accuracy import MnistAccuracyView
+        from gle_lab.views.mnist_confusion import MnistConfusionView
+        from gle_lab.views.mnist_credit import MnistCreditView
+        from gle_lab.views.mnist_output import MnistOutputView
+        from gle_lab.views.mnist_sample import MnistSampleView
+        self.state = lab = MnistLab(**settings)
+        self.sample = MnistSampleView(lab)
+        self.output = MnistOutputView(lab)
+        self.accuracy = MnistAccuracyView(lab)
+        self.credit = MnistCreditView(lab)
+        self.confusion = MnistConfusionView(lab)
+        self.views = [self.sample, self.output, self.accuracy, self.credit, self.confusion]
+        self.callback = None
+        self.frame = 0
+        self._last_tick = None
+        self.tick_seconds = []           # server CPU of recent frames (benchmarks)
+        self.sim_seconds = []            # of which simulating
+        self.steps_done = []
+        self.location = None
+        lab.param.watch(self._on_playing, "playing")
+        lab.param.watch(self._on_built, ["start", "streams", "seed"])
+        lab.param.watch(lambda e: self.render(force=True), "layer")
+        lab.param.watch(self._push_url, list(MnistLab.URL_KEYS))
+        self.layout = self._layout()
+        self.render(force=True)
+
+    # ------------------------------------------------------------------ layout
+    def _layout(self):
+        lab = self.state
+        self.play = pn.widgets.Button(label="▶ Play", color="primary", width=90)
+        self.play.on_click(lambda e: setattr(lab, "playing", not lab.playing))
+        self.step_button = pn.widgets.Button(label="Step", width=70)
+        self.step_button.on_click(lambda e: self.single_step())
+        self.reset_button = pn.widgets.Button(label="Reset", width=70)
+        self.reset_button.on_click(lambda e: self.reset())
+        widgets = pn.Param(
+            lab, parameters=["start", "mode", "learning", "lr", "streams", "speed",
+                             "full_speed", "layer", "seed"],
+            widgets={"start": {"type": pn.widgets.RadioButtonGroup,
+                               "options": {"trained": "trained", "from scratch": "scratch"}},
+                     "mode": {"type": pn.widgets.RadioButtonGroup,
+                              "options": {"GLE": "gle", "IE": "ie"}},
+                     "lr": {"type": pn.widgets.FloatInput, "step": 1e-4, "format": "0.[0000]"},
+                     "speed": {"type": pn.widgets.FloatSlider, "step": 0.1},
+                     "layer": {"type": pn.widgets.IntSlider},
+                     "seed": {"type": pn.widgets.IntInput}},
+            show_name=False, sizing_mode="stretch_width")
+        self.status = pn.pane.HTML("", sizing_mode="stretch_width",
+                                   css_classes=["gle-mnist-status"])
+        self.notice = pn.pane.Alert("", alert_type="info", visible=False,
+                                    sizing_mode="stretch_width")
+        lab.param.watch(self._on_message, ["message", "level"])
+        self.download = pn.widgets.FileDownload(
+            callback=lambda: io.StringIO(self.state.accuracy_csv()),
+            filename="gle-lab-mnist1d-accuracy.csv", label="Accuracy curve (CSV)",
+            color="light", sizing_mode="stretch_width")
+        self.back = pn.pane.HTML("<a href='?preset=phase_inversion'>← other presets</a>",
+                                 margin=(4, 10))
+        controls = pn.Column(
+            pn.pane.Markdown("### Learning a real task: MNIST-1D (paper Fig. 6)"),
+            pn.Row(self.play, self.step_button, self.reset_button),
+            widgets, self.status, self.download, self.back,
+            width=320, css_classes=["gle-view-mnist-controls"])
+        about = pn.pane.Markdown(self._about(), sizing_mode="stretch_width",
+                                 css_classes=["gle-mnist-about"])
+        grid = pn.Column(
+            self.notice,
+            pn.Row(self.sample, self.output, sizing_mode="stretch_width"),
+            pn.Row(self.accuracy, self.confusion, sizing_mode="stretch_width"),
+            self.credit, about, sizing_mode="stretch_width")
+        return pn.Row(controls, grid, sizing_mode="stretch_width",
+                      css_classes=["gle-mnist"])
+
+    def _about(self):
+        m = checkpoint_meta()
+        return (f"The 15k network (1 → 53 → 5 × 53 tanh → 10) of `gle-run mnist1d` sees one "
+                f"point of a 360-point sequence per Euler step (dt = 0.2); its prediction is "
+                f"the class with the largest output summed over the sample. *Trained*: "
+                f"parameters from `{m['command']}` after {m['epochs_completed']} epochs "
+                f"(validation accuracy {m['val_acc']:.1f} %), shown validation samples it "
+                f"never learned from. *From scratch*: the same network learning online with "
+                f"GLE's local rules (one Adam step per dt). Published curve: "
+                f"{reference_curve()['source']}.")
+
+    def _on_message(self, *events):
+        lab = self.state
+        self.notice.object = html.escape(lab.message)
+        self.notice.alert_type = lab.level if lab.level in (
+            "info", "warning", "danger", "success") else "info"
+        self.notice.visible = bool(lab.message)
+
+    # ------------------------------------------------------------------ URL
+    def sync_location(self, location=None):
+        """Apply the link's settings (``?preset=mnist1d&start=...&seed=...``) and keep the
+        address bar following the session's settings."""
+        loc = location if location is not None else pn.state.location
+        if loc is None:
+            return
+        self.location = loc
+        settings, problems = MnistLab.from_query(dict(loc.query_params))
+        if "start" in settings:         # first: a start brings its own defaults
+            self.state.start = settings.pop("start")
+        if settings:
+            self.state.param.update(**settings)
+        if problems:
+            self.state.notify("Ignored from the link: " + "; ".join(problems), "warning")
+        self._push_url()
+
+    def _push_url(self, *events):
+        if self.location is not None:
+            q = self.state.query_string()
+            if self.location.search != q:
+                self.location.search = q
+
+    # ------------------------------------------------------------------ frames
+    def _on_playing(self, event):
+        self.play.label = "⏸ Pause" if event.new else "▶ Play"
+        self._last_tick = None
+        if self.callback is not None:
+            if event.new and not self.callback.running:
+                self.callback.start()
+            elif not event.new and self.callback.running:
+                self.callback.stop()
+
+    def _on_built(self, *events):
+        for v in self.views:
+            v.rebuild()
+        self.render(force=True)
+
+    def start(self):
+        """Create the frame callback (from ``pn.state.onload``) and play."""
+        if self.callback is None:
+            from panel.io.callbacks import PeriodicCallback
+            self.callback = PeriodicCallback(callback=self.tick, period=FRAME_MS,
+                                             background=True)
+            doc = pn.state.curdoc
+            if doc is not None:
+                pn.state._periodic.setdefault(doc, []).append(self.callback)
+            self.state.playing = True
+            if not self.callback.running:
+                self.callback.start()
+
+    def destroy(self, session_context=None):
+        if self.callback is not None:
+            self.callback.stop()
+            self.callback = None
+        self.state.sim = None
+
+    def tick(self, n_steps=None):
+        """One frame: simulate within the CPU budget, then update every view (≤ 10 Hz)."""
+        t0 = time.perf_counter()
+        lab = self.state
+        if lab.sim is None:
+            return
+        wall = FRAME_MS / 1000 if self._last_tick is None else t0 - self._last_tick
+        self._last_tick = t0
+        done = lab.advance(wall_dt=wall, n_steps=n_steps)
+        t1 = time.perf_counter()
+        with pn.io.unlocked():
+            self.render()
+        self.tick_seconds.append(time.perf_counter() - t0)
+        self.sim_seconds.append(t1 - t0)
+        self.steps_done.append(done)
+        if len(self.tick_seconds) > 1000:
+            for a in (self.tick_seconds, self.sim_seconds, self.steps_done):
+                del a[:500]
+
+    def render(self, force=False):
+        self.frame += 1
+        slow = force or self.frame % SLOW_EVERY == 0
+        for v in self.views:
+            v.update(slow=slow)
+        lab = self.state
+        total = lab.sim.n_steps * lab.streams // lab.L
+        rate = ""
+        if self.steps_done and self.sim_seconds:
+            steps = sum(self.steps_done[-10:])
+            secs = sum(self.sim_seconds[-10:]) or 1e-9
+            rate = f" · {steps / secs * lab.streams / lab.L:.0f} samples/s when simulating"
+        self.status.object = (
+            f"<b>{lab.samples}</b> samples shown · {total} presented in all "
+            f"({lab.streams} stream{'s' if lab.streams > 1 else ''}) · epoch "
+            f"{lab.epoch}{rate}")
+
+    def single_step(self):
+        """Advance one tenth of a sample while paused."""
+        self.state.advance(n_steps=self.state.L // 10)
+        self.render(force=True)
+
+    def reset(self):
+        self.state.reset()
+        for v in self.views:
+            v.rebuild()
+        self.render(force=True)
+
+
+def create_mnist_app(**settings):
+    """A new MNIST-1D session's layout (servable), refused politely beyond the per-process
+    cap of heavy sessions (:data:`gle_lab.capacity.HEAVY`)."""
+    from gle_lab.capacity import (HEAVY, heavy_full_page, purge_links, register_dashboard,
+                                  report_exception, unregister_dashboard)
+    doc = pn.state.curdoc
+    ctx = getattr(doc, "session_context", None) if doc is not None else None
+    sid = getattr(ctx, "id", None) if ctx is not None else None
+    if sid is not None and not HEAVY.try_acquire(sid):
+        return heavy_full_page()
+    try:
+        dash = MnistDashboard(**settings)
+    except Exception:
+        if sid is not None:
+            HEAVY.release(sid)
+        raise
+    dash.sync_location()
+    pn.state.onload(dash.start)
+    if ctx is not None:
+        register_dashboard(doc, dash)
+        if pn.config.exception_handler is None:
+            pn.config.exception_handler = report_exception
+
+    def release(session_context):
+        dash.destroy()
+        if sid is not None:
+            HEAVY.release(sid)
+        unregister_dashboard(doc)
+        purge_links(dash.layout)
+    pn.state.on_session_destroyed(release)
+    dash.layout.dashboard = dash
+    return dash.layout

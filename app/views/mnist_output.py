@@ -1,0 +1,97 @@
+"""The 10 output rates over the current sample and their running sum as a bar per class,
+with the prediction (argmax of the sum, paper Fig. 6 read-out) and whether it is right."""
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+from bokeh.models import ColumnDataSource, FactorRange
+from panel.viewable import Viewer
+
+from .mnist_common import CLASS_COLORS, NEUTRAL, RIGHT, WRONG, figure
+
+CLASSES = [str(c) for c in range(10)]
+
+
+class MnistOutputView(Viewer):
+    """Output rates of stream 0 (lines) and their running sums (bars)."""
+
+    def __init__(self, lab, **params):
+        super().__init__(**params)
+        self.lab = lab
+        self.rates = ColumnDataSource({"t": [], **{f"o{c}": [] for c in range(10)}})
+        self.bars = ColumnDataSource({"cls": CLASSES, "sum": [0.0] * 10,
+                                      "color": [NEUTRAL] * 10, "line": [0.0] * 10})
+        self.prediction = None       # prediction shown for the current sample so far
+        self.last_shown = None       # (label, prediction) of the last completed sample
+        self._key = None
+        self._point = 0
+        self.text = pn.pane.HTML("", sizing_mode="stretch_width",
+                                 css_classes=["gle-mnist-prediction"], margin=(0, 10))
+        self.pane = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_width")
+        self.layout = pn.Column(self.text, self.pane, sizing_mode="stretch_width", margin=0,
+                                css_classes=["gle-view-mnist-output"])
+
+    def _figure(self):
+        lines = figure("Output rates over the sample", "step", "rate", height=200)
+        for c in range(10):
+            lines.line("t", f"o{c}", source=self.rates, color=CLASS_COLORS[c], line_width=2,
+                       legend_label=CLASSES[c])
+        lines.legend.orientation = "horizontal"
+        lines.legend.label_text_font_size = "10px"
+        lines.legend.location = "top_left"
+        lines.x_range.start, lines.x_range.end = 0, 360
+        bars = figure("Running sum per class (prediction = largest)", "class",
+                      "Σ output", height=200, x_range=FactorRange(*CLASSES))
+        bars.vbar(x="cls", top="sum", width=0.8, source=self.bars, fill_color="color",
+                  line_color="#1a1a1a", line_width="line")
+        self.lines_fig, self.bars_fig = lines, bars
+        return _row(lines, bars)
+
+    def rebuild(self):
+        self._key = None
+
+    def update(self, slow=False):
+        lab = self.lab
+        i, label, point = lab.current()
+        key = (lab.version, lab.sim.n_steps // lab.L)
+        out = lab.current_outputs()
+        if key != self._key or point < self._point:
+            self._key = key
+            self.rates.data = {"t": np.arange(len(out)),
+                               **{f"o{c}": out[:, c] for c in range(10)}}
+        elif point > self._point:
+            new = out[self._point:]
+            self.rates.stream({"t": np.arange(self._point, point),
+                               **{f"o{c}": new[:, c] for c in range(10)}})
+        self._point = point
+        s = lab.acc_sum
+        if point == 0 and lab.last_result is not None:
+            # between samples: the completed sample's sums stay on screen
+            label, pred, s = lab.last_result
+        pred = int(np.argmax(s)) if point or lab.last_result is not None else None
+        colors = [NEUTRAL] * 10
+        if pred is not None:
+            colors[pred] = RIGHT if pred == label else WRONG
+        width = [0.0] * 10
+        width[label] = 3.0
+        self.bars.data = {"cls": CLASSES, "sum": np.asarray(s, float).copy(),
+                          "color": colors, "line": width}
+        self.prediction = pred
+        last = lab.last_result
+        self.last_shown = None if last is None else (last[0], last[1])
+        now = ("–" if pred is None else
+               f"<b style='color:{RIGHT if pred == label else WRONG}'>{pred} "
+               f"{'✓' if pred == label else '✗'}</b>")
+        prev = ("" if last is None else
+                f" · last sample: true {last[0]}, predicted {last[1]} "
+                f"{'✓' if last[0] == last[1] else '✗'}")
+        self.text.object = (f"<span style='font-size:16px'>Prediction so far: {now} "
+                            f"(true {label}, step {point}/360){prev}</span>")
+
+    def __panel__(self):
+        return self.layout
+
+
+def _row(*figs):
+    from bokeh.layouts import row
+    return row(*figs, sizing_mode="stretch_width")

@@ -1,0 +1,197 @@
+"""The MNIST-1D preset (issue #14): both starts, frames, the read-out, the trained checkpoint
+against gle_core's own read-out, the per-process cap of heavy sessions."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from bokeh.document import Document
+
+from gle_core.datasets import LabelledSequences, evaluate
+from gle_core.mnist1d import DT, load_parameters, make_network
+
+from .test_capacity import _destroy, _session_doc
+
+L = 360
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    from gle_lab import mnist
+    mnist.dataset()
+    return mnist
+
+
+def _snapshot(dash):
+    return {"sample": (dict(dash.sample.source.data)["x"].copy(), dash.sample.cursor.location),
+            "bars": np.array(dash.output.bars.data["sum"], float),
+            "rates": len(dash.output.rates.data["t"]),
+            "running": len(dash.accuracy.running.data["acc"]),
+            "errors": len(dash.credit.errors.data["t"]),
+            "heat": np.array(dash.credit.heat_source.data["image"][0]),
+            "confusion": int(dash.confusion.matrix.sum())}
+
+
+@pytest.mark.parametrize("start,streams", [("trained", 1), ("scratch", 100)])
+def test_both_starts_build_and_frames_update_every_view(mnist, start, streams):
+    dash = mnist.MnistDashboard(start=start)
+    lab = dash.state
+    assert lab.start == start and lab.streams == streams
+    assert lab.learning == (start == "scratch")
+    dash.layout.get_root(Document())          # the whole page builds into a document
+    before = _snapshot(dash)
+    assert before["confusion"] == 0 and before["running"] == 0
+    for _ in range(5):                      # frames 2..6: the last one redraws the slow views
+        dash.tick(n_steps=300)
+    after = _snapshot(dash)
+    assert lab.sim.n_steps == 1500 and lab.samples == 1500 // L
+    assert not np.array_equal(before["sample"][0], after["sample"][0]) or \
+        before["sample"][1] != after["sample"][1]
+    assert after["sample"][1] == 1500 % L                  # the cursor is at the step shown
+    assert not np.array_equal(before["bars"], after["bars"])
+    assert after["rates"] == 1500 % L                     # this sample's steps so far
+    assert after["running"] == lab.samples                 # one point per completed sample
+    assert after["errors"] > before["errors"]
+    assert after["heat"].shape == (53, L // 2) and np.ptp(after["heat"]) > 0
+    assert after["confusion"] == lab.samples
+    # the sample on screen is the one stream 0 is being shown, with its label
+    i, label, point = lab.current()
+    np.testing.assert_array_equal(dash.sample.source.data["x"], lab.source.x[i, :, 0])
+    assert f"true label {label}" in dash.sample.fig.title.text
+
+
+def test_readout_shown_is_argmax_of_summed_outputs(mnist):
+    dash = mnist.MnistDashboard(start="trained")
+    lab = dash.state
+    dash.tick(n_steps=2 * L + 123)
+    out = lab.sim.probes["output"].last(L + 123)
+    current, finished = out[L:], out[:L]
+    # independent of the lab's bookkeeping: the recorded outputs of stream 0
+    assert dash.output.prediction == int(np.argmax(current.sum(axis=0)))
+    assert dash.output.last_shown[1] == int(np.argmax(finished.sum(axis=0)))
+    np.testing.assert_allclose(dash.output.bars.data["sum"], current.sum(axis=0))
+    idx, _ = lab.source.sample_index(np.array([L]))
+    assert dash.output.last_shown[0] == lab.source.labels[idx[0, 0]]
+    assert lab.results[-1] == dash.output.last_shown
+    # the bar of the prediction is coloured right/wrong against the true label
+    _, label, _ = lab.current()
+    from gle_lab.views.mnist_common import RIGHT, WRONG
+    color = dash.output.bars.data["color"][dash.output.prediction]
+    assert color == (RIGHT if dash.output.prediction == label else WRONG)
+
+
+def test_trained_checkpoint_classifies_as_gle_core(mnist):
+    """The live session (learning off, one stream, from rest) predicts the first validation
+    samples it shows exactly as gle_core's read-out (datasets.evaluate) of the shipped
+    parameters does on the same samples in the same order."""
+    meta = mnist.checkpoint_meta()
+    for key in ("command", "seed", "epochs_completed", "val_acc", "history"):
+        assert key in meta
+    assert meta["command"].startswith("gle-run mnist1d --net 15k")
+    assert meta["history"][-1]["val_acc"] == meta["val_acc"]
+    assert meta["epochs_completed"] == meta["history"][-1]["epoch"] >= 1
+    dash = mnist.MnistDashboard(start="trained", seed=7)
+    lab = dash.state
+    n = 6
+    while lab.samples < n:
+        lab.advance(n_steps=1000)
+    shown = [p for _, p in list(lab.results)[:n]]
+    d = mnist.dataset()
+    order = lab.source.permutation(0)[:n]
+    net = make_network("15k", "gle", 0, 1)
+    with mnist.asset(*mnist.CHECKPOINT).open("rb") as f:
+        load_parameters(f, net)
+    ref = evaluate(net, LabelledSequences(d["x_val"][order], d["y_val"][order], 10, DT, 1,
+                                          shuffle=False), tile=False)
+    assert shown == list(ref["predictions"])
+    assert [t for t, _ in list(lab.results)[:n]] == list(d["y_val"][order])
+    # a trained network beats chance on these (6 of 6 at chance would be 1e-6)
+    assert np.mean(ref["predictions"] == d["y_val"][order]) >= 0.5
+
+
+def test_controls_change_the_running_simulation(mnist):
+    lab = mnist.MnistLab(start="scratch", streams=10)
+    sim = lab.sim
+    lab.mode = "ie"
+    assert sim.network.error_mode == "ie"
+    lab.lr = 3e-4
+    assert sim.lr == pytest.approx(3e-4)
+    lab.learning = False
+    assert sim.learn == {}
+    lab.streams = 1                                # a structural change rebuilds
+    assert lab.sim is not sim and lab.sim.network.batch_size == 1
+    lab.start = "trained"                          # brings the trained defaults
+    assert lab.streams == 1 and not lab.learning and lab.meta is not None
+    with pytest.raises(ValueError):
+        lab.lr = 1.0
+
+
+def test_url_reproduces_the_run_and_csv_export(mnist):
+    settings, problems = mnist.MnistLab.from_query(
+        {"preset": "mnist1d", "start": "scratch", "mode": "ie", "lr": "0.0005", "seed": "3",
+         "streams": "10", "learning": "true", "bogus": "1"})
+    assert problems == []
+    dash = mnist.MnistDashboard()
+
+    class Loc:
+        query_params = {"start": "scratch", "mode": "ie", "lr": 0.0005, "seed": 3,
+                        "streams": 10, "lr_bad": 1}
+        search = ""
+    loc = Loc()
+    dash.sync_location(loc)
+    lab = dash.state
+    assert (lab.start, lab.mode, lab.lr, lab.seed, lab.streams) == ("scratch", "ie", 5e-4, 3,
+                                                                     10)
+    assert loc.search == lab.query_string()
+    again, _ = mnist.MnistLab.from_query(dict(
+        kv.split("=") for kv in loc.search.lstrip("?").split("&")))
+    assert again == {**settings, "learning": True}
+    bad, problems = mnist.MnistLab.from_query({"lr": "5", "streams": "7", "mode": "x"})
+    assert bad == {} and len(problems) == 3
+    lab.streams = 1
+    for _ in range(3):
+        dash.tick(n_steps=L)
+    text = lab.accuracy_csv()
+    rows = [r for r in text.splitlines() if r.startswith("running")]
+    assert text.startswith("# GLE Lab MNIST-1D: ?preset=mnist1d")
+    assert len(rows) == 3 and rows[-1].split(",")[1] == "3"
+    assert float(rows[-1].split(",")[2]) == pytest.approx(lab.running_accuracy())
+
+
+def test_create_app_hook_and_heavy_cap_refuses_politely(mnist):
+    from panel.io.state import set_curdoc
+
+    from gle_lab import capacity
+    from gle_lab.main import create_app
+    old = capacity.HEAVY.max_sessions
+    capacity.HEAVY.max_sessions = 1
+    try:
+        doc1, ctx1 = _session_doc("heavy-1")
+        doc2, ctx2 = _session_doc("heavy-2")
+        with set_curdoc(doc1):
+            first = create_app(preset="mnist1d")
+        with set_curdoc(doc2):
+            second = create_app(preset="mnist1d")
+        assert isinstance(first.dashboard, mnist.MnistDashboard)
+        assert capacity.HEAVY_FULL_MESSAGE in second.object
+        assert "another preset" in second.object and not hasattr(second, "dashboard")
+        assert capacity.HEAVY.active == 1
+        _destroy(doc1, ctx1)                       # the first visitor leaves
+        assert capacity.HEAVY.active == 0 and first.dashboard.state.sim is None
+        doc3, ctx3 = _session_doc("heavy-3")
+        with set_curdoc(doc3):
+            third = create_app(preset="mnist1d")
+        assert isinstance(third.dashboard, mnist.MnistDashboard)
+        _destroy(doc3, ctx3)
+        _destroy(doc2, ctx2)
+    finally:
+        capacity.HEAVY.max_sessions = old
+
+
+def test_serve_option_max_heavy_sessions():
+    from gle_lab.serve import parse_args
+    assert parse_args(["--max-heavy-sessions", "3"]).max_heavy_sessions == 3
+    assert parse_args([]).max_heavy_sessions is None      # capacity.DEFAULT_MAX_HEAVY
+    with pytest.raises(SystemExit):
+        parse_args(["--max-heavy-sessions", "-1"])
