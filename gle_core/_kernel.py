@@ -36,10 +36,11 @@ import time
 
 import numpy as np
 
-from .activations import ACTIVATIONS
-from .errors import SimulationDiverged
-from .network import PARAMETER_KINDS, STATE_NAMES, GLENetwork
-from .optimizers import SGD, Adam, Momentum
+from .plan import (N_KINDS, N_STATES, P_INPUT, P_LOSS, P_OUTPUT, P_PARAM, P_STATE, P_T,
+                   P_TARGET, R_BAD_KIND, R_BAD_LAYER, R_CUR, R_DONE, R_STATUS, R_TEACHER_CUR,
+                   S_BAD_LOSS, S_BAD_STUDENT, S_BAD_TEACHER, S_BAD_UPDATE, S_OK, S_UNBOUNDED,
+                   V_D as _D, V_E as _E, V_EPS as _EPS, V_R as _R, V_RP as _RP, V_U as _U,
+                   V_UD as _UD, V_UH as _UH, V_V as _V, BOUND_CHECK_EVERY as check_every)
 
 try:  # numba is optional: without it the simulator uses the numpy path
     from numba import njit
@@ -47,23 +48,8 @@ try:  # numba is optional: without it the simulator uses the numpy path
 except ImportError:  # pragma: no cover - exercised only without numba
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "ACTIVATION_CODES", "Unsupported", "unsupported_reason", "run_steps",
-           "warm_up"]
+__all__ = ["HAVE_NUMBA", "run", "warm_up"]
 
-#: activation name -> code used in the kernel
-ACTIVATION_CODES = {"linear": 0, "tanh": 1, "sigmoid": 2, "softplus": 3, "relu": 4,
-                    "hard_sigmoid": 5, "hard_tanh": 6}
-_KIND_CODES = {k: i for i, k in enumerate(PARAMETER_KINDS)}   # W, b, tau_m, tau_r
-_OPT_CODES = {SGD: 0, Momentum: 1, Adam: 2}
-
-# state variables of the packed buffer: STATE_NAMES in order, then the error arriving from
-# above (the feedback W_{ℓ+1}ᵀ e_{ℓ+1} for hidden layers, the output drive g for the output)
-_U, _UD, _UH, _R, _RP, _EPS, _V, _E, _D = range(9)
-N_VARS = 9
-# probe slots: RECORDABLE order = t, input, output, target, loss, STATE_NAMES, PARAMETER_KINDS
-_N_PROBES = 5 + len(STATE_NAMES) + len(PARAMETER_KINDS)
-# kernel status codes
-_OK, _BAD_STUDENT, _BAD_TEACHER, _BAD_LOSS, _BAD_UPDATE, _UNBOUNDED = range(6)
 _LOG2 = math.log(2.0)          # numpy's NPY_LOGE2 as a double
 #: layers with n_out * n_in * batch at least this use BLAS (np.dot) for their products
 _BLAS_MIN = 4096
@@ -434,16 +420,54 @@ if HAVE_NUMBA:
                 probe[row, c] = A[o + i * B]
                 c += 1
 
+    @njit(cache=True, error_model="numpy")
+    def _optimizer_step(code, lr, mu, b1, b2, oeps, init, count, G, Pv, Mv, Vv, Po, Mo, Vo):
+        """The optimizer update of one parameter array (:mod:`gle_core.optimizers`: SGD,
+        momentum, Adam with bias correction) written to ``Po``, ``Mo``, ``Vo`` (``count`` is
+        the step number after this update). Returns True if every new value is finite."""
+        bad = False
+        size = G.shape[0]
+        if code == 0:                                  # θ ← θ - lr g
+            for q in range(size):
+                pn = Pv[q] - lr * G[q]
+                Po[q] = pn
+                bad |= pn - pn != 0.0
+        elif code == 1:                                # m ← μ m + g, θ ← θ - lr m
+            for q in range(size):
+                mm = Mv[q] * mu + G[q] if init else G[q]
+                pn = Pv[q] - lr * mm
+                Mo[q] = mm
+                Po[q] = pn
+                bad |= ((pn - pn) + (mm - mm)) != 0.0
+        else:                                          # Adam
+            c1 = 1.0 - b1 ** float(count)
+            c2 = 1.0 - b2 ** float(count)
+            step = lr / c1
+            for q in range(size):
+                g = G[q]
+                mm = Mv[q] * b1 + (1.0 - b1) * g
+                vv = Vv[q] * b2 + (1.0 - b2) * g * g
+                pn = Pv[q] - step * mm / (math.sqrt(vv / c2) + oeps)
+                Mo[q] = mm
+                Vo[q] = vv
+                Po[q] = pn
+                bad |= ((pn - pn) + (mm - mm) + (vv - vv)) != 0.0
+        return not bad
+
     @njit(cache=True, nogil=True, error_model="numpy")
-    def _run(n_steps, k0, X, Y, has_Y,
+    def _run(n_steps, k0, X, x0, xp, Y, y0, yp, has_Y,
              sizes, acts, noff, woff, P, S, cur, gamma, beta, ce, gle, tau_floor,
              has_teacher, t_sizes, t_acts, t_noff, t_woff, t_P, t_S, t_cur, t_gamma, t_gle,
-             B, dt, learn_from, a_kind, a_layer, a_slot, lrs, opt_code, mu, b1, b2, oeps,
-             slot_off, M, V, slot_init, slot_count, G, scal, record_every, j, probes, rec_on,
-             totals, limit, sbuf, res):
+             B, dt, learn_from, a_kind, a_layer, a_poff, lrs, opt_code, mu, b1, b2, oeps,
+             slot_off, M, V, slot_init, slot_count, U, scal, record_every, j, probes,
+             rec_on, totals, limit, sbuf, res):
         """Run up to ``n_steps`` steps of the Simulator loop (teacher, student, loss,
-        learning, recording); stops early at a non-finite value (nothing of that step is
-        committed) or after a step that fails the bound check (committed). See res codes."""
+        local learning, recording); stops early at a non-finite value (nothing of that step
+        is committed) or after a step that fails the bound check (committed).
+
+        Step k reads input row ``k - x0`` of ``X`` (``(k - x0) % xp`` when ``xp > 0``: a
+        table of one period) and likewise the target from ``Y``. See
+        :class:`gle_core.plan.KernelPlan` for the other arguments and ``res``."""
         L = sizes.shape[0] - 1
         N = noff[L]
         nW = woff[L]
@@ -453,22 +477,28 @@ if HAVE_NUMBA:
         tL = t_sizes.shape[0] - 1
         t_ob = B * t_noff[tL - 1]
         n_act = a_kind.shape[0]
-        status = _OK
+        status = S_OK
         done = 0
         for i in range(n_steps):
             k = k0 + i
-            xk = X[i]
+            xi = k - x0
+            if xp > 0:
+                xi = xi % xp
+            xk = X[xi]
             # ---- teacher forward (no target): its old output is the target
             if has_teacher:
                 if not _net_step(t_sizes, t_acts, t_noff, t_woff, t_P, t_S, t_cur, xk, xk, 0,
                                  False, B, dt, t_gamma, 0.0, False, t_gle, sbuf):
-                    status = _BAD_TEACHER
+                    status = S_BAD_TEACHER
                     break
                 yarr = t_S[t_cur, _R]
                 ybase = t_ob
                 has_y = True
             elif has_Y:
-                yarr = Y[i]
+                yi = k - y0
+                if yp > 0:
+                    yi = yi % yp
+                yarr = Y[yi]
                 ybase = 0
                 has_y = True
             else:
@@ -478,15 +508,15 @@ if HAVE_NUMBA:
             # ---- student step
             if not _net_step(sizes, acts, noff, woff, P, S, cur, xk, yarr, ybase, has_y, B,
                              dt, gamma, beta, ce, gle, sbuf):
-                status = _BAD_STUDENT
+                status = S_BAD_STUDENT
                 break
             lval = 0.0
             if has_y:
                 lval = _loss(S[cur, _R], ob, yarr, ybase, B, nout, ce)
                 if lval - lval != 0.0:
-                    status = _BAD_LOSS
+                    status = S_BAD_LOSS
                     break
-            # ---- learning, pass 1: gradients and a check that the update stays finite
+            # ---- learning: gradients and updates into U, committed only if all finite
             learning = n_act > 0 and k * dt >= learn_from - 1e-9
             if learning:
                 bad_a = -1
@@ -496,44 +526,22 @@ if HAVE_NUMBA:
                     if lr == 0.0:
                         continue
                     l = a_layer[a]
-                    po = _param_offset(kind, l, noff, woff)
+                    po = a_poff[a]
                     size = sizes[l + 1] * sizes[l] if kind == 0 else sizes[l + 1]
-                    Gv = G[po:po + size]
+                    Gv = U[0, po:po + size]
                     _gradient(kind, l, sizes, noff, S, cur, xk, B, Gv)
-                    Pv = P[po:po + size]
-                    sl = a_slot[a]
-                    so = slot_off[sl]
-                    Mv = M[so:so + size]
-                    Vv = V[so:so + size]
-                    cnt = slot_count[sl] + 1
-                    c1 = 1.0 - b1 ** float(cnt)
-                    c2 = 1.0 - b2 ** float(cnt)
-                    bad = False
-                    if opt_code == 0:
-                        for q in range(size):
-                            pn = Pv[q] - lr * Gv[q]
-                            bad |= pn - pn != 0.0
-                    elif opt_code == 1:
-                        init = slot_init[sl] != 0
-                        for q in range(size):
-                            mm = Mv[q] * mu + Gv[q] if init else Gv[q]
-                            pn = Pv[q] - lr * mm
-                            bad |= ((pn - pn) + (mm - mm)) != 0.0
-                    else:
-                        step = lr / c1
-                        for q in range(size):
-                            g = Gv[q]
-                            mm = Mv[q] * b1 + (1.0 - b1) * g
-                            vv = Vv[q] * b2 + (1.0 - b2) * g * g
-                            pn = Pv[q] - step * mm / (math.sqrt(vv / c2) + oeps)
-                            bad |= ((pn - pn) + (mm - mm) + (vv - vv)) != 0.0
-                    if bad:
+                    so = slot_off[a]
+                    if not _optimizer_step(opt_code, lr, mu, b1, b2, oeps, slot_init[a] != 0,
+                                           slot_count[a] + 1, Gv, P[po:po + size],
+                                           M[so:so + size], V[so:so + size],
+                                           U[3, po:po + size], U[1, po:po + size],
+                                           U[2, po:po + size]):
                         bad_a = a
                         break
                 if bad_a >= 0:
-                    status = _BAD_UPDATE
-                    res[4] = a_kind[bad_a]
-                    res[5] = a_layer[bad_a]
+                    status = S_BAD_UPDATE
+                    res[R_BAD_KIND] = a_kind[bad_a]
+                    res[R_BAD_LAYER] = a_layer[bad_a]
                     break
             # ---- commit the step
             if has_y:
@@ -544,48 +552,26 @@ if HAVE_NUMBA:
             cur = 1 - cur
             if has_teacher:
                 t_cur = 1 - t_cur
-            if learning:                  # pass 2: apply the updates (optimizers.py)
+            if learning:
                 tau_changed = False
                 for a in range(n_act):
                     kind = a_kind[a]
-                    lr = lrs[kind]
-                    if lr == 0.0:
+                    if lrs[kind] == 0.0:
                         continue
                     l = a_layer[a]
-                    po = _param_offset(kind, l, noff, woff)
+                    po = a_poff[a]
                     size = sizes[l + 1] * sizes[l] if kind == 0 else sizes[l + 1]
-                    Gv = G[po:po + size]
-                    Pv = P[po:po + size]
-                    sl = a_slot[a]
-                    so = slot_off[sl]
-                    Mv = M[so:so + size]
-                    Vv = V[so:so + size]
-                    slot_count[sl] += 1
-                    cnt = slot_count[sl]
-                    if opt_code == 0:
+                    so = slot_off[a]
+                    for q in range(size):
+                        P[po + q] = U[3, po + q]
+                    if opt_code >= 1:
                         for q in range(size):
-                            Pv[q] -= lr * Gv[q]
-                    elif opt_code == 1:
-                        if slot_init[sl]:
-                            for q in range(size):
-                                Mv[q] = Mv[q] * mu + Gv[q]
-                        else:
-                            for q in range(size):
-                                Mv[q] = Gv[q]
+                            M[so + q] = U[1, po + q]
+                    if opt_code == 2:
                         for q in range(size):
-                            Pv[q] -= lr * Mv[q]
-                    else:
-                        c1 = 1.0 - b1 ** float(cnt)
-                        c2 = 1.0 - b2 ** float(cnt)
-                        step = lr / c1
-                        for q in range(size):
-                            g = Gv[q]
-                            mm = Mv[q] * b1 + (1.0 - b1) * g
-                            vv = Vv[q] * b2 + (1.0 - b2) * g * g
-                            Mv[q] = mm
-                            Vv[q] = vv
-                            Pv[q] -= step * mm / (math.sqrt(vv / c2) + oeps)
-                    slot_init[sl] = 1
+                            V[so + q] = U[2, po + q]
+                    slot_count[a] += 1
+                    slot_init[a] = 1
                     if kind >= 2:
                         tau_changed = True
                 if tau_changed:              # τ floor on every τm and τr
@@ -595,23 +581,23 @@ if HAVE_NUMBA:
             done = i + 1
             # ---- record
             if (k + 1) % record_every == 0:
-                if rec_on[0]:
-                    pr = probes[0]
-                    pr[totals[0] % pr.shape[0], 0] = k * dt
-                if rec_on[1]:
-                    pr = probes[1]
-                    row = totals[1] % pr.shape[0]
+                if rec_on[P_T]:
+                    pr = probes[P_T]
+                    pr[totals[P_T] % pr.shape[0], 0] = k * dt
+                if rec_on[P_INPUT]:
+                    pr = probes[P_INPUT]
+                    row = totals[P_INPUT] % pr.shape[0]
                     for q in range(nin):
                         pr[row, q] = xk[q * B + j]
-                if rec_on[2]:
-                    pr = probes[2]
-                    row = totals[2] % pr.shape[0]
+                if rec_on[P_OUTPUT]:
+                    pr = probes[P_OUTPUT]
+                    row = totals[P_OUTPUT] % pr.shape[0]
                     Ro = S[out_cur, _R]
                     for q in range(nout):
                         pr[row, q] = Ro[ob + q * B + j]
-                if rec_on[3]:
-                    pr = probes[3]
-                    row = totals[3] % pr.shape[0]
+                if rec_on[P_TARGET]:
+                    pr = probes[P_TARGET]
+                    row = totals[P_TARGET] % pr.shape[0]
                     if has_teacher:
                         Yo = t_S[y_cur, _R]
                         for q in range(nout):
@@ -623,443 +609,92 @@ if HAVE_NUMBA:
                         for q in range(nout):
                             pr[row, q] = np.nan
                 lmean = scal[0] / scal[1] if scal[1] > 0.0 else np.nan
-                if rec_on[4]:
-                    pr = probes[4]
-                    pr[totals[4] % pr.shape[0], 0] = lmean
+                if rec_on[P_LOSS]:
+                    pr = probes[P_LOSS]
+                    pr[totals[P_LOSS] % pr.shape[0], 0] = lmean
                 if scal[1] > 0.0:
                     scal[2] = lmean
                 scal[0] = 0.0
                 scal[1] = 0.0
-                for var in range(8):
-                    if rec_on[5 + var]:
-                        pr = probes[5 + var]
-                        _record_state(pr, totals[5 + var] % pr.shape[0], S, cur, var, sizes,
-                                      noff, B, j)
-                for kind in range(4):
-                    if rec_on[13 + kind]:
-                        pr = probes[13 + kind]
-                        row = totals[13 + kind] % pr.shape[0]
+                for var in range(N_STATES):
+                    if rec_on[P_STATE + var]:
+                        pr = probes[P_STATE + var]
+                        _record_state(pr, totals[P_STATE + var] % pr.shape[0], S, cur, var,
+                                      sizes, noff, B, j)
+                for kind in range(N_KINDS):
+                    if rec_on[P_PARAM + kind]:
+                        pr = probes[P_PARAM + kind]
+                        row = totals[P_PARAM + kind] % pr.shape[0]
                         lo = 0 if kind == 0 else nW + (kind - 1) * N
                         hi = nW if kind == 0 else lo + N
                         for q in range(lo, hi):
                             pr[row, q - lo] = P[q]
-                for q in range(_N_PROBES):
+                for q in range(rec_on.shape[0]):
                     if rec_on[q]:
                         totals[q] += 1
-            # ---- periodic bound check (Simulator._check_bounded every 256 steps)
-            if (k + 1) % 256 == 0 and not _bounded(S, cur, P, limit):
-                status = _UNBOUNDED
+            # ---- periodic bound check (the simulator's BOUND_CHECK_EVERY)
+            if (k + 1) % check_every == 0 and not _bounded(S, cur, P, limit):
+                status = S_UNBOUNDED
                 break
-        res[0] = done
-        res[1] = status
-        res[2] = cur
-        res[3] = t_cur
+        res[R_DONE] = done
+        res[R_STATUS] = status
+        res[R_CUR] = cur
+        res[R_TEACHER_CUR] = t_cur
         return done
 
 
-# ---------------------------------------------------------------------------------- packing
-class Unsupported(Exception):
-    """The configuration cannot run in the kernel (the numpy path must be used)."""
+# ---------------------------------------------------------------------------------- driver
+def run(plan, n, k0, inputs, lrs, learn_from, scal, record_every, record_stream, limit):
+    """Run ``n`` steps from step ``k0`` on ``plan`` (a :class:`~gle_core.plan.KernelPlan`
+    whose :meth:`~gle_core.plan.KernelPlan.pull` has been called).
 
+    Parameters
+    ----------
+    inputs : tuple
+        ``(X, x0, xp, Y, y0, yp)``: input rows in the kernel layout, the step of row 0 and
+        the period (0: a block, read at ``k - x0``); the same for the target (``Y`` None:
+        no target).
+    lrs : array (4,)
+        Learning rate per parameter kind.
+    scal : array (3,)
+        Loss accumulator, its count and the last recorded mean loss (updated in place).
 
-class _Packed:
-    """Flat buffers of one GLENetwork (layout described in the module docstring)."""
-
-    def __init__(self, net):
-        sizes = net.layer_sizes
-        L = net.n_layers
-        self.net = net
-        self.sizes = np.asarray(sizes, dtype=np.int64)
-        self.acts = np.asarray([ACTIVATION_CODES[a] for a in net.activations], dtype=np.int64)
-        self.noff = np.concatenate(([0], np.cumsum(sizes[1:]))).astype(np.int64)
-        self.woff = np.concatenate(([0], np.cumsum([sizes[i + 1] * sizes[i]
-                                                     for i in range(L)]))).astype(np.int64)
-        self.N = int(self.noff[-1])
-        self.nW = int(self.woff[-1])
-        self.B = net.batch_size
-        # parameters: W (row-major per layer), b, tau_m, tau_r
-        self.P = np.concatenate([w.ravel() for w in net.W] + list(net.b) + list(net.tau_m)
-                                + list(net.tau_r))
-        B = self.B
-        S = np.empty((2, N_VARS, B * self.N))
-        for var, name in enumerate(STATE_NAMES):
-            S[0, var] = np.concatenate([a.T.ravel() for a in getattr(net, name)])
-        S[0, _D] = np.concatenate([a.T.ravel() for a in net._feedback]
-                                  + [np.asarray(net.output_drive, dtype=float).T.ravel()])
-        self.S = S
-        self.cur = 0
-
-    def layer(self, var, cur, l):
-        B, n = self.B, int(self.sizes[l + 1])
-        o = B * int(self.noff[l])
-        return np.ascontiguousarray(self.S[cur, var, o:o + B * n].reshape(n, B).T)
-
-    def write_back(self, done, x_last, has_target):
-        """Copy parameters (in place, as the optimizers do) and states (new arrays, as
-        GLENetwork.step does) back to the network after ``done`` steps."""
-        net, P, L = self.net, self.P, self.net.n_layers
-        nW, N = self.nW, self.N
-        for l in range(L):
-            n, m = int(self.sizes[l + 1]), int(self.sizes[l])
-            w = self.woff[l]
-            net.W[l][...] = P[w:w + n * m].reshape(n, m)
-            o = int(self.noff[l])
-            net.b[l][...] = P[nW + o:nW + o + n]
-            net.tau_m[l][...] = P[nW + N + o:nW + N + o + n]
-            net.tau_r[l][...] = P[nW + 2 * N + o:nW + 2 * N + o + n]
-        if done == 0:
-            return
-        cur = self.cur
-        for var, name in enumerate(STATE_NAMES):
-            setattr(net, name, [self.layer(var, cur, l) for l in range(L)])
-        net._feedback = [self.layer(_D, cur, l) for l in range(L - 1)]
-        g = self.layer(_D, cur, L - 1)
-        net.output_drive = g if has_target else np.zeros_like(g)
-        net.presynaptic = [np.array(x_last, dtype=float, copy=True)] + \
-            [self.layer(_R, 1 - cur, l) for l in range(L - 1)]
-        net.steps += done
-
-
-def unsupported_reason(sim):
-    """Why ``sim`` cannot use the compiled kernel (``None`` if it can)."""
-    if not HAVE_NUMBA:
-        return "numba is not installed"
-    from .simulator import Simulator
-    for name in ("_learn_step", "_record", "_check_bounded"):
-        if getattr(type(sim), name) is not getattr(Simulator, name):
-            return f"{type(sim).__name__} overrides Simulator.{name}"
-    net, teacher = sim.network, sim.teacher
-    for who, nw in (("network", net), ("teacher", teacher)):
-        if nw is None:
-            continue
-        if type(nw) is not GLENetwork:
-            return f"the {who} is a subclass of GLENetwork"
-        bad = [a for i, a in enumerate(nw.activations) if a not in ACTIVATION_CODES
-               or ACTIVATIONS.get(a) is not nw._phi[i]]
-        if bad:
-            return f"the {who} uses non-standard activations {bad}"
-        if nw.error_mode not in ("gle", "ie") or nw.loss not in ("mse", "cross_entropy"):
-            return f"the {who}'s error mode or loss is not supported"
-    if teacher is not None and (teacher.batch_size != net.batch_size
-                                or teacher.layer_sizes[-1] != net.layer_sizes[-1]):
-        return "the teacher's batch or output size differs from the student's"
-    if teacher is not None and any(np.shares_memory(a, c) for k in PARAMETER_KINDS
-                                   for a in net.parameters(k) for c in teacher.parameters(k)):
-        return "the teacher shares parameter arrays with the student"
-    if type(sim.optimizer) not in _OPT_CODES:
-        return f"optimizer {type(sim.optimizer).__name__} is not SGD, Momentum or Adam"
-    keys = [tuple(a) for a in sim._active]
-    if len(set(keys)) != len(keys):
-        return "a (kind, layer) appears twice in learn"
-    return None
-
-
-def _target_block(sim, block, m):
-    """The target block as a dense neuron-major (m, n_out * batch) array, or raise
-    Unsupported."""
-    net = sim.network
-    B, nout = net.batch_size, net.layer_sizes[-1]
-    y = np.asarray(block)
-    if y.ndim == 3 and y.dtype.kind == "f":
-        try:
-            y = np.broadcast_to(y, (m, B, nout))
-        except ValueError:
-            raise Unsupported(f"target of shape {y.shape[1:]}") from None
-    elif y.ndim == 2 and y.dtype.kind in "iu" and net.loss == "cross_entropy":
-        y = np.eye(nout)[y]
-    else:
-        raise Unsupported(f"target of shape {y.shape[1:]} and dtype {y.dtype}")
-    return np.array(np.swapaxes(y, 1, 2), dtype=float, order="C").reshape(m, nout * B)
-
-
-_DUMMY_PROBE = np.zeros((1, 1))
-
-
-def _probe_views(sim):
-    from .simulator import RECORDABLE
-    views, on, totals = [], np.zeros(_N_PROBES, np.int64), np.zeros(_N_PROBES, np.int64)
-    for q, name in enumerate(RECORDABLE):
-        rb = sim.probes.get(name)
-        if rb is None:
-            views.append(_DUMMY_PROBE)
-            continue
-        views.append(rb._data.reshape(rb.capacity, -1))
-        on[q] = 1
-        totals[q] = rb.total
-    return tuple(views), on, totals
-
-
-def _name_bad_state(packed, nxt, t, detail):
-    """The first non-finite would-be state of ``packed`` (find_divergence's order)."""
-    L = packed.net.n_layers
-    names = list(STATE_NAMES) + ["error_feedback"]
-    for var, name in enumerate(names):
-        for l in range(L):
-            a = packed.layer(var, nxt, l)
-            if not np.all(np.isfinite(a)):
-                if var == _D and l == L - 1:
-                    name = "output_drive"
-                return SimulationDiverged(name, l + 1, t, float(a[~np.isfinite(a)].flat[0]),
-                                          detail)
-    return SimulationDiverged("u", 1, t, float("nan"), detail)
-
-
-class _Blocks:
-    """Stimulus blocks for the kernel, as Simulator._inputs_at samples them (``chunk`` steps
-    from the first step outside the current block), converted once per block to the kernel's
-    neuron-major layout.
-
-    When sampling is slow (the smoothed square wave of the chain protocol costs about as much
-    as simulating it) and the stimulus is one of the pure built-in ones, the next block is
-    sampled in a background thread while the kernel (which releases the GIL) runs.
+    Returns
+    -------
+    (done, status) : steps committed and the status code (:data:`gle_core.plan.STATUS`).
     """
-
-    _executor = None
-    SLOW = 1e-3          # seconds per block above which sampling is worth a thread
-
-    def __init__(self, sim, prefetch=True):
-        from . import inputs
-        from .simulator import Simulator as _Simulator
-        self.sim = sim
-        pure = (inputs.Sine, inputs.SumOfSines, inputs.SmoothedSquare, inputs.Constant,
-                inputs.ArrayInput)
-        self.can_prefetch = prefetch and type(sim.stimulus) in pure and \
-            (sim.target is None or type(sim.target) in pure) and \
-            type(sim)._inputs_at is _Simulator._inputs_at
-        self.slow = False
-        self.pending = None          # (start, future)
-        self.converted = None        # (block_x object, X, Y or None)
-        self.next_start = None
-
-    @staticmethod
-    def _sample(stimulus, target, k, chunk, dt):
-        # the same computation as Simulator._inputs_at
-        t = (k + np.arange(chunk)) * dt
-        return stimulus.sample(t), (None if target is None else target.sample(t))
-
-    def get(self, k0, left):
-        """(i0, m, X, Y) for the steps from k0: X, Y are whole converted blocks."""
-        sim = self.sim
-        bx = sim._block_x
-        inside = bx is not None and 0 <= k0 - sim._block_start < len(bx)
-        if not inside and self.pending is not None and self.pending[0] == k0:
-            try:
-                bx, by = self.pending[1].result()
-            except Exception:        # let _inputs_at raise it again, in order
-                bx = None
-            if bx is not None:
-                sim._block_start, sim._block_x, sim._block_y = k0, bx, by
-                inside = True
-        self.pending = None
-        if not inside:
-            t0 = time.perf_counter()
-            sim._inputs_at(k0)       # samples the block starting at k0
-            self.slow = time.perf_counter() - t0 > self.SLOW
-        bx, by = sim._block_x, sim._block_y
-        if self.converted is None or self.converted[0] is not bx:
-            X = np.array(np.swapaxes(bx, 1, 2), dtype=float, order="C").reshape(len(bx), -1)
-            Y = None
-            if sim.teacher is None and by is not None:
-                Y = _target_block(sim, by, len(by))
-            self.converted = (bx, X, Y)
-        i0 = k0 - sim._block_start
-        m = min(left, len(bx) - i0)
-        # the block after this one, if this call will need it
-        self.next_start = sim._block_start + len(bx) if left > m else None
-        return i0, m, self.converted[1], self.converted[2]
-
-    def prefetch_next(self):
-        """Start sampling the next block in the background (if slow and needed)."""
-        if not (self.can_prefetch and self.slow and self.next_start is not None):
-            return
-        if _Blocks._executor is None:
-            import concurrent.futures
-            _Blocks._executor = concurrent.futures.ThreadPoolExecutor(
-                1, thread_name_prefix="gle-prefetch")
-        sim = self.sim
-        self.pending = (self.next_start, _Blocks._executor.submit(
-            self._sample, sim.stimulus, sim.target, self.next_start, sim.chunk,
-            sim.network.dt))
-
-    def close(self):
-        if self.pending is not None:
-            self.pending[1].cancel()
-            self.pending = None
-
-
-class _OptState:
-    """The optimizer's moments of the active (kind, layer) keys in flat buffers."""
-
-    def __init__(self, sim):
-        opt = self.opt = sim.optimizer
-        self.code = _OPT_CODES[type(opt)]
-        self.active = active = [(kind, int(layer)) for kind, layer in sim._active]
-        sizes = sim.network.layer_sizes
-        size = [sizes[l + 1] * sizes[l] if kind == "W" else sizes[l + 1] for kind, l in active]
-        self.off = np.concatenate(([0], np.cumsum(size))).astype(np.int64)
-        self.M = np.zeros(int(self.off[-1]))
-        self.V = np.zeros(int(self.off[-1]))
-        self.init = np.zeros(len(active), np.int64)
-        self.count = np.zeros(len(active), np.int64)
-        for s, key in enumerate(active):
-            st = opt.state.get(key)
-            if st is None or self.code == 0:
-                continue
-            self.init[s] = 1
-            sl = slice(self.off[s], self.off[s + 1])
-            if self.code == 1:
-                self.M[sl] = np.ravel(st)
-            else:
-                self.M[sl] = np.ravel(st[0])
-                self.V[sl] = np.ravel(st[1])
-                self.count[s] = st[2]
-        self.kind = np.array([_KIND_CODES[k] for k, _ in active], np.int64)
-        self.layer = np.array([l for _, l in active], np.int64)
-        self.slot = np.arange(len(active), dtype=np.int64)
-        self.mu = float(getattr(opt, "momentum", 0.0))
-        self.b1 = float(getattr(opt, "b1", 0.0))
-        self.b2 = float(getattr(opt, "b2", 0.0))
-        self.eps = float(getattr(opt, "eps", 0.0))
-
-    def write_back(self, net):
-        opt = self.opt
-        if self.code == 0:
-            return
-        for s, key in enumerate(self.active):
-            if not self.init[s]:
-                continue
-            shape = np.shape(net.parameters(key[0])[key[1]])
-            sl = slice(self.off[s], self.off[s + 1])
-            m_new = self.M[sl].reshape(shape)
-            st = opt.state.get(key)
-            if self.code == 1:
-                if st is None:
-                    opt.state[key] = m_new.copy()
-                else:
-                    st[...] = m_new
-            else:
-                v_new = self.V[sl].reshape(shape)
-                if st is None:
-                    opt.state[key] = [m_new.copy(), v_new.copy(), int(self.count[s])]
-                else:
-                    st[0][...] = m_new
-                    st[1][...] = v_new
-                    st[2] = int(self.count[s])
-
-
-def run_steps(sim, n, progress=None, prefetch=True):
-    """:meth:`Simulator.run_steps` through the compiled kernel (same effects, same errors).
-
-    Raises ``Unsupported`` *before* simulating anything if the configuration needs the numpy
-    path (the caller then falls back); a target block of an unsupported shape met later
-    makes the rest of the run fall back to the numpy path.
-    """
-    reason = unsupported_reason(sim)
-    if reason is not None:
-        raise Unsupported(reason)
-    blocks = _Blocks(sim, prefetch)
-    try:
-        _run_blocks(sim, int(n), progress, blocks)
-    finally:
-        blocks.close()
-
-
-def _run_blocks(sim, n, progress, blocks):
-    from . import simulator as _sim_mod
-    net, teacher = sim.network, sim.teacher
-    dt, B = net.dt, net.batch_size
-    L = net.n_layers
-    left = n
-    done_since_report = 0
-    sbuf = np.empty(3 * B * max(net.layer_sizes[1:]
-                                + (teacher.layer_sizes[1:] if teacher else [])))
-    res = np.zeros(6, np.int64)
-    limit = float(_sim_mod.DIVERGENCE_LIMIT)
-    while left > 0:
-        k0 = sim.n_steps
-        try:
-            i0, m, Xb, Yb = blocks.get(k0, left)
-        except Unsupported:
-            if left == n:
-                raise
-            if progress is not None and done_since_report:
-                progress(done_since_report)
-            sim._run_steps_numpy(left, progress)   # fall back for the rest
-            return
-        X = Xb[i0:i0 + m]
-        has_Y = Yb is not None
-        Y = Yb[i0:i0 + m] if has_Y else X
-        sp = _Packed(net)
-        tp = _Packed(teacher) if teacher is not None else None
-        tq = tp if tp is not None else sp     # dummy arguments when there is no teacher
-        opt = _OptState(sim)
-        lrs = np.array([sim._lrs[k] for k in PARAMETER_KINDS])
-        G = np.empty(sp.P.shape[0])
-        scal = np.array([sim._loss_acc, float(sim._loss_n), sim.last_loss])
-        probes, rec_on, totals = _probe_views(sim)
-        blocks.prefetch_next()
-        _run(m, k0, X, Y, has_Y,
-             sp.sizes, sp.acts, sp.noff, sp.woff, sp.P, sp.S, 0, net.gamma, net.beta,
-             net.loss == "cross_entropy", net.error_mode == "gle", net.tau_floor,
-             tp is not None, tq.sizes, tq.acts, tq.noff, tq.woff, tq.P, tq.S, 0,
-             teacher.gamma if tp is not None else 0.0,
-             (teacher.error_mode == "gle") if tp is not None else False,
-             B, dt, sim.learn_from, opt.kind, opt.layer, opt.slot, lrs, opt.code, opt.mu,
-             opt.b1, opt.b2, opt.eps, opt.off, opt.M, opt.V, opt.init, opt.count, G,
-             scal, sim.record_every, sim.record_stream, probes, rec_on, totals, limit, sbuf,
-             res)
-        done, status = int(res[0]), int(res[1])
-        # ---- write everything back
-        x_last = sim._block_x[i0 + done - 1] if done else None
-        sp.cur = int(res[2])
-        sp.write_back(done, x_last, tp is not None or has_Y)
-        if tp is not None:
-            tp.cur = int(res[3])
-            tp.write_back(done, x_last, False)
-        opt.write_back(net)
-        # the numpy path leaves opt.lr at the rate of the last update it applied
-        if done and (k0 + done - 1) * dt >= sim.learn_from - 1e-9:
-            for kind, _ in opt.active:
-                if sim._lrs[kind] != 0.0:
-                    sim.optimizer.lr = sim._lrs[kind]
-        sim._loss_acc, sim._loss_n, sim.last_loss = float(scal[0]), int(scal[1]), float(scal[2])
-        for q, name in enumerate(_sim_mod.RECORDABLE):
-            if rec_on[q]:
-                sim.probes[name].total = int(totals[q])
-        sim.n_steps = k0 + done
-        left -= done
-        if progress is not None and done:
-            done_since_report += done
-            if done_since_report >= 1000:
-                progress(done_since_report)
-                done_since_report = 0
-        # ---- failures
-        if status == _UNBOUNDED:
-            sim._check_bounded()              # raises the numpy path's SimulationDiverged
-        elif status != _OK:
-            t = sim.t
-            if status == _BAD_STUDENT:
-                raise _name_bad_state(sp, 1 - sp.cur, t, "non-finite value in the step")
-            if status == _BAD_TEACHER:
-                raise _name_bad_state(tp, 1 - tp.cur, t, "non-finite value in the teacher")
-            if status == _BAD_LOSS:
-                raise SimulationDiverged("loss", L, t, float("inf"), "non-finite loss")
-            kind = PARAMETER_KINDS[int(res[4])]
-            raise SimulationDiverged(kind, int(res[5]) + 1, t, float("nan"),
-                                     f"non-finite {kind} update")
-    if progress is not None and done_since_report:
-        progress(done_since_report)
-    sim._check_bounded()
+    sp, tp = plan.student, plan.teacher
+    net = sp.net
+    tq = tp if tp is not None else sp     # dummy arguments when there is no teacher
+    teacher = tp.net if tp is not None else None
+    opt = plan.opt
+    X, x0, xp, Y, y0, yp = inputs
+    has_Y = Y is not None
+    _run(int(n), int(k0), X, int(x0), int(xp), Y if has_Y else X, int(y0), int(yp), has_Y,
+         sp.sizes, sp.acts, sp.noff, sp.woff, sp.P, sp.S, sp.cur, net.gamma, net.beta,
+         net.loss == "cross_entropy", net.error_mode == "gle", net.tau_floor,
+         tp is not None, tq.sizes, tq.acts, tq.noff, tq.woff, tq.P, tq.S, tq.cur,
+         teacher.gamma if tp is not None else 0.0,
+         (teacher.error_mode == "gle") if tp is not None else False,
+         sp.B, net.dt, float(learn_from), opt.kind, opt.layer, opt.poff, lrs, opt.code,
+         opt.mu, opt.b1, opt.b2, opt.eps, opt.off, opt.M, opt.V, opt.init, opt.count,
+         plan.U, scal, int(record_every), int(record_stream), plan.probes.arrays,
+         plan.probes.on, plan.probes.totals, float(limit), plan.sbuf, plan.res)
+    return int(plan.res[R_DONE]), int(plan.res[R_STATUS])
 
 
 def warm_up():
     """Compile (or load from the on-disk cache) the kernel; returns the seconds it took."""
-    from . import inputs
-    from .simulator import Simulator
+    from .network import GLENetwork
+    from .optimizers import Adam
+    from .plan import KernelPlan
+    from .probes import RingBuffer
     t0 = time.perf_counter()
     net = GLENetwork([1, 2, 1], ["tanh", "linear"], 1.0, 0.5, dt=0.01, seed=0)
     teacher = GLENetwork([1, 2, 1], ["tanh", "linear"], 1.0, 0.5, dt=0.01, seed=1)
-    sim = Simulator(net, inputs.Sine(), teacher, learn={"W": True}, backend="numba",
-                    window=4)
-    sim.run_steps(2)
+    probes = {"t": RingBuffer(4, ()), "r": RingBuffer(4, (3,))}
+    plan = KernelPlan(net, teacher, Adam(1e-3), [("W", 0)], probes)
+    plan.pull()
+    X = np.zeros((2, 1))
+    run(plan, 2, 0, (X, 0, 0, None, 0, 0), np.full(4, 1e-3), 0.0, np.zeros(3), 1, 0, 1e12)
     return time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""Neuronal transfer functions φ and their derivatives φ′ (spec §2).
+"""Neuronal transfer functions φ, their derivatives φ′ and φ″ (docs/model.md, "Neurons").
 
 Every activation is a pair ``(phi, phi_prime)`` of numpy functions acting element-wise
 on the prospective voltage ŭ. They are written to be overflow-free for any finite input,
@@ -12,7 +12,7 @@ from scipy.special import expit
 
 from .errors import GLEParameterError
 
-__all__ = ["ACTIVATIONS", "get_activation"]
+__all__ = ["ACTIVATIONS", "SECOND_DERIVATIVES", "get_activation"]
 
 
 def _linear(x):
@@ -73,6 +73,41 @@ ACTIVATIONS = {
     "hard_sigmoid": (_hard_sigmoid, _hard_sigmoid_prime),
     "hard_tanh": (_hard_tanh, _hard_tanh_prime),
 }
+
+
+def _zero_dd(x):
+    return np.zeros_like(x)
+
+
+def _tanh_dd(x):
+    t = np.tanh(x)
+    return -2.0 * t * (1.0 - t * t)
+
+
+def _sigmoid_dd(x):
+    s = expit(x)
+    return s * (1.0 - s) * (1.0 - 2.0 * s)
+
+
+def _softplus_dd(x):
+    s = expit(x)
+    return s * (1.0 - s)
+
+
+#: name -> φ″. The exact gradient through a step differentiates φ′ (for γ ≠ 0 it enters the
+#: forward pass through ε = φ′(ŭ) ⊙ d). Piecewise-linear activations have φ″ = 0 almost
+#: everywhere (their kinks are measure-zero events of a trajectory); :data:`ZERO_CURVATURE`
+#: names them so that callers can skip the product.
+SECOND_DERIVATIVES = {
+    "linear": _zero_dd,
+    "tanh": _tanh_dd,
+    "sigmoid": _sigmoid_dd,
+    "softplus": _softplus_dd,
+    "relu": _zero_dd,
+    "hard_sigmoid": _zero_dd,
+    "hard_tanh": _zero_dd,
+}
+ZERO_CURVATURE = frozenset(k for k, f in SECOND_DERIVATIVES.items() if f is _zero_dd)
 
 
 def get_activation(name: str):

@@ -85,102 +85,35 @@ This module imports only numpy and scipy.
 """
 from __future__ import annotations
 
-import copy
-import numbers
 from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
 from scipy.signal import lfilter
-from scipy.special import expit, softmax
+from scipy.special import softmax
 
-from .config import build_network, build_stimulus
-from .errors import GLEParameterError, SimulationDiverged
-from .network import PARAMETER_KINDS, GLENetwork
-from .optimizers import make_optimizer
-from .probes import RingBuffer
-from .simulator import Simulator, check_inputs, parse_learn, parse_learning_rates, restart
+from .activations import SECOND_DERIVATIVES, ZERO_CURVATURE
+from .errors import GLEParameterError
+from .network import STATE_ATTRIBUTES, GLENetwork
 
 __all__ = [
     "SECOND_DERIVATIVES", "STATE_ATTRIBUTES", "get_state", "set_state", "energy_loss_scale",
     "WindowTape", "WindowGradients", "record_window", "backward_exact", "backward_adjoint",
-    "exact_gradients", "adjoint_gradients", "adjoint_traces", "BPTTTrainer", "METHODS",
-    "LAGNET_AM", "build_bptt_trainer", "run_lagnet_am",
+    "exact_gradients", "adjoint_gradients", "adjoint_traces", "METHODS",
 ]
-
-# ----------------------------------------------------------------------------- activations
-
-
-def _zero_dd(x):
-    return np.zeros_like(x)
-
-
-def _tanh_dd(x):
-    t = np.tanh(x)
-    return -2.0 * t * (1.0 - t * t)
-
-
-def _sigmoid_dd(x):
-    s = expit(x)
-    return s * (1.0 - s) * (1.0 - 2.0 * s)
-
-
-def _softplus_dd(x):
-    s = expit(x)
-    return s * (1.0 - s)
-
-
-#: φ″ of every activation of :data:`gle_core.activations.ACTIVATIONS` (needed because, for
-#: γ ≠ 0, φ′(ŭ) enters the forward pass through ε = φ′ ⊙ d). Piecewise-linear activations
-#: have φ″ = 0 almost everywhere (their kinks are measure-zero events of the trajectory).
-SECOND_DERIVATIVES = {
-    "linear": _zero_dd,
-    "tanh": _tanh_dd,
-    "sigmoid": _sigmoid_dd,
-    "softplus": _softplus_dd,
-    "relu": _zero_dd,
-    "hard_sigmoid": _zero_dd,
-    "hard_tanh": _zero_dd,
-}
 
 METHODS = ("exact", "adjoint")
 
 # ----------------------------------------------------------------------------- state
 
-#: every attribute of a :class:`GLENetwork` that changes with :meth:`GLENetwork.step`
-STATE_ATTRIBUTES = ("u", "u_dot", "prospective_voltage", "r", "r_prime", "inst_error",
-                    "error_state", "error", "_feedback", "presynaptic", "output_drive", "steps")
-
-
 def get_state(network):
-    """A copy of the network's dynamic state (everything :meth:`GLENetwork.step` changes).
-
-    Returns
-    -------
-    dict
-        ``{attribute: value}`` for :data:`STATE_ATTRIBUTES`; arrays are copies.
-    """
-    out = {}
-    for name in STATE_ATTRIBUTES:
-        v = getattr(network, name)
-        if isinstance(v, list):
-            v = [a.copy() if isinstance(a, np.ndarray) else a for a in v]
-        elif isinstance(v, np.ndarray):
-            v = v.copy()
-        out[name] = v
-    return out
+    """A copy of the network's dynamic state (:meth:`GLENetwork.get_state`)."""
+    return network.get_state()
 
 
 def set_state(network, state):
-    """Restore a state returned by :func:`get_state` (copied, so ``state`` stays reusable)."""
-    for name in STATE_ATTRIBUTES:
-        v = state[name]
-        if isinstance(v, list):
-            v = [a.copy() if isinstance(a, np.ndarray) else a for a in v]
-        elif isinstance(v, np.ndarray):
-            v = v.copy()
-        setattr(network, name, v)
-    network.batch_size = state["u"][0].shape[0]
+    """Restore a state from :func:`get_state` (:meth:`GLENetwork.set_state`)."""
+    network.set_state(state)
 
 
 def energy_loss_scale(network):
@@ -231,7 +164,7 @@ class WindowTape:
     """
 
     _FWD = ("u_dot", "prospective_voltage", "r", "r_prime")
-    _ERR = ("error", "inst_error", "error_state", "_feedback", "output_drive")
+    _ERR = ("error", "inst_error", "error_state", "feedback", "output_drive")
 
     def __init__(self, network, error_path=None):
         if not isinstance(network, GLENetwork):
@@ -259,7 +192,7 @@ class WindowTape:
         if net.error_mode != self.error_mode or net.gamma != self.gamma:
             raise GLEParameterError("error_mode/gamma", (net.error_mode, net.gamma),
                                     "unchanged within a window")
-        x = net._check_input(x)
+        x = net.check_input(x)
         before = net.r[-1]
         out = net.step(x, y)
         if net.r[-1] is before:  # guard: the engine must not update states in place
@@ -428,12 +361,12 @@ def backward_exact(tape, return_adjoint=False):
         _check_dd(net)
     K = len(tape.steps)
     W, tms, trs = net.W, net.tau_m, net.tau_r
-    dds = [SECOND_DERIVATIVES.get(a) for a in net.activations]
+    dds = [None if a in ZERO_CURVATURE else SECOND_DERIVATIVES[a] for a in net.activations]
     iUD, iUH, iR, iRP = (tape._field(n) for n in ("u_dot", "prospective_voltage", "r",
                                                   "r_prime"))
     if err:
         iE, iEPS, iV, iFB, iG = (tape._field(n) for n in ("error", "inst_error", "error_state",
-                                                          "_feedback", "output_drive"))
+                                                          "feedback", "output_drive"))
     gW = [np.zeros_like(w) for w in W]
     gb = [np.zeros_like(b) for b in net.b]
     gtm = [np.zeros_like(t) for t in tms]
@@ -458,7 +391,7 @@ def backward_exact(tape, return_adjoint=False):
             tm, tr = tms[l], trs[l]
             udot = snap[iUD][l]
             a_uh = a_r[l] * snap[iRP][l]                 # r_new = φ(ŭ), φ′(ŭ) stored
-            if err and dds[l] is not _zero_dd:
+            if err and dds[l] is not None:
                 a_uh = a_uh + a_rp[l] * dds[l](snap[iUH][l])
             if return_adjoint:
                 alpha[l][k] = a_uh
@@ -749,359 +682,3 @@ def adjoint_gradients(network, x, y, *, state=None, advance=False, return_adjoin
             set_state(network, state)
             advance = True
     return _windowed(network, x, y, advance, "adjoint", return_adjoint)
-
-
-# ----------------------------------------------------------------------------- trainer
-
-_TRAINER_RECORDABLE = ("t", "loss", "input", "output", "target", "W", "b", "tau_m", "tau_r")
-
-
-class BPTTTrainer:
-    """Truncated BPTT / windowed adjoint method: one optimizer step per window of ``TW`` a.u.
-
-    During a window the parameters are fixed and the network runs forward with the engine's
-    own step (so the forward trajectory is the engine's, bit for bit); at the window's end
-    the gradient of ``J = κ Σ_k loss_k`` over the window is computed (exact reverse mode or
-    the Eq. 9 adjoint), the optimizer takes one step, the τ floor is applied, and the next
-    window starts from the current state (carried over; the gradient is cut at window ends).
-
-    Parameters
-    ----------
-    network : GLENetwork
-        The student.
-    stimulus : Stimulus, number, array or callable
-        The input (see :func:`gle_core.inputs.as_stimulus`).
-    teacher : GLENetwork, optional
-        Network run on the same input; its output at each step is the target.
-    target : Stimulus or callable, optional
-        Alternatively the target directly.
-    window : float
-        Window length TW (a.u.); rounded to whole steps.
-    optimizer : {"sgd", "momentum", "adam"}
-        From :mod:`gle_core.optimizers`, stepped once per window.
-    lr : float or dict
-        Learning rate per window (or per parameter kind).
-    learn : dict, optional
-        Which parameters learn (as in :class:`~gle_core.simulator.Simulator`).
-    learn_from : float
-        Time (a.u.) at which the first window starts; before it the network only runs.
-    method : {"exact", "adjoint"}
-        ``"exact"``: reverse mode through the whole step (exact for any γ).
-        ``"adjoint"``: paper Eq. 9 (exact for γ = 0; ignores the error feedback otherwise).
-    loss_scale : "energy" or float
-        κ; ``"energy"``: :func:`energy_loss_scale` (``β dt n_out / 2`` for MSE).
-    optimizer_kwargs : dict, optional
-    seed : int, optional
-        Stimulus seed.
-    record : sequence of str
-        Signals to record from ``("t", "loss", "input", "output", "target", "W", "b",
-        "tau_m", "tau_r")``.
-    history : int
-        Samples kept per recorded signal.
-    record_every : int
-        Record every this many steps (loss averaged over them).
-    record_stream : int
-        Batch element recorded for input/output/target.
-    keep_adjoint : bool
-        Keep λ and α of the last window (:attr:`last_window`) for display.
-    """
-
-    chunk = 512
-
-    def __init__(self, network, stimulus, teacher=None, *, target=None, window=3.0,
-                 optimizer="momentum", lr=1e-2, learn=None, learn_from=0.0, method="exact",
-                 loss_scale="energy", optimizer_kwargs=None, seed=None,
-                 record=("t", "loss", "W", "b", "tau_m", "tau_r"), history=2000,
-                 record_every=1, record_stream=0, keep_adjoint=False):
-        self.stimulus, self.target = check_inputs(network, stimulus, teacher, target)
-        self.network = network
-        self.teacher = teacher
-        if isinstance(window, bool) or not isinstance(window, numbers.Real) \
-                or not np.isfinite(window):
-            raise GLEParameterError("window", window, f"a duration ≥ dt = {network.dt} a.u.")
-        self.window_steps = int(round(window / network.dt))
-        if self.window_steps < 1:
-            raise GLEParameterError("window", window, f"a duration ≥ dt = {network.dt} a.u.")
-        if method not in METHODS:
-            raise GLEParameterError("method", method, "one of " + ", ".join(METHODS))
-        self.method = method
-        if loss_scale == "energy":
-            self.loss_scale = energy_loss_scale(network)
-        elif isinstance(loss_scale, numbers.Real) and not isinstance(loss_scale, bool) \
-                and np.isfinite(loss_scale):
-            self.loss_scale = float(loss_scale)
-        else:
-            raise GLEParameterError("loss_scale", loss_scale, "'energy' or a finite number")
-        self.optimizer = make_optimizer(optimizer, 1.0, **(optimizer_kwargs or {}))
-        self._set_lr(lr)
-        self._set_learn(learn or {})
-        self.learn_from = float(learn_from)
-        bad = [r for r in record if r not in _TRAINER_RECORDABLE]
-        if bad:
-            raise GLEParameterError("record", bad, ", ".join(_TRAINER_RECORDABLE))
-        self.record = tuple(record)
-        self.history = int(history)
-        if not isinstance(record_every, numbers.Integral) or record_every < 1:
-            raise GLEParameterError("record_every", record_every, "an integer ≥ 1")
-        self.record_every = int(record_every)
-        if not 0 <= record_stream < network.batch_size:
-            raise GLEParameterError("record_stream", record_stream,
-                                    f"[0, {network.batch_size - 1}]")
-        self.record_stream = int(record_stream)
-        self.keep_adjoint = bool(keep_adjoint)
-        self.seed = seed
-        self._initial_params = {k: [a.copy() for a in network.parameters(k)]
-                                for k in PARAMETER_KINDS}
-        self.reset(seed)
-
-    # ------------------------------------------------------------------ settings
-    def _set_lr(self, lr):
-        self._lrs = parse_learning_rates(lr)
-        self.lr = lr
-
-    def _set_learn(self, learn):
-        self._active = parse_learn(learn, self.network.n_layers)
-        self.learn = dict(learn)
-
-    @property
-    def t(self):
-        """Simulated time (a.u.) of the next step."""
-        return self.n_steps * self.network.dt
-
-    @property
-    def window(self):
-        """Window length TW (a.u.)."""
-        return self.window_steps * self.network.dt
-
-    # ------------------------------------------------------------------ reset
-    def reset(self, seed=None):
-        """Back to t = 0: initial parameters, zero state, fresh optimizer and records."""
-        restart(self, seed)
-        net = self.network
-        self.n_updates = 0
-        self._tape = None
-        self.last_gradients = None
-        self.last_window = None
-        self.last_window_loss = np.nan
-        self.peak_tape_bytes = 0
-        shapes = {"t": (), "loss": (), "input": (net.layer_sizes[0],),
-                  "output": (net.layer_sizes[-1],), "target": (net.layer_sizes[-1],),
-                  "W": (sum(w.size for w in net.W),)}
-        for k in ("b", "tau_m", "tau_r"):
-            shapes[k] = (sum(net.layer_sizes[1:]),)
-        self.probes = {n: RingBuffer(self.history, shapes[n]) for n in self.record}
-
-    # ------------------------------------------------------------------ running
-    # input (and target) of step k, sampled in blocks exactly as the Simulator does
-    _inputs_at = Simulator._inputs_at
-
-    def step(self):
-        """One Euler step (and an optimizer step if it closes a window)."""
-        self.run_steps(1)
-
-    def run(self, duration, progress=None):
-        """Simulate ``duration`` a.u. (rounded to whole steps)."""
-        self.run_steps(int(round(duration / self.network.dt)), progress=progress)
-
-    def run_steps(self, n, progress=None):
-        """Simulate ``n`` steps; a window may span several calls.
-
-        Raises
-        ------
-        SimulationDiverged
-            On overflow or a non-finite value.
-        """
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
-            raise GLEParameterError("n", n, "an integer ≥ 0")
-        net, teacher, dt = self.network, self.teacher, self.network.dt
-        done = 0
-        try:
-            with np.errstate(over="raise", invalid="raise", divide="raise"):
-                for _ in range(int(n)):
-                    k = self.n_steps
-                    x, y = self._inputs_at(k)
-                    if teacher is not None:
-                        y = teacher.step(x)
-                    if self._tape is None and self._active \
-                            and k * dt >= self.learn_from - 1e-9:
-                        self._tape = WindowTape(
-                            net, error_path=self.method == "exact" and net.gamma != 0.0)
-                    if self._tape is not None:
-                        out = self._tape.step(x, y)
-                        if y is not None:
-                            self._loss_acc += self._tape.losses[-1]
-                            self._loss_n += 1
-                    else:
-                        out = net.step(x, y)
-                        if y is not None:
-                            self._loss_acc += net.loss_value(out, y)
-                            self._loss_n += 1
-                    self.n_steps = k + 1
-                    if self._tape is not None and len(self._tape) == self.window_steps:
-                        self._update()
-                    if self.n_steps % self.record_every == 0:
-                        self._record(k * dt, x, out, y)
-                    if progress is not None:
-                        done += 1
-                        if done == 1000:
-                            progress(done)
-                            done = 0
-        except FloatingPointError as exc:
-            raise net.find_divergence(self.t, str(exc)) from None
-        if progress is not None and done:
-            progress(done)
-        for name in ("u",) + PARAMETER_KINDS:
-            for layer, arr in enumerate(getattr(net, name)):
-                if not np.all(np.isfinite(arr)):
-                    raise SimulationDiverged(name, layer + 1, self.t, float("nan"))
-
-    def window_gradients(self, tape=None):
-        """Gradients (dL/dθ, unscaled) of a recorded window with this trainer's method."""
-        tape = self._tape if tape is None else tape
-        if self.method == "exact":
-            return backward_exact(tape, return_adjoint=self.keep_adjoint)
-        return backward_adjoint(tape, return_adjoint=self.keep_adjoint)
-
-    def _update(self):
-        tape = self._tape
-        if self.peak_tape_bytes == 0:   # every window holds the same arrays: measure once
-            self.peak_tape_bytes = tape.nbytes
-        res = self.window_gradients(tape)
-        net, opt = self.network, self.optimizer
-        kappa = self.loss_scale
-        scaled = res.scaled(kappa)
-        tau_changed = False
-        for kind, layer in self._active:
-            lr = self._lrs[kind]
-            if lr == 0.0:
-                continue
-            opt.lr = lr
-            opt.update((kind, layer), net.parameters(kind)[layer], scaled[kind][layer])
-            tau_changed |= kind in ("tau_m", "tau_r")
-        if tau_changed:
-            net.clamp_time_constants()
-        self.n_updates += 1
-        self.last_gradients = scaled
-        self.last_window_loss = res.loss
-        self.last_window = res if self.keep_adjoint else None
-        self._tape = None
-
-    def _record(self, t, x, out, y):
-        rec, net, j = self.probes, self.network, self.record_stream
-        if "t" in rec:
-            rec["t"].append(t)
-        if "input" in rec:
-            rec["input"].append(x[j])
-        if "output" in rec:
-            rec["output"].append(out[j])
-        if "target" in rec:
-            if y is None:
-                rec["target"].append(np.nan)
-            else:
-                y = np.asarray(y)
-                rec["target"].append(net.one_hot(y)[j] if y.ndim == 1 else y[j])
-        if self._loss_n:
-            self.last_loss = self._loss_acc / self._loss_n
-        if "loss" in rec:
-            rec["loss"].append(self._loss_acc / self._loss_n if self._loss_n else np.nan)
-        self._loss_acc, self._loss_n = 0.0, 0
-        for kind in ("W", "b", "tau_m", "tau_r"):
-            if kind in rec:
-                rec[kind].append(np.concatenate([a.ravel() for a in net.parameters(kind)]))
-
-    # ------------------------------------------------------------------ access
-    def trace(self, name, layer=None):
-        """Recorded signal ``name`` (oldest first), optionally one layer's part."""
-        if name not in self.probes:
-            raise GLEParameterError("name", name, "a recorded signal: " + ", ".join(self.probes))
-        data = self.probes[name].last()
-        if layer is None:
-            return data
-        if name in ("b", "tau_m", "tau_r"):
-            edges = np.cumsum([0] + self.network.layer_sizes[1:])
-        elif name == "W":
-            edges = np.cumsum([0] + [w.size for w in self.network.W])
-        else:
-            raise GLEParameterError("layer", layer, f"None for signal {name!r}")
-        return data[:, edges[layer]:edges[layer + 1]]
-
-    @property
-    def memory_bytes(self):
-        """Bytes of the probes plus the largest window tape seen (constant in run length)."""
-        return sum(p.nbytes for p in self.probes.values()) + self.peak_tape_bytes
-
-
-# ----------------------------------------------------------------------------- LagNet AM
-
-def _lagnet_am_config():
-    from .protocols import LAGNET
-    cfg = copy.deepcopy(LAGNET)
-    cfg.update({
-        "name": "lagnet_am",
-        "title": "Small network teacher/student, adjoint-method student (paper Fig. 5)",
-        "gamma": 0.0,
-        "learning": {"optimizer": "momentum", "lr": 7e-2,
-                     "optimizer_kwargs": {"momentum": 0.9}, "learn": {"W": [0]},
-                     "learn_from": 80.0, "window": 3.0, "method": "adjoint",
-                     "loss_scale": "energy"},
-    })
-    return cfg
-
-
-#: Paper Fig. 5 (spec §5), AM side: γ = 0, adjoint windows of 3 a.u., SGD momentum 0.9,
-#: lr 7e-2 per window, only W1 learns, from t = 80 a.u.; everything else is
-#: :data:`gle_core.protocols.LAGNET` (same teacher, stimulus, student W1 draw).
-LAGNET_AM = _lagnet_am_config()
-
-
-def build_bptt_trainer(cfg, seed=0, **kwargs):
-    """A :class:`BPTTTrainer` from a configuration dict (format of :mod:`gle_core.config`).
-
-    ``cfg["learning"]`` may hold ``window``, ``method`` and ``loss_scale`` besides the usual
-    keys; ``kwargs`` go to the trainer (``record``, ``history``, ...).
-    """
-    from .protocols import student_config   # same seed -> the same student as GLE's
-    cfg = student_config(cfg, seed)
-    student = build_network(cfg, "network", seed=seed)
-    teacher = build_network(cfg, "teacher", seed=seed) if cfg.get("teacher") else None
-    stim = build_stimulus(cfg.get("stimulus", {"type": "sine"}))
-    lrn = dict(cfg.get("learning") or {})
-    return BPTTTrainer(student, stim, teacher, window=lrn.get("window", 3.0),
-                       optimizer=lrn.get("optimizer", "momentum"), lr=lrn.get("lr", 1e-2),
-                       learn=lrn.get("learn"), learn_from=lrn.get("learn_from", 0.0),
-                       method=lrn.get("method", "exact"),
-                       loss_scale=lrn.get("loss_scale", "energy"),
-                       optimizer_kwargs=lrn.get("optimizer_kwargs"), seed=seed, **kwargs)
-
-
-def run_lagnet_am(seed=0, duration=None, progress=None, **kwargs):
-    """Run the LagNet AM student (:data:`LAGNET_AM`) headless.
-
-    Parameters
-    ----------
-    seed : int
-        Seeds the student's W1 exactly as ``run_protocol("lagnet", seed=seed)`` does.
-    duration : float, optional
-        a.u.; default the protocol's 1001 a.u.
-
-    Returns
-    -------
-    dict
-        ``W`` (all layers), ``teacher_W``, ``W1``, ``max_abs_W_error``, ``final_loss``
-        (mean per-step loss over the last 8 a.u.), ``n_updates``, ``t`` and the trainer.
-    """
-    cfg = LAGNET_AM
-    every = int(round(1.0 / cfg["dt"]))
-    tr = build_bptt_trainer(cfg, seed=seed, record=("t", "loss", "W"),
-                            history=int(cfg["duration"]) + 10, record_every=every, **kwargs)
-    tr.run(cfg["duration"] if duration is None else duration, progress=progress)
-    net, teacher = tr.network, tr.teacher
-    loss = tr.trace("loss")
-    return {
-        "protocol": cfg["name"], "t": tr.t, "n_updates": tr.n_updates,
-        "W": [w.tolist() for w in net.W], "teacher_W": [w.tolist() for w in teacher.W],
-        "W1": net.W[0].ravel().tolist(),
-        "max_abs_W_error": max(float(np.max(np.abs(a - b))) for a, b in zip(net.W, teacher.W)),
-        "final_loss": float(np.mean(loss[-8:])) if len(loss) else float("nan"),
-        "trainer": tr,
-    }

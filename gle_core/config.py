@@ -12,13 +12,17 @@ A configuration is a dict; every key is optional except ``network``::
       "teacher": {"weights": [[[1.0]], [[2.0]]], "tau_m": [1.0, 2.0]},
       "stimulus": {"type": "smoothed_square", "period": 4, "sigma": 0.05, "max_shift": 2},
       "learning": {"optimizer": "adam", "lr": 1e-4, "learn": {"W": true, "tau_m": true},
-                   "learn_from": 50, "optimizer_kwargs": {}},
+                   "learn_from": 50, "optimizer_kwargs": {},
+                   "rule": "gle", "window": 3.0, "method": "exact", "loss_scale": "energy"},
       "duration": 4050
     }
 
 ``network.init`` draws the named parameters at random from the seed (uniform ranges, per
 element), overriding the fixed values; drawn time constants are clamped to the τ floor.
 The ``teacher`` entry inherits every network field it does not set; no ``init`` applies.
+``learning.rule`` is the learning rule (:mod:`gle_core.rules`): absent, the network's
+``error_mode`` learns locally; ``"am"`` is the windowed exact rule, with ``window`` (TW,
+a.u.), ``method`` and ``loss_scale``.
 """
 from __future__ import annotations
 
@@ -118,7 +122,12 @@ def build_simulator(cfg, seed=0, record=DEFAULT_RECORD, window=2000, record_ever
         teacher.set_error_mode("gle")
     stim = build_stimulus(cfg.get("stimulus", {"type": "sine"}))
     learning = dict(cfg.get("learning") or {})
-    return Simulator(student, stim, teacher, optimizer=learning.get("optimizer", "adam"),
+    rule = learning.get("rule")
+    options = {k: learning[k] for k in ("window", "method", "loss_scale") if k in learning}
+    if rule is None or rule in ("gle", "ie"):
+        options = {}
+    return Simulator(student, stim, teacher, rule=rule, rule_options=options,
+                     optimizer=learning.get("optimizer", "adam"),
                      lr=learning.get("lr", 1e-3), learn=learning.get("learn"),
                      learn_from=learning.get("learn_from", 0.0),
                      optimizer_kwargs=learning.get("optimizer_kwargs"), record=record,

@@ -50,6 +50,31 @@ class Stimulus:
     def __call__(self, t):
         return self.sample(t)
 
+    #: a table of one period is built only if it has at most this many values
+    MAX_TABLE = 1 << 22
+
+    def repeat_period(self):
+        """The period (a.u.) if the stimulus is periodic in time for every stream, else None."""
+        return None
+
+    def step_table(self, dt):
+        """One period sampled at the steps ``t_k = k dt``, if it is a whole number of steps.
+
+        Returns ``None`` or an array ``table`` of shape ``(n, batch, n_channels)`` such that
+        the stimulus at step ``k`` is ``table[k % n]`` (built once, so that a periodic
+        stimulus costs a lookup per step instead of an evaluation). Row ``k < n`` is
+        :meth:`sample` at ``k dt`` exactly; later periods repeat it (they differ from a
+        direct evaluation at ``k dt`` only by the rounding of ``k dt``).
+        """
+        P = self.repeat_period()
+        if P is None:
+            return None
+        n = int(round(P / dt))
+        B = getattr(self, "batch_size", 1)
+        if n < 1 or abs(n * dt - P) > 1e-9 * P or n * B * self.n_channels > self.MAX_TABLE:
+            return None
+        return np.ascontiguousarray(self.sample(np.arange(n) * dt), dtype=float)
+
 
 class Sine(Stimulus):
     """x(t) = offset + amplitude · sin(ω t + phase).
@@ -72,6 +97,9 @@ class Sine(Stimulus):
 
     def values(self, t):
         return (self.offset + self.amplitude * np.sin(self.omega * t + self.phase))[:, None]
+
+    def repeat_period(self):
+        return 2 * np.pi / self.omega
 
 
 class SumOfSines(Stimulus):
@@ -145,6 +173,9 @@ class SmoothedSquare(Stimulus):
     def values(self, t):
         return self._wave(np.asarray(t, float))[:, None]
 
+    def repeat_period(self):
+        return self.period
+
     def sample(self, t):
         t = np.atleast_1d(np.asarray(t, dtype=float))
         shifts = self.shifts if len(self.shifts) == getattr(self, "batch_size", 1) \
@@ -164,6 +195,9 @@ class Constant(Stimulus):
 
     def values(self, t):
         return np.broadcast_to(self.value, (len(t), self.n_channels))
+
+    def step_table(self, dt):
+        return np.ascontiguousarray(self.sample(np.zeros(1)), dtype=float)
 
 
 class ArrayInput(Stimulus):
@@ -191,6 +225,13 @@ class ArrayInput(Stimulus):
         self.data = arr
         self.dt = _num("dt", dt, 0, np.inf, low_open=True)
         self.n_channels = arr.shape[2]
+
+    def step_table(self, dt):
+        # rows are read at k = rint(t / self.dt); at the simulator's own dt that is row k
+        if dt != self.dt or len(self.data) * getattr(self, "batch_size", 1) * \
+                self.n_channels > self.MAX_TABLE:
+            return None
+        return np.ascontiguousarray(self.sample(np.arange(len(self.data)) * dt), dtype=float)
 
     def sample(self, t):
         t = np.atleast_1d(np.asarray(t, dtype=float))

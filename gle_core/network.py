@@ -23,7 +23,8 @@ from scipy.special import softmax
 from .activations import ACTIVATIONS, get_activation
 from .errors import GLEParameterError, SimulationDiverged
 
-__all__ = ["GLENetwork", "ERROR_MODES", "LOSSES", "PARAMETER_KINDS"]
+__all__ = ["GLENetwork", "ERROR_MODES", "LOSSES", "PARAMETER_KINDS", "STATE_NAMES",
+           "STATE_ATTRIBUTES"]
 
 ERROR_MODES = ("gle", "ie")
 LOSSES = ("mse", "cross_entropy")
@@ -32,6 +33,19 @@ PARAMETER_KINDS = ("W", "b", "tau_m", "tau_r")
 #: names of the per-layer state arrays, as recorded by the simulator
 STATE_NAMES = ("u", "u_dot", "prospective_voltage", "r", "r_prime",
                "inst_error", "error_state", "error")
+#: every attribute that :meth:`GLENetwork.step` changes (the network's dynamic state):
+#: the recorded states, the error sent down from the layer above (``feedback``), the
+#: presynaptic rates of the last step, the output nudging and the step count
+STATE_ATTRIBUTES = STATE_NAMES + ("feedback", "presynaptic", "output_drive", "steps")
+
+
+def _copied(value):
+    """Arrays (and lists of arrays) copied; anything else as is."""
+    if isinstance(value, list):
+        return [a.copy() if isinstance(a, np.ndarray) else a for a in value]
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return value
 
 
 def _check_finite_number(name, value, low=-np.inf, high=np.inf, low_open=False):
@@ -278,7 +292,7 @@ class GLENetwork:
         self.error_state = [z(n) for n in sizes]
         self.error = [z(n) for n in sizes]
         # error sent down to layer ℓ by layer ℓ+1 last step: W_{ℓ+1}ᵀ e_{ℓ+1}
-        self._feedback = [z(n) for n in sizes[:-1]]
+        self.feedback = [z(n) for n in sizes[:-1]]
         self.presynaptic = [np.zeros((B, n)) for n in self.layer_sizes[:-1]]
         self.output_drive = z(sizes[-1])  # g = β ∂(-C)/∂r at the output
         self.steps = 0
@@ -319,7 +333,8 @@ class GLENetwork:
         return float(-np.mean(np.sum(self.one_hot(target) * logp, axis=-1)))
 
     # ------------------------------------------------------------------ dynamics
-    def _check_input(self, x):
+    def check_input(self, x):
+        """The input of one step as a (batch, n_in) array (one row is broadcast)."""
         x = np.asarray(x, dtype=float)
         B, n_in = self.batch_size, self.layer_sizes[0]
         if x.shape != (B, n_in):
@@ -354,7 +369,7 @@ class GLENetwork:
         """
         dt, gamma, L = self.dt, self.gamma, self.n_layers
         if getattr(x, "shape", None) != self._input_shape:
-            x = self._check_input(x)
+            x = self.check_input(x)
         gle = self.error_mode == "gle"
         out_old = self.r[-1]
         if target is None:
@@ -365,7 +380,7 @@ class GLENetwork:
         new_eps, new_v, new_e, new_fb, pre = [], [], [], [None] * (L - 1), []
         for l in range(L):
             r_in = x if l == 0 else self.r[l - 1]
-            d = g if l == L - 1 else self._feedback[l]
+            d = g if l == L - 1 else self.feedback[l]
             tm, tr = self.tau_m[l], self.tau_r[l]
             eps = self.r_prime[l] * d                          # step 1
             s = r_in @ self.W[l].T + self.b[l]                 # step 2
@@ -395,7 +410,7 @@ class GLENetwork:
         self.u, self.u_dot, self.prospective_voltage = new_u, new_ud, new_uh
         self.r, self.r_prime = new_r, new_rp
         self.inst_error, self.error_state, self.error = new_eps, new_v, new_e
-        self._feedback = new_fb
+        self.feedback = new_fb
         self.presynaptic = pre
         self.output_drive = g
         self.steps += 1
@@ -434,15 +449,22 @@ class GLENetwork:
                     worst = (name, layer + 1, m)
         return SimulationDiverged(worst[0], worst[1], t, worst[2], detail)
 
+    def get_state(self):
+        """A copy of the dynamic state: ``{attribute: value}`` for :data:`STATE_ATTRIBUTES`."""
+        return {name: _copied(getattr(self, name)) for name in STATE_ATTRIBUTES}
+
+    def set_state(self, state):
+        """Restore a state from :meth:`get_state` (copied, so ``state`` stays reusable)."""
+        for name in STATE_ATTRIBUTES:
+            setattr(self, name, _copied(state[name]))
+        self.batch_size = state["u"][0].shape[0]
+        self._input_shape = (self.batch_size, self.layer_sizes[0])
+
     def copy(self):
         """A deep copy (parameters and state)."""
         new = object.__new__(GLENetwork)
         for k, v in self.__dict__.items():
-            if isinstance(v, list):
-                v = [a.copy() if isinstance(a, np.ndarray) else a for a in v]
-            elif isinstance(v, np.ndarray):
-                v = v.copy()
-            new.__dict__[k] = v
+            new.__dict__[k] = _copied(v)
         return new
 
     def __repr__(self):

@@ -28,6 +28,14 @@ class RingBuffer:
         self._data = np.zeros((self.capacity,) + self.shape)
         self.total = 0
 
+    @property
+    def data(self):
+        """The storage array, shape ``(capacity, *shape)``: sample number ``i`` (counting
+        from 0 over the whole run) lives in row ``i % capacity``; the next sample goes to
+        row ``total % capacity``. Writers that fill rows directly (the compiled kernel)
+        advance :attr:`total` themselves."""
+        return self._data
+
     def append(self, value):
         self._data[self.total % self.capacity] = value
         self.total += 1

@@ -2,6 +2,7 @@
 
 * :data:`LAGLINE` -- the chain input → n1 → n2 of paper Fig. 4.
 * :data:`LAGNET`  -- the small network 1 → 2 → 2 → 1 of paper Fig. 5 (GLE student).
+* :data:`LAGNET_AM` -- the same, adjoint-method student (windowed exact rule).
 
 Both are plain configuration dicts for :func:`gle_core.config.build_simulator`; the
 dashboard's presets use the same format.
@@ -14,7 +15,8 @@ import numpy as np
 
 from .config import build_simulator
 
-__all__ = ["LAGLINE", "LAGNET", "PROTOCOLS", "run_protocol", "summarize", "student_config"]
+__all__ = ["LAGLINE", "LAGNET", "LAGNET_AM", "PROTOCOLS", "run_protocol", "run_lagnet_am",
+           "summarize", "student_config", "make_protocol"]
 
 #: Paper Fig. 4 (spec §5): teacher w = (1, 2), τm = (1, 2), τr = 0.1; student w, τm ~ U(0, 1)
 LAGLINE = {
@@ -59,7 +61,28 @@ LAGNET = {
     "student_w1_init": [-1.0, 1.0],
 }
 
-PROTOCOLS = {"lagline": LAGLINE, "lagnet": LAGNET}
+
+
+def _lagnet_am_config():
+    cfg = copy.deepcopy(LAGNET)
+    cfg.update({
+        "name": "lagnet_am",
+        "title": "Small network teacher/student, adjoint-method student (paper Fig. 5)",
+        "gamma": 0.0,
+        "learning": {"optimizer": "momentum", "lr": 7e-2,
+                     "optimizer_kwargs": {"momentum": 0.9}, "learn": {"W": [0]},
+                     "learn_from": 80.0, "rule": "am", "window": 3.0, "method": "adjoint",
+                     "loss_scale": "energy"},
+    })
+    return cfg
+
+
+#: Paper Fig. 5, AM side: γ = 0, adjoint windows of 3 a.u., SGD momentum 0.9, lr 7e-2 per
+#: window, only W1 learns, from t = 80 a.u.; everything else is :data:`LAGNET` (same
+#: teacher, stimulus, student W1 draw).
+LAGNET_AM = _lagnet_am_config()
+
+PROTOCOLS = {"lagline": LAGLINE, "lagnet": LAGNET, "lagnet_am": LAGNET_AM}
 
 
 def student_config(cfg, seed):
@@ -103,3 +126,18 @@ def run_protocol(name, error_mode="gle", seed=0, duration=None, progress=None, *
     sim = make_protocol(name, seed=seed, error_mode=error_mode, **overrides)
     sim.run(cfg["duration"] if duration is None else duration, progress=progress)
     return summarize(sim, cfg)
+
+
+def run_lagnet_am(seed=0, duration=None, progress=None):
+    """Run the LagNet AM student (:data:`LAGNET_AM`) headless.
+
+    Returns :func:`summarize`'s dict plus ``W1`` (the learned first-layer weights),
+    ``n_updates`` (windows closed) and ``simulator``.
+    """
+    cfg = LAGNET_AM
+    sim = make_protocol("lagnet_am", seed=seed)
+    sim.run(cfg["duration"] if duration is None else duration, progress=progress)
+    out = summarize(sim, cfg)
+    out.update(W1=sim.network.W[0].ravel().tolist(), n_updates=sim.rule.n_updates,
+               simulator=sim)
+    return out

@@ -1,9 +1,16 @@
-"""The simulator: a GLE network, its input, an optional teacher, learning and probes.
+"""The simulator: a GLE network, its input, a teacher or target, a learning rule and probes.
 
 In the spirit of nengo: ``sim.step()``, ``sim.run_steps(n)``, ``sim.run(T)``,
 ``sim.reset(seed)``; recorded signals live in fixed-size :class:`~gle_core.probes.RingBuffer`
 probes, so memory is bounded whatever the run length. Parameters of ``sim.network`` (and
 the learning settings here) may be changed between steps.
+
+There is one simulation loop. What differs between GLE, instantaneous errors and the exact
+windowed rule (truncated BPTT / the adjoint method) is the *learning rule*
+(:mod:`gle_core.rules`), a part of the simulator that :meth:`Simulator.set_rule` switches on
+a running simulation. Per-step local rules also run in the compiled kernel
+(:mod:`gle_core._kernel`) on a :class:`~gle_core.plan.KernelPlan` that the simulator builds
+and caches.
 """
 from __future__ import annotations
 
@@ -15,22 +22,27 @@ from .errors import GLEParameterError, SimulationDiverged
 from .inputs import as_stimulus
 from .network import PARAMETER_KINDS, STATE_NAMES, GLENetwork
 from .optimizers import make_optimizer
+from .plan import (BOUND_CHECK_EVERY, DIVERGENCE_LIMIT, S_BAD_LOSS, S_BAD_STUDENT,
+                   S_BAD_TEACHER, S_OK, S_UNBOUNDED, SIGNALS, KernelPlan, Unsupported,
+                   kernel_layout)
 from .probes import RingBuffer
+from .rules import LearningRule, LocalRule, make_rule
 
-__all__ = ["Simulator", "RECORDABLE"]
+__all__ = ["Simulator", "RECORDABLE", "DEFAULT_RECORD", "BACKENDS", "check_inputs",
+           "parse_learning_rates", "parse_learn"]
 
 #: everything a simulator can record (per-layer states are concatenated over layers)
-RECORDABLE = ("t", "input", "output", "target", "loss") + STATE_NAMES + PARAMETER_KINDS
+RECORDABLE = SIGNALS
 DEFAULT_RECORD = ("t", "input", "output", "target", "loss", "prospective_voltage", "r",
                   "inst_error", "error", "W", "b", "tau_m", "tau_r")
-#: states larger than this are treated as a divergence even while still finite
-DIVERGENCE_LIMIT = 1e12
 #: values of Simulator.backend
 BACKENDS = ("auto", "numpy", "numba")
+#: longest kernel call (steps) between two returns to Python (progress, block edges)
+KERNEL_CALL = 1 << 16
 
 
 def check_inputs(network, stimulus, teacher, target):
-    """Validate a student, its stimulus and its teacher or target (shared by the trainers).
+    """Validate a student, its stimulus and its teacher or target.
 
     Returns ``(stimulus, target)`` as :class:`~gle_core.inputs.Stimulus` objects.
     """
@@ -90,32 +102,6 @@ def parse_learn(value, n_layers):
     return active
 
 
-def restart(sim, seed=None):
-    """What every trainer's ``reset`` shares: back to t = 0 with the initial parameters.
-
-    Restores ``sim._initial_params`` into ``sim.network``, zeroes the student's and the
-    teacher's state, redraws the stimulus' (and target's) random parts from the seed,
-    clears the optimizer, the step count, the sampled input block and the loss accumulator.
-    """
-    if seed is not None:
-        sim.seed = seed
-    net = sim.network
-    for k, arrs in sim._initial_params.items():
-        for cur, init in zip(net.parameters(k), arrs):
-            cur[...] = init
-    net.reset_state()
-    if sim.teacher is not None:
-        sim.teacher.reset_state(net.batch_size)
-    sim.stimulus.reset(net.batch_size, sim.seed)
-    if sim.target is not None:
-        sim.target.reset(net.batch_size, sim.seed)
-    sim.optimizer.reset()
-    sim.n_steps = 0
-    sim._block_start, sim._block_x, sim._block_y = 0, None, None
-    sim._loss_acc, sim._loss_n = 0.0, 0
-    sim.last_loss = np.nan
-
-
 class Simulator:
     """Run a :class:`GLENetwork` on a stimulus, optionally learning from a teacher.
 
@@ -124,15 +110,25 @@ class Simulator:
     network : GLENetwork
         The (student) network. Its ``batch_size`` sets the number of input streams.
     stimulus : Stimulus, number, array or callable
-        The input r_0(t); see :mod:`gle_core.inputs`.
+        The input r_0(t); see :mod:`gle_core.inputs` (and :mod:`gle_core.datasets` for
+        labelled sequences).
     teacher : GLENetwork, optional
         A network run on the same input whose output (at the same step) is the target.
     target : Stimulus or callable, optional
         Alternatively, the target y(t) directly (shape (batch, n_out) per step, or labels).
+    rule : str or LearningRule, optional
+        The learning rule (:mod:`gle_core.rules`): ``"gle"`` or ``"ie"`` (per-step local
+        learning with prospective or instantaneous errors; sets the network's error mode),
+        ``"am"`` (truncated BPTT / windowed adjoint method; options in ``rule_options``) or
+        a rule object. Default: local learning with the network's error mode.
+    rule_options : dict, optional
+        Options of a rule given by name (``{"window": 3.0, "method": "adjoint"}``).
     optimizer : {"sgd", "momentum", "adam"}
     lr : float or dict
-        Learning rate, or one per parameter kind (``{"W": 1e-3, "tau_m": 1e-4}``); kinds
-        missing from such a dict have rate 0 (they do not learn).
+        Learning rate (per step for local rules, per window for the windowed rule), or one
+        per parameter kind (``{"W": 1e-3, "tau_m": 1e-4}``); kinds missing from such a dict
+        have rate 0 (they do not learn). May be changed between calls (a learning-rate
+        schedule sets it, e.g. :class:`gle_core.schedules.ReduceOnPlateau`).
     learn : dict, optional
         Which parameters learn: kind -> ``True`` (all layers), ``False``, or a list of
         0-based layer indices. Kinds: ``"W"``, ``"b"``, ``"tau_m"``, ``"tau_r"``
@@ -154,16 +150,17 @@ class Simulator:
     backend : {"auto", "numpy", "numba"}
         How :meth:`run_steps` computes: ``"numpy"`` is the reference implementation,
         ``"numba"`` the compiled kernel of :mod:`gle_core._kernel` (the same results up to
-        rounding, 10-50x faster on small networks), ``"auto"`` uses numba when it is
-        installed and the configuration is supported. May be changed between calls.
+        rounding), ``"auto"`` uses numba when it is installed and the configuration is
+        supported (local rules; the windowed rule runs in numpy). May be changed between
+        calls.
     """
 
-    chunk = 512  # steps sampled from the stimulus at once
+    chunk = 512  # steps sampled from a non-periodic stimulus at once
 
-    def __init__(self, network, stimulus, teacher=None, *, target=None, optimizer="adam",
-                 lr=1e-3, learn=None, learn_from=0.0, record=DEFAULT_RECORD, window=2000,
-                 record_every=1, record_stream=0, seed=None, optimizer_kwargs=None,
-                 backend="auto"):
+    def __init__(self, network, stimulus, teacher=None, *, target=None, rule=None,
+                 rule_options=None, optimizer="adam", lr=1e-3, learn=None, learn_from=0.0,
+                 record=DEFAULT_RECORD, window=2000, record_every=1, record_stream=0,
+                 seed=None, optimizer_kwargs=None, backend="auto"):
         self.stimulus, self.target = check_inputs(network, stimulus, teacher, target)
         self.network = network
         if teacher is not None:
@@ -189,6 +186,9 @@ class Simulator:
         self.record_stream = int(record_stream)
         self.seed = seed
         self.backend = backend
+        self._plan = None
+        self._rule = None
+        self.set_rule(LocalRule() if rule is None else rule, **(rule_options or {}))
         self._initial_params = self._snapshot_params()
         self.reset(seed)
 
@@ -227,6 +227,37 @@ class Simulator:
         self._learn = dict(value)
 
     @property
+    def rule(self):
+        """The learning rule (:mod:`gle_core.rules`); switch it with :meth:`set_rule`."""
+        return self._rule
+
+    def set_rule(self, rule, **options):
+        """Switch the learning rule of this (possibly running) simulation.
+
+        Parameters
+        ----------
+        rule : {"gle", "ie", "am"} or LearningRule
+            ``"gle"``/``"ie"`` also set the network's error mode. A window the old rule had
+            begun is dropped (its parameters had not changed); time, state, parameters,
+            optimizer and probes carry on.
+        **options
+            Options of a rule given by name (``window``, ``method``, ``loss_scale``,
+            ``keep_adjoint`` for ``"am"``).
+
+        Returns
+        -------
+        LearningRule
+            The new rule.
+        """
+        new = make_rule(rule, **options)
+        if self._rule is not None:
+            self._rule.reset()
+            self._rule.sim = None
+        new.bind(self)
+        self._rule = new
+        return new
+
+    @property
     def t(self):
         """Simulated time (a.u.) of the next step."""
         return self.n_steps * self.network.dt
@@ -236,14 +267,31 @@ class Simulator:
 
     # ------------------------------------------------------------------ reset
     def reset(self, seed=None):
-        """Back to t = 0: initial parameters, zero state, fresh optimizer and probes.
+        """Back to t = 0: initial parameters, zero state, fresh optimizer, rule and probes.
 
         Parameters
         ----------
         seed : int, optional
             New seed for the stimulus' random parts; default: the seed given at creation.
         """
-        restart(self, seed)
+        if seed is not None:
+            self.seed = seed
+        net = self.network
+        for k, arrs in self._initial_params.items():
+            for cur, init in zip(net.parameters(k), arrs):
+                cur[...] = init
+        net.reset_state()
+        if self.teacher is not None:
+            self.teacher.reset_state(net.batch_size)
+        self.stimulus.reset(net.batch_size, self.seed)
+        if self.target is not None:
+            self.target.reset(net.batch_size, self.seed)
+        self._new_input_source()
+        self.optimizer.reset()
+        self._rule.reset()
+        self.n_steps = 0
+        self._loss_acc, self._loss_n = 0.0, 0
+        self.last_loss = np.nan
         self.diverged = None
         self._make_probes()
 
@@ -259,7 +307,7 @@ class Simulator:
                                     f"{self.network.layer_sizes[0]} (the network's input size)")
         stim.reset(self.network.batch_size, self.seed)
         self.stimulus = stim
-        self._block_x = self._block_y = None   # sampled blocks of the old stimulus
+        self._new_input_source()
 
     def set_initial_parameters(self):
         """Make the current parameters the ones :meth:`reset` returns to."""
@@ -277,21 +325,60 @@ class Simulator:
             shapes[k] = (n_neurons,)
         self.probes = {name: RingBuffer(self.window, shapes[name]) for name in self.record}
 
-    # ------------------------------------------------------------------ running
+    # ------------------------------------------------------------------ input source
+    def _new_input_source(self):
+        """Forget sampled blocks; tabulate one period of a periodic stimulus (and target)."""
+        dt = self.network.dt
+        self._x_table = self.stimulus.step_table(dt)
+        self._y_table = None if self.target is None else self.target.step_table(dt)
+        self._block_start, self._block_x, self._block_y = 0, None, None
+        self._kernel_x = self._kernel_y = None
+
     def _inputs_at(self, k):
-        """Input (and target) of step k, sampled in blocks of ``chunk`` steps."""
+        """Input (and target) of step k: a table row, or sampled in blocks of ``chunk``."""
+        xt, yt = self._x_table, self._y_table
+        if xt is not None and (yt is not None or self.target is None):
+            return xt[k % len(xt)], (None if yt is None else yt[k % len(yt)])
         i = k - self._block_start
         if self._block_x is None or not 0 <= i < len(self._block_x):
             self._block_start = k
             t = (k + np.arange(self.chunk)) * self.network.dt
             self._block_x = self.stimulus.sample(t)
             self._block_y = None if self.target is None else self.target.sample(t)
+            self._kernel_x = self._kernel_y = None
             i = 0
         y = None if self._block_y is None else self._block_y[i]
         return self._block_x[i], y
 
+    def _kernel_inputs(self, k):
+        """``(X, x0, xp, Y, y0, yp)`` for the kernel from step ``k`` on, and how many steps
+        they cover (see :func:`gle_core._kernel.run`)."""
+        net = self.network
+        B, nin, nout = net.batch_size, net.layer_sizes[0], net.layer_sizes[-1]
+        one_hot = net.loss == "cross_entropy"
+        xt, yt = self._x_table, self._y_table
+        if xt is not None and (yt is not None or self.target is None):
+            if self._kernel_x is None or self._kernel_x[0] is not xt:
+                X = kernel_layout(xt, "input", nin, B)
+                Y = None if yt is None or self.teacher is not None else \
+                    kernel_layout(yt, "target", nout, B, one_hot)
+                self._kernel_x = (xt, X, Y)
+            _, X, Y = self._kernel_x
+            return (X, 0, len(X), Y, 0, 0 if Y is None else len(Y)), KERNEL_CALL
+        self._inputs_at(k)                    # the block that holds step k
+        if self._kernel_y is None or self._kernel_y[0] is not self._block_x:
+            X = kernel_layout(self._block_x, "input", nin, B)
+            Y = None
+            if self.teacher is None and self._block_y is not None:
+                Y = kernel_layout(self._block_y, "target", nout, B, one_hot)
+            self._kernel_y = (self._block_x, X, Y)
+        _, X, Y = self._kernel_y
+        s = self._block_start
+        return (X, s, 0, Y, s, 0), s + len(X) - k
+
+    # ------------------------------------------------------------------ running
     def step(self):
-        """One Euler step of teacher and student, then one optimizer step (spec §3)."""
+        """One Euler step of teacher and student, then the rule's optimizer step (if any)."""
         self.run_steps(1)
 
     def run(self, duration, progress=None):
@@ -310,32 +397,30 @@ class Simulator:
         Raises
         ------
         SimulationDiverged
-            On overflow or a non-finite value; the network keeps its last finite state and
+            On overflow, a non-finite value, or a state or parameter beyond
+            ``DIVERGENCE_LIMIT`` (checked every ``BOUND_CHECK_EVERY`` steps and at the end,
+            in every rule and backend); the network keeps its last finite state and
             :attr:`diverged` holds the exception until :meth:`reset`.
         """
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 0:
             raise GLEParameterError("n", n, "an integer ≥ 0")
         try:
-            self._dispatch_run_steps(n, progress)
+            left = int(n)
+            if self._backend != "numpy":
+                left = self._run_steps_kernel(left, progress)
+            if left:
+                self._run_steps_numpy(left, progress)
+            self._check_bounded()
         except SimulationDiverged as exc:
             self.diverged = exc
             raise
 
-    def _dispatch_run_steps(self, n, progress):
-        if self._backend != "numpy":
-            from . import _kernel
-            if _kernel.HAVE_NUMBA:
-                try:
-                    return _kernel.run_steps(self, int(n), progress)
-                except _kernel.Unsupported as exc:
-                    if self._backend == "numba":
-                        raise GLEParameterError("backend", "numba", "'auto' or 'numpy'",
-                                                str(exc)) from None
-        self._run_steps_numpy(n, progress)
+    def _learning_now(self, k):
+        return bool(self._active) and k * self.network.dt >= self.learn_from - 1e-9
 
     def _run_steps_numpy(self, n, progress=None):
         """The reference implementation of :meth:`run_steps` (numpy, step by step)."""
-        net, teacher = self.network, self.teacher
+        net, teacher, rule = self.network, self.teacher, self._rule
         dt = net.dt
         rec = self.probes
         rec_state = [s for s in STATE_NAMES if s in rec]
@@ -349,16 +434,16 @@ class Simulator:
                     x, y = self._inputs_at(k)
                     if teacher is not None:
                         y = teacher.step(x)
-                    out = net.step(x, y)
+                    learning = self._learning_now(k)
+                    out = rule.step(net, x, y, learning)
                     if y is not None:
                         self._loss_acc += net.loss_value(out, y)
                         self._loss_n += 1
-                    if self._active and k * dt >= self.learn_from - 1e-9:
-                        self._learn_step()
+                    rule.after_step(learning)
                     self.n_steps = k + 1
                     if self.n_steps % self.record_every == 0:
                         self._record(rec, rec_state, rec_param, j, k * dt, x, out, y)
-                    if self.n_steps % 256 == 0:
+                    if self.n_steps % BOUND_CHECK_EVERY == 0:
                         self._check_bounded()
                     if progress is not None:
                         done_since_report += 1
@@ -371,9 +456,13 @@ class Simulator:
             raise net.find_divergence(self.t, str(exc)) from None
         if progress is not None and done_since_report:
             progress(done_since_report)
-        self._check_bounded()
 
-    def _learn_step(self):
+    def apply_gradients(self, gradient):
+        """One optimizer step on every learning parameter, then the τ floor.
+
+        ``gradient(kind, layer)`` returns ∂E/∂θ (the local energy gradient of a step, or a
+        window's scaled exact gradient). Shared by every rule.
+        """
         net, opt, lrs = self.network, self.optimizer, self._lrs
         tau_changed = False
         for kind, layer in self._active:
@@ -381,8 +470,7 @@ class Simulator:
             if lr == 0.0:
                 continue
             opt.lr = lr
-            opt.update((kind, layer), net.parameters(kind)[layer],
-                       net.local_gradients(kind, layer))
+            opt.update((kind, layer), net.parameters(kind)[layer], gradient(kind, layer))
             tau_changed |= kind in ("tau_m", "tau_r")
         if tau_changed:
             net.clamp_time_constants()
@@ -420,6 +508,103 @@ class Simulator:
         for k in rec_param:
             rec[k].append(np.concatenate([a.ravel() for a in getattr(net, k)]))
 
+    # ------------------------------------------------------------------ compiled path
+    def kernel_plan(self):
+        """The cached :class:`~gle_core.plan.KernelPlan` of this simulation (rebuilt only
+        when the structure changed). Raises :class:`~gle_core.plan.Unsupported` if the
+        configuration needs the numpy path."""
+        parts = (self.network, self.teacher, self.optimizer, self._active, self.probes)
+        if self._plan is None or not self._plan.matches(*parts):
+            self._plan = None
+            self._plan = KernelPlan(*parts)
+        return self._plan
+
+    def kernel_unsupported_reason(self):
+        """Why :meth:`run_steps` cannot use the compiled kernel now (``None`` if it can)."""
+        from . import _kernel
+        if not _kernel.HAVE_NUMBA:
+            return "numba is not installed"
+        if type(self._rule) is not LocalRule:
+            return f"the {self._rule.name} rule runs in numpy"
+        try:
+            self.kernel_plan()
+        except Unsupported as exc:
+            return str(exc)
+        return None
+
+    def _run_steps_kernel(self, n, progress):
+        """Run through the compiled kernel; returns the steps left for the numpy path (a
+        configuration the kernel does not support, or a target block it cannot take)."""
+        from . import _kernel
+        why = self.kernel_unsupported_reason()
+        if why is not None:
+            if self._backend == "numba":
+                raise GLEParameterError("backend", "numba", "'auto' or 'numpy'", why)
+            return n
+        plan = self._plan
+        plan.pull()
+        net = self.network
+        lrs = np.array([self._lrs[k] for k in PARAMETER_KINDS])
+        scal = np.array([self._loss_acc, float(self._loss_n), self.last_loss])
+        left = n
+        since = 0
+        cap = 1024 if progress is not None else KERNEL_CALL
+        try:
+            while left > 0:
+                k0 = self.n_steps
+                try:
+                    inputs, avail = self._kernel_inputs(k0)
+                except Unsupported:
+                    if left == n and self._backend == "numba":
+                        raise
+                    break
+                m = min(left, avail, cap)
+                done, status = _kernel.run(plan, m, k0, inputs, lrs, self.learn_from, scal,
+                                           self.record_every, self.record_stream,
+                                           DIVERGENCE_LIMIT)
+                X, x0, xp = inputs[:3]
+                x_last = None
+                if done:
+                    row = (k0 + done - 1 - x0) % xp if xp else k0 + done - 1 - x0
+                    x_last = X[row].reshape(net.layer_sizes[0], net.batch_size).T
+                plan.push(done, x_last, self.teacher is not None or inputs[3] is not None)
+                self.n_steps = k0 + done
+                left -= done
+                if done and self._learning_now(k0 + done - 1):
+                    # as the numpy path, the optimizer holds the rate of the last update
+                    for kind, _ in self._active:
+                        if self._lrs[kind] != 0.0:
+                            self.optimizer.lr = self._lrs[kind]
+                if progress is not None and done:
+                    since += done
+                    if since >= 1000:
+                        progress(since)
+                        since = 0
+                if status != S_OK:
+                    self._raise_kernel_status(plan, status)
+        finally:
+            self._loss_acc, self._loss_n, self.last_loss = (float(scal[0]), int(scal[1]),
+                                                            float(scal[2]))
+        if progress is not None and since:
+            progress(since)
+        return left
+
+    def _raise_kernel_status(self, plan, status):
+        from .plan import R_BAD_KIND, R_BAD_LAYER
+        t = self.t
+        if status == S_UNBOUNDED:
+            self._check_bounded()             # raises the numpy path's SimulationDiverged
+        if status == S_BAD_STUDENT:
+            raise plan.name_bad_state("student", t, "non-finite value in the step")
+        if status == S_BAD_TEACHER:
+            raise plan.name_bad_state("teacher", t, "non-finite value in the teacher")
+        if status == S_BAD_LOSS:
+            raise SimulationDiverged("loss", self.network.n_layers, t, float("inf"),
+                                     "non-finite loss")
+        kind = PARAMETER_KINDS[int(plan.res[R_BAD_KIND])]
+        raise SimulationDiverged(kind, int(plan.res[R_BAD_LAYER]) + 1, t, float("nan"),
+                                 f"non-finite {kind} update")
+
     # ------------------------------------------------------------------ access
     def trace(self, name, layer=None):
         """Recorded signal ``name`` (oldest first), optionally one layer's neurons only.
@@ -441,5 +626,6 @@ class Simulator:
 
     @property
     def memory_bytes(self):
-        """Bytes held by the probes (constant in run length)."""
-        return sum(p.nbytes for p in self.probes.values())
+        """Bytes held by the probes and a window's record (constant in run length)."""
+        return sum(p.nbytes for p in self.probes.values()) + \
+            getattr(self._rule, "peak_tape_bytes", 0)

@@ -102,17 +102,17 @@ def test_am_mode_learns_w1_toward_the_teacher_in_windows_and_switching_back_work
     st = d.state
     w_teacher = st.sim.teacher.W[0].ravel().copy()
     st.error_mode = "am"
-    assert st.am_mode and type(st.sim).__name__ == "LabTrainer"
+    assert st.am_mode and st.sim.rule.name == "am"
     assert "AM" in st.message and "t restarts at 0" in st.message
     assert d.controls.am_window.visible
-    assert st.sim.t == 0.0 and st.sim.window_steps == 300          # TW = 3 a.u., dt = 0.01
+    assert st.sim.t == 0.0 and st.sim.rule.window_steps == 300          # TW = 3 a.u., dt = 0.01
     w0 = st.net.W[0].ravel().copy()
     err0 = np.abs(w0 - w_teacher).max()
     st.sim.learn_from = 5.0                  # the preset waits 80 a.u.; keep the test short
     # up to learn_from nothing changes
     for _ in range(10):
         d.tick(n_steps=50)
-    assert np.array_equal(st.net.W[0].ravel(), w0) and st.sim.n_updates == 0
+    assert np.array_equal(st.net.W[0].ravel(), w0) and st.sim.rule.n_updates == 0
     # step-like evolution: W1 constant within a window, jumps at window ends
     seen = []
     for _ in range(6 * 30):                                         # 6 windows
@@ -123,7 +123,7 @@ def test_am_mode_learns_w1_toward_the_teacher_in_windows_and_switching_back_work
     assert 5 <= len(jumps) <= 7 and np.all(np.diff(jumps) == 30)
     for _ in range(14 * 6):                                         # 14 more windows
         d.tick(n_steps=50)
-    assert st.sim.n_updates >= 19
+    assert st.sim.rule.n_updates >= 19
     w = st.net.W[0].ravel()
     assert np.abs(w - w_teacher).max() < 0.6 * err0               # moved toward the teacher
     assert np.sign(w[0]) == np.sign(w_teacher[0]) and np.sign(w[1]) == np.sign(w_teacher[1])
@@ -131,13 +131,13 @@ def test_am_mode_learns_w1_toward_the_teacher_in_windows_and_switching_back_work
     lt = d.learning.source.data
     assert len(lt["t"]) >= (10 + 6 * 30 + 14 * 6) // LEARNING_EVERY - 1   # a row per push
     levels = np.unique(st.sim.probes["W"].last()[:, 0])            # one value per window
-    assert 15 <= len(levels) <= st.sim.n_updates + 1
+    assert 15 <= len(levels) <= st.sim.rule.n_updates + 1
     assert np.min(np.abs(levels - lt["W0"][-1])) < 1e-12
     assert np.all(np.isfinite(d.traces.source.data["e0"]))
     assert d.errors.update_adjoint() is not None
     # a shorter window closes the current one; switching back rebuilds a Simulator
     st.am_window = 1.0
-    assert st.sim.window_steps == 100
+    assert st.sim.rule.window_steps == 100
     st.error_mode = "ie"
     assert not st.am_mode and st.net.error_mode == "ie" and st.sim.t == 0.0
     assert st.lr == pytest.approx(2e-4) and not d.controls.am_window.visible

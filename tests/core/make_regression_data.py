@@ -72,11 +72,19 @@ def lagnet(backend):
     return lambda: _protocol("lagnet", "gle", backend, 3000, 5.0)
 
 
+def _am_simulator(cfg, seed):
+    # before issue #12: gle_core.adjoint.build_bptt_trainer(cfg, seed=seed, record=..,
+    # history=500, record_every=10), a BPTTTrainer; now a Simulator with the windowed rule
+    from gle_core.config import build_simulator
+    from gle_core.protocols import student_config
+    return build_simulator(student_config(cfg, seed), seed=seed, record=("t", "loss", "W"),
+                           window=500, record_every=10)
+
+
 def lagnet_am():
     """Small network, AM student (windows of 3 a.u., Eq. 9 adjoint): 40 a.u., from 5 a.u."""
-    from gle_core.adjoint import LAGNET_AM, build_bptt_trainer
-    tr = build_bptt_trainer(LAGNET_AM, seed=0, record=("t", "loss", "W"), history=500,
-                            record_every=10)
+    from gle_core.protocols import LAGNET_AM
+    tr = _am_simulator(LAGNET_AM, 0)
     tr.learn_from = 5.0
     tr.run(40.0)
     out = _params(tr.network)
@@ -88,13 +96,12 @@ def lagnet_am():
 
 def lagnet_am_exact():
     """As :func:`lagnet_am` with the exact reverse mode and γ = 0.5 (the error path)."""
-    from gle_core.adjoint import LAGNET_AM, build_bptt_trainer
     import copy
+    from gle_core.protocols import LAGNET_AM
     cfg = copy.deepcopy(LAGNET_AM)
     cfg["gamma"] = 0.5
     cfg["learning"]["method"] = "exact"
-    tr = build_bptt_trainer(cfg, seed=1, record=("t", "loss", "W"), history=500,
-                            record_every=10)
+    tr = _am_simulator(cfg, 1)
     tr.learn_from = 2.0
     tr.run(20.0)
     out = _params(tr.network)
@@ -108,15 +115,16 @@ def lagnet_am_exact():
 def dashboard(preset, mode):
     """A dashboard session: learning of W on from t = 1 a.u., 12 frames of 50 steps."""
     def run():
-        from gle_lab.main import Dashboard
-        d = Dashboard(preset=preset)
-        st = d.state
+        # the dashboard's session state (what gle_lab.main.Dashboard.tick advances; the
+        # stored file was made through Dashboard.tick, whose views only read the state)
+        from gle_lab.state import LabState
+        st = LabState(preset=preset, seed=0)
         if mode != "gle":
             st.error_mode = mode
         st.learn_W = True
         st.sim.learn_from = 1.0
         for _ in range(12):
-            d.tick(n_steps=50)
+            st.advance(n_steps=50)
         assert not st.failed, st.message
         out = _params(st.net)
         out.update(_traces(st.sim, TRACES, last=150))

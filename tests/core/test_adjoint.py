@@ -1,12 +1,14 @@
-"""Exact gradients (spec §4, §6.10): reverse mode, the Eq. 9 adjoint, truncated BPTT, LagNet AM."""
+"""Exact gradients (paper Eq. 9; docs/model.md "Exact gradients"): reverse mode, the Eq. 9
+adjoint, the windowed rule (truncated BPTT) of the Simulator, LagNet AM."""
 import numpy as np
 import pytest
 
 from gle_core import inputs
-from gle_core.adjoint import (LAGNET_AM, BPTTTrainer, adjoint_traces, backward_adjoint,
-                              backward_exact, build_bptt_trainer, energy_loss_scale,
-                              exact_gradients, get_state, record_window, run_lagnet_am,
+from gle_core.adjoint import (adjoint_traces, backward_adjoint, backward_exact,
+                              energy_loss_scale, exact_gradients, get_state, record_window,
                               set_state)
+from gle_core.config import build_simulator
+from gle_core.protocols import LAGNET_AM, run_lagnet_am, student_config
 from gle_core.errors import GLEParameterError
 from gle_core.network import PARAMETER_KINDS, GLENetwork
 from gle_core.simulator import Simulator
@@ -95,7 +97,7 @@ def test_forward_is_the_engines_step_bit_for_bit():
     tape = record_window(net, x, y)
     for k, (xk, yk, _) in enumerate(tape.steps):
         assert tape.losses[k] == plain.loss_value(outs[k], y[k])
-    for name in ("u", "r", "r_prime", "error_state", "error", "_feedback"):
+    for name in ("u", "r", "r_prime", "error_state", "error", "feedback"):
         for a, b in zip(getattr(net, name), getattr(plain, name)):
             assert np.array_equal(a, b), name
     assert len(tape) == len(x) and tape.nbytes > 0
@@ -277,9 +279,9 @@ def _chain_trainer(window, lr, method="exact", gamma=0.5, batch=2, learn=None):
                          [[[1.0], [2.0]], [[1.0, -1.0]]], dt=0.01, gamma=gamma)
     stim = inputs.SmoothedSquare(period=4.0, sigma=0.05, max_shift=2.0)
     learn = learn or {"W": True, "b": True, "tau_m": True, "tau_r": True}
-    return BPTTTrainer(student, stim, teacher, window=window, optimizer="sgd", lr=lr,
-                       learn=learn, method=method, seed=3, record=("t", "loss", "W"),
-                       history=1000)
+    return Simulator(student, stim, teacher, rule="am",
+                     rule_options={"window": window, "method": method}, optimizer="sgd",
+                     lr=lr, learn=learn, seed=3, record=("t", "loss", "W"), window=1000)
 
 
 def _window_data(steps, batch=2, gamma=0.5, start=0):
@@ -293,32 +295,33 @@ def _window_data(steps, batch=2, gamma=0.5, start=0):
 
 
 def test_bptt_with_one_window_over_the_whole_run_is_the_exact_gradient():
+    """The windowed rule with TW = the whole run takes one step along the exact gradient."""
     n = 400
     tr = _chain_trainer(window=n * 0.01, lr=1e-3)
     init = {k: [a.copy() for a in tr.network.parameters(k)] for k in PARAMETER_KINDS}
     fresh = tr.network.copy()
     tr.run_steps(n)
-    assert tr.n_updates == 1
+    assert tr.rule.n_updates == 1
     xs, ys = _window_data(n)
     ref = exact_gradients(fresh, xs, ys)
     kappa = energy_loss_scale(fresh)
     assert kappa == pytest.approx(0.5 * 0.01 * 1 / 2)
     for kind in PARAMETER_KINDS:
         for layer in range(2):
-            np.testing.assert_allclose(tr.last_gradients[kind][layer],
+            np.testing.assert_allclose(tr.rule.last_gradients[kind][layer],
                                        kappa * ref.grads[kind][layer], rtol=1e-12, atol=0)
             # one SGD step θ ← θ - lr κ dL/dθ (no τ hit the floor here)
             np.testing.assert_allclose(tr.network.parameters(kind)[layer],
                                        init[kind][layer] - 1e-3 * kappa * ref.grads[kind][layer],
                                        rtol=1e-13, atol=1e-15)
-    assert tr.last_window_loss == pytest.approx(ref.loss, rel=1e-13)
+    assert tr.rule.last_window_loss == pytest.approx(ref.loss, rel=1e-13)
 
 
 def test_bptt_forward_equals_the_simulator_and_gradients_are_cut_at_window_ends():
     n, w = 300, 100
     tr = _chain_trainer(window=w * 0.01, lr=0.0)          # lr 0: parameters stay put
     tr.run_steps(n)
-    assert tr.n_updates == 3
+    assert tr.rule.n_updates == 3
     # the trajectory is the engine's step, bit for bit, and the Simulator's (any backend)
     xs, ys = _window_data(n)
     plain = tr.network.copy()
@@ -340,7 +343,7 @@ def test_bptt_forward_equals_the_simulator_and_gradients_are_cut_at_window_ends(
     kappa = energy_loss_scale(net)
     for kind in PARAMETER_KINDS:
         for layer in range(2):
-            np.testing.assert_allclose(tr.last_gradients[kind][layer],
+            np.testing.assert_allclose(tr.rule.last_gradients[kind][layer],
                                        kappa * ref.grads[kind][layer], rtol=1e-12, atol=0)
 
 
@@ -348,7 +351,7 @@ def test_bptt_windows_span_calls_and_memory_is_bounded():
     tr = _chain_trainer(window=0.5, lr=1e-3, method="adjoint", gamma=0.0)
     for _ in range(7):
         tr.run_steps(30)                                   # 210 steps = 4 windows + 10
-    assert tr.n_updates == 4 and len(tr._tape) == 10
+    assert tr.rule.n_updates == 4 and len(tr.rule.tape) == 10
     m = tr.memory_bytes
     tr.run(5.0)
     assert tr.memory_bytes == m                            # constant in run length
@@ -359,9 +362,9 @@ def test_bptt_windows_span_calls_and_memory_is_bounded():
 
 def test_trainer_keeps_the_last_windows_adjoint_for_display():
     tr = _chain_trainer(window=0.5, lr=1e-3, method="adjoint", gamma=0.0)
-    tr.keep_adjoint = True
+    tr.rule.keep_adjoint = True
     tr.run_steps(120)
-    w = tr.last_window
+    w = tr.rule.last_window
     assert w.method == "adjoint" and len(w.adjoint) == 2
     assert w.adjoint[0].shape == (50, 2, 2) and w.alpha[1].shape == (50, 2, 1)
     np.testing.assert_allclose(w.t, 0.01 * np.arange(50, 100))   # the second window's steps
@@ -372,12 +375,12 @@ def test_trainer_learn_from_and_validation():
     tr.learn_from = 1.0
     w1 = tr.network.W[1].copy()
     tr.run(0.99)
-    assert tr.n_updates == 0 and tr._tape is None
+    assert tr.rule.n_updates == 0 and tr.rule.tape is None
     tr.run(1.01)                                          # windows from t = 1.00 a.u.
-    assert tr.n_updates == 2
+    assert tr.rule.n_updates == 2
     np.testing.assert_array_equal(tr.network.W[1], w1)   # only layer 0 learns
     tr.reset()
-    assert tr.n_steps == 0 and tr.n_updates == 0
+    assert tr.n_steps == 0 and tr.rule.n_updates == 0
     with pytest.raises(GLEParameterError):
         _chain_trainer(window=0.0, lr=1e-3)
     with pytest.raises(GLEParameterError):
@@ -395,17 +398,17 @@ def test_lagnet_am_definition_reuses_the_gle_protocol():
     for key in ("network", "teacher", "stimulus", "dt", "duration"):
         assert LAGNET_AM[key] == LAGNET[key]
     for seed in (0, 1):
-        tr = build_bptt_trainer(LAGNET_AM, seed=seed)
+        tr = build_simulator(student_config(LAGNET_AM, seed), seed=seed)
         sim = make_protocol("lagnet", seed=seed)
         np.testing.assert_array_equal(tr.network.W[0], sim.network.W[0])  # same student
-        assert tr.network.gamma == 0.0 and tr.window_steps == 300
+        assert tr.network.gamma == 0.0 and tr.rule.window_steps == 300
 
 
 def test_lagnet_am_first_windows():
     """Short run: learning starts at 80 a.u. with one update per 3 a.u."""
     res = run_lagnet_am(seed=0, duration=92.0)
     assert res["n_updates"] == 4
-    tr = res["trainer"]
+    tr = res["simulator"]
     w = tr.trace("W")[:, :2]
     assert np.all(w[:80] == w[0]) and not np.all(w[-1] == w[0])
 
