@@ -16,6 +16,7 @@ import time
 import panel as pn
 
 from gle_lab.compat import patch_enabled
+from gle_lab.adjoint_overlay import AdjointOverlay
 from gle_lab.state import LabState
 from gle_lab.streaming import TraceStream
 from gle_lab.views.activity import ActivityView
@@ -41,12 +42,50 @@ MEASURE_EVERY, MEASURE_PHASE = 10, 3
 #: sliders of learning parameters follow their learned values every this many frames
 SYNC_EVERY = 15
 
+#: layouts: "wide" (large monitors), "present" (projector, and any window below
+#: PRESENT_BELOW px wide), "phone" (up to PHONE_MAX px wide: one column)
+PRESENT_BELOW, PHONE_MAX = 1600, 480
+#: the page's viewport meta tag (phones render at device width, not a shrunk desktop page)
+VIEWPORT_TEMPLATE = ("{% block postamble %}<meta name=\"viewport\" "
+                     "content=\"width=device-width, initial-scale=1\">{% endblock %}")
+
 CSS = """
 .gle-header {font-family: system-ui, sans-serif;}
 .gle-alert {font-size: 16px;}
 """
+TITLE_SHORT_HTML = ("<h1 class='gle-header' style='font-size:26px;font-weight:700;margin:0'>"
+                    "GLE Lab</h1>")
+TITLE_HTML = ("<div class='gle-header'><h1 style='display:inline;font-size:26px;"
+              "font-weight:700;margin:0'>GLE Lab</h1> <span style='color:#4d4d4d;"
+              "font-size:15px'>Generalized Latent Equilibrium neurons, live</span></div>")
+#: the page's own look (root container): no horizontal overflow, text ≥ 4.5:1 contrast
+ROOT_CSS = """
+:host {max-width: 100vw; overflow-x: hidden; font-family: system-ui, sans-serif;
+       color: #1a1a1a;}
+"""
+#: the toast: bottom corner, above everything, never moves the page
+TOAST_CSS = """
+.gle-toast {position: fixed; right: 16px; bottom: 16px; z-index: 9000; max-width: min(460px,
+            calc(100vw - 32px)); padding: 12px 16px; border-radius: 8px; font-size: 16px;
+            line-height: 1.35; background: #1a1a1a; color: #ffffff;
+            box-shadow: 0 6px 24px rgba(0,0,0,.3); font-family: system-ui, sans-serif;
+            animation: gle-toast 7s forwards;}
+.gle-toast.warning {background: #5c3d00;} .gle-toast.danger {background: #8a1c1c;}
+.gle-toast.success {background: #0d4d2a;}
+@keyframes gle-toast {0% {opacity: 0; transform: translateY(8px);}
+                      4% {opacity: 1; transform: none;} 88% {opacity: 1;}
+                      100% {opacity: 0; visibility: hidden;}}
+"""
+#: the divergence message beside the control that caused it
+CAUSE_CSS = """
+.gle-cause {border: 2px solid #8a1c1c; background: #fdf0f0; color: #1a1a1a; font-size: 15px;
+            border-radius: 6px; padding: 6px 10px;}
+"""
 
 pn.extension("katex", raw_css=[CSS])   # katex: the lessons' equations
+# a dropped websocket (classroom Wi-Fi) reconnects by itself to the same, still living session
+# (the server keeps an unused session for --unused-session-lifetime, 15 s by default)
+pn.config.reconnect = True
 
 
 class Dashboard:
@@ -56,7 +95,8 @@ class Dashboard:
         self.state = st = LabState(preset=preset, seed=seed)
         self.traces = TraceStream(st)
         self.activity = ActivityView(st, self.traces)
-        self.errors = ErrorsView(st, self.traces)
+        self.adjoint = AdjointOverlay(st)       # λ and its fits, for Errors and Fourier
+        self.errors = ErrorsView(st, self.traces, self.adjoint)
         self.fourier = FourierView(st)
         self.learning = LearningView(st)
         st.measure()                    # analytic readouts before the first frame
@@ -87,46 +127,227 @@ class Dashboard:
     # ------------------------------------------------------------------ layout
     def _layout(self):
         st = self.state
-        self.alert = pn.pane.Alert(st.message, alert_type="info", visible=bool(st.message),
+        self.mode = None
+        self.viewport = None            # (width, height) the page reported
+        self.alert = pn.pane.Alert(st.message, alert_type="info", visible=False,
                                    sizing_mode="stretch_width", css_classes=["gle-alert"],
                                    margin=(2, 10))
-        self.alert_reset = pn.widgets.Button(name="Reset simulation", button_type="danger",
-                                             visible=False, width=180,
+        self.alert_reset = pn.widgets.Button(label="Reset simulation", color="default",
+                                             visible=False, width=180, height=40,
                                              css_classes=["gle-alert-reset"])
+        self.alert_undo = pn.widgets.Button(label="Reset and undo the last change",
+                                            color="primary", visible=False, width=270,
+                                            height=40, css_classes=["gle-alert-undo"])
         on_click(self.alert_reset, self.reset)
-        st.param.watch(self._on_message, ["message", "message_level", "failed"])
-        header = pn.Row(
-            pn.pane.HTML("<div class='gle-header'><span style='font-size:26px;"
-                         "font-weight:700'>GLE Lab</span> <span style='color:#666;"
-                         "font-size:14px'>Generalized Latent Equilibrium neurons, live"
-                         "</span></div>", margin=(8, 10), width=560),
-            self.controls.playback_bar(), sizing_mode="stretch_width",
-            styles={"border-bottom": "1px solid #ddd"})
-        left = pn.Column(self.activity.panel, self.errors.panel, sizing_mode="stretch_width",
-                         margin=0)
-        right = pn.Column(self.fourier.panel, self.microcircuit.panel, sizing_mode="stretch_width", margin=0)
-        main = pn.Column(
-            pn.Row(self.alert, self.alert_reset, sizing_mode="stretch_width"),
-            self.lesson.panel,
-            self.phase.panel,
-            pn.Row(left, right, sizing_mode="stretch_width"),
-            self.learning.panel,
-            sizing_mode="stretch_width", margin=0)
-        return pn.Column(header, pn.Row(self.controls.sidebar(extra=(self.sharing.panel(),
-                                                                 self.export.panel)), main,
-                                        sizing_mode="stretch_width"),
-                         sizing_mode="stretch_width", css_classes=["gle-lab"])
+        on_click(self.alert_undo, self.reset_and_undo)
+        # the same message beside the control that caused the divergence
+        self.cause_text = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CAUSE_CSS],
+                                       margin=(4, 6))
+        self.cause_undo = pn.widgets.Button(label="Reset and undo the last change",
+                                            color="primary", sizing_mode="stretch_width",
+                                            height=40, css_classes=["gle-cause-undo"],
+                                            margin=(0, 6, 6, 6))
+        on_click(self.cause_undo, self.reset_and_undo)
+        self.cause_box = pn.Column(self.cause_text, self.cause_undo, margin=0,
+                                   sizing_mode="stretch_width", css_classes=["gle-cause-box"])
+        self._cause_card = None
+        self.toast = pn.pane.HTML("", stylesheets=[TOAST_CSS], margin=0, width=0, height=0,
+                                  css_classes=["gle-toast-host"])
+        self._toasts = 0
+        watched = [p for p in ("message", "message_level", "failed", "fail_cause")
+                   if p in st.param]
+        st.param.watch(self._on_message, watched)
+        if "notice_serial" in st.param:
+            st.param.watch(lambda e: self.show_toast(st.notice, st.notice_level),
+                           "notice_serial")
+        # the page's size arrives here (assets/js/page.js): the layout follows it
+        self.viewport_input = pn.widgets.TextInput(value="", visible=False, width=1, margin=0,
+                                                   css_classes=["gle-viewport"])
+        self.viewport_input.param.watch(lambda e: self.set_viewport(e.new), "value")
+        self.present_toggle = pn.widgets.Toggle(label="Present", value=False, width=100,
+                                                height=40, css_classes=["gle-present"])
+        self.present_toggle.param.watch(self._on_present_widget, "value")
+        st.param.watch(lambda e: self.apply_mode(), "present")
+        self.help_button = pn.widgets.Button(label="?", width=44, height=40,
+                                             css_classes=["gle-help-button"],
+                                             description="Keyboard shortcuts (?)")
+        self.help_button.js_on_click(code="window.__gle_lab && window.__gle_lab.help(true)")
+        self.title = pn.pane.HTML(TITLE_HTML, margin=(8, 10), css_classes=["gle-title"])
+        self.header = pn.Row(self.title, self.controls.playback_bar(), self.present_toggle,
+                             self.help_button, self.viewport_input, self.toast,
+                             sizing_mode="stretch_width", margin=0,
+                             styles={"border-bottom": "1px solid #ccc", "flex-wrap": "wrap",
+                                     "align-items": "center"},
+                             css_classes=["gle-header-row"])
+        extra = [self.sharing.panel(), self.export.panel]
+        try:
+            from gle_lab.views.teacher import TeacherView
+            self.teacher = TeacherView(st, self.sharing)
+            extra.append(self.teacher.panel)
+        except ImportError:         # the QR code's package missing: no teacher-link card
+            self.teacher = None
+        self.sidebar = self.controls.sidebar(extra=tuple(extra))
+        self.messages = pn.Column(self.alert, self.alert_undo, self.alert_reset,
+                                  sizing_mode="stretch_width", margin=0)
+        self.root = pn.Column(self.header, sizing_mode="stretch_width", margin=0,
+                              css_classes=["gle-lab"], stylesheets=[ROOT_CSS])
+        doc = pn.state.curdoc
+        served = doc is not None and getattr(doc, "session_context", None) is not None
+        if not served:                  # notebook, tests: no page to ask for its size
+            self.apply_mode("present" if st.present else "wide")
+        return self.root
+
+    def effective_mode(self):
+        """The layout for the reported viewport and the ``present`` flag."""
+        width = self.viewport[0] if self.viewport else None
+        if width is not None and width <= PHONE_MAX:
+            return "phone"
+        if self.state.present is not None:
+            return "present" if self.state.present else "wide"
+        return "present" if width is not None and width < PRESENT_BELOW else "wide"
+
+    def set_viewport(self, text):
+        """The page's ``"<width>x<height>"`` (assets/js/page.js): pick the layout."""
+        try:
+            w, h = (int(float(x)) for x in str(text).lower().split("x"))
+        except ValueError:
+            return
+        if w <= 0 or h <= 0:
+            return
+        self.viewport = (w, h)
+        self.apply_mode()
+
+    def _on_present_widget(self, event):
+        if self._mode_guard:
+            return
+        if event.new != (self.effective_mode() == "present"):
+            self.state.present = bool(event.new)
+
+    _mode_guard = False
+
+    def apply_mode(self, mode=None):
+        """Compose the page for a layout (only when it changes: figures are kept)."""
+        mode = mode or self.effective_mode()
+        height = self.viewport[1] if self.viewport else (720 if mode == "present" else 1080)
+        if mode == self.mode and height == getattr(self, "_mode_height", None):
+            return
+        self.mode, self._mode_height = mode, height
+        self._mode_guard = True
+        try:
+            self.present_toggle.value = mode == "present"
+        finally:
+            self._mode_guard = False
+        self.controls.arrange(mode)
+        # plot heights: in presentation the Activity plot takes what the header, the lesson
+        # bar and the phase cards leave of the screen
+        if mode == "present":
+            act = int(min(max(height - 330, 260), 620))
+            self.activity.set_height(act)
+            self.errors.set_height(max(260, act - 40))
+        elif mode == "phone":
+            self.activity.set_height(300)
+            self.errors.set_height(280)
+        else:
+            self.activity.set_height(250)
+            self.errors.set_height(250)
+        for view in (self.activity, self.errors, self.fourier, self.learning,
+                     self.microcircuit):
+            view.set_mode(mode)
+        self.phase.pane.css_classes = [c for c in self.phase.pane.css_classes
+                                       if not c.startswith("gle-phase-")] + [f"gle-phase-{mode}"]
+        self.title.object = TITLE_HTML if mode == "wide" else TITLE_SHORT_HTML
+        self.present_toggle.visible = self.help_button.visible = mode != "phone"
+        views = self._views()
+        if mode == "wide":
+            left = pn.Column(views["activity"], views["errors"], sizing_mode="stretch_width",
+                             margin=0)
+            right = pn.Column(views["fourier"], views["microcircuit"],
+                              sizing_mode="stretch_width", margin=0)
+            main = pn.Column(self.messages, views["phase"], pn.Row(left, right,
+                             sizing_mode="stretch_width", margin=0), views["learning"],
+                             sizing_mode="stretch_width", margin=0)
+            body = pn.Row(self.sidebar, main, sizing_mode="stretch_width", margin=0)
+            objs = [self.header, views["lesson"], body]
+        elif mode == "present":
+            main = pn.Column(self.messages, views["phase"], views["activity"],
+                             pn.Row(views["errors"], views["fourier"],
+                                    sizing_mode="stretch_width", margin=0),
+                             pn.Row(views["microcircuit"], pn.Spacer(width=10),
+                                    sizing_mode="stretch_width", margin=0),
+                             views["learning"], sizing_mode="stretch_width", margin=0)
+            body = pn.Row(self.sidebar, main, sizing_mode="stretch_width", margin=0)
+            objs = [self.header, views["lesson"], body]
+        else:   # phone: one column — cards, one plot, the τ sliders; the rest further down
+            objs = [self.header, self.messages, views["phase"], views["activity"],
+                    self.sidebar, views["lesson"], views["errors"], views["fourier"],
+                    views["learning"]]
+        self.root[:] = objs
+
+    def _views(self):
+        return {"lesson": self.lesson.panel, "phase": self.phase.panel,
+                "activity": self.activity.panel, "errors": self.errors.panel,
+                "fourier": self.fourier.panel, "microcircuit": self.microcircuit.panel,
+                "learning": self.learning.panel}
+
+    def show_toast(self, text, level="info"):
+        """A transient message in the bottom corner (never moves the page)."""
+        if not text:
+            return
+        self._toasts += 1
+        level = level if level in ("info", "success", "warning", "danger") else "info"
+        # a counter in the markup: the same text twice is a new element (a new animation)
+        self.toast.object = (f'<div class="gle-toast {level}" role="status" aria-live="polite"'
+                             f' data-n="{self._toasts}">{html.escape(text, quote=False)}</div>')
 
     def _on_message(self, *events):
         st = self.state
         # messages are plain text and may quote a value from the URL or a hostile client:
         # escaped here, once, so no message can become markup in the visitor's page
-        self.alert.object = html.escape(st.message, quote=False) or " "
-        self.alert.alert_type = st.message_level
-        self.alert.visible = bool(st.message)
+        serious = st.message_level in ("warning", "danger") or st.failed
+        if st.message and not serious:
+            # news (a lesson step, a rebuild): a toast, not a banner that moves the page
+            if any(e.name in ("message", "message_level") for e in events):
+                self.show_toast(st.message, st.message_level)
+            self.alert.visible = False
+        else:
+            self.alert.object = html.escape(st.message, quote=False) or " "
+            self.alert.alert_type = st.message_level
+            self.alert.visible = bool(st.message)
         self.alert_reset.visible = st.failed
+        cause = getattr(st, "fail_cause", "") if st.failed else ""
+        self.alert_undo.visible = bool(cause) and hasattr(st, "reset_and_undo")
+        self._show_cause(cause)
+
+    def _show_cause(self, cause):
+        """The divergence message also at the card of the control that caused it."""
+        from gle_lab.views.controls import PARAM_CARD
+        card = self.controls.cards.get(PARAM_CARD.get(cause, "")) if cause else None
+        old = self._cause_card
+        if old is not None and old is not card and self.cause_box in old.objects:
+            old.remove(self.cause_box)
+        self._cause_card = card
+        if card is None:
+            return
+        self.cause_text.object = (f'<div class="gle-cause" role="alert">'
+                                  f'{html.escape(self.state.message, quote=False)}</div>')
+        self.cause_undo.visible = hasattr(self.state, "reset_and_undo")
+        card.collapsed = False
+        if self.cause_box not in card.objects:
+            card.insert(0, self.cause_box)
 
     # ------------------------------------------------------------------ reactions
+    def layout_fallback(self):
+        """Compose a layout if the page never reported its size (scripts blocked)."""
+        doc = getattr(self, "_doc", None) or pn.state.curdoc
+        if doc is None:
+            self.apply_mode()
+            return
+
+        def later():
+            if self.mode is None:
+                self.apply_mode()
+        doc.add_timeout_callback(later, 1500)
+
     def _on_structure(self, event):
         self.traces.rebuild()
         self.activity.rebuild()
@@ -264,6 +485,15 @@ class Dashboard:
         self.state.reset()
         self.render_frame(force=True)
 
+    def reset_and_undo(self):
+        """Back to t = 0 with the last change undone (after a divergence)."""
+        undo = getattr(self.state, "reset_and_undo", None)
+        if undo is None:
+            self.state.reset()
+        else:
+            undo()
+        self.render_frame(force=True)
+
 
 def create_app(preset="phase_inversion", seed=0):
     """A new session's dashboard layout (servable); the simulation starts on page load.
@@ -281,7 +511,11 @@ def create_app(preset="phase_inversion", seed=0):
     dash = Dashboard(preset=preset, seed=seed)
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
     doc = pn.state.curdoc
-    install_paint_fixes(doc)          # three BokehJS repaint costs, fixed in the page
+    if doc is not None:
+        doc.template = VIEWPORT_TEMPLATE  # phones: device width, not a shrunk desktop page
+    install_paint_fixes(doc)          # repaint fixes, keyboard, accessibility, viewport size
+    if dash.mode is None:             # until the page reports its size (~at load)
+        pn.state.onload(dash.layout_fallback)
     pn.state.onload(dash.start)
     if doc is not None and doc.session_context is not None:
         register_dashboard(doc, dash)

@@ -2,38 +2,59 @@
 from __future__ import annotations
 
 import panel as pn
+from panel.viewable import Viewer
 
-from .style import INPUT_COLOR, add_legend, make_figure, neuron_color
+from .style import INPUT_COLOR, add_legend, apply_plot_mode, make_figure, neuron_color
 
 
-class ActivityView:
+class ActivityView(Viewer):
+    """Render-only: the traces come from the session's :class:`~gle_lab.streaming.TraceStream`."""
+
     title = "Activity"
 
-    def __init__(self, state, traces):
+    def __init__(self, state, traces, **params):
+        super().__init__(**params)
         self.state, self.traces = state, traces
+        self.height, self.mode = 250, "wide"
         self.pane = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_width")
+        self.layout = pn.Column(self.pane, sizing_mode="stretch_width", margin=0,
+                                css_classes=["gle-view-activity"])
 
     def _figure(self):
         st, tr = self.state, self.traces
         fig = make_figure("Activity: input x and rates r (student solid, teacher dashed)",
-                          "time t (a.u.)", "rate", x_range=tr.x_range,
+                          "time t (a.u.)", "rate", height=self.height, x_range=tr.x_range,
                           y_range=tr.y_ranges["activity"].range)
         src = tr.source
-        fig.line("t", "x", source=src, color=INPUT_COLOR, line_width=1.5, alpha=0.6,
+        fig.line("t", "x", source=src, color=INPUT_COLOR, line_width=1.5, alpha=0.7,
                  legend_label="input x")
         teacher = st.sim.teacher is not None
         for j, lab in enumerate(st.labels):
             c = neuron_color(j)
-            fig.line("t", f"r{j}", source=src, color=c, line_width=2.5,
+            fig.line("t", f"r{j}", source=src, color=c, line_width=3,
                      legend_label=f"r {lab}")
             if teacher:
                 fig.line("t", f"tr{j}", source=src, color=c, line_width=2, line_dash="dashed",
-                         alpha=0.8, legend_label=f"r {lab} teacher")
-        return add_legend(fig)
+                         alpha=0.9, legend_label=f"r {lab} teacher")
+        return apply_plot_mode(add_legend(fig), self.mode)
+
+    def set_mode(self, mode):
+        """Fit the plot to a page layout (toolbar, legend place)."""
+        self.mode = mode
+        apply_plot_mode(self.pane.object, mode)
+
+    def set_height(self, height):
+        """Plot height in px (the page layout: presentation, wide or phone)."""
+        self.height = int(height)
+        if self.pane.object is not None and self.pane.object.height != self.height:
+            self.pane.object.height = self.height
 
     def rebuild(self):
         self.pane.object = self._figure()
 
+    def __panel__(self):
+        return self.layout
+
     @property
     def panel(self):
-        return self.pane
+        return self.layout

@@ -13,6 +13,34 @@ from ..compat import patch_enabled
 
 #: server-side debounce (ms) of slider changes (Panel's default: 50)
 SLIDER_DEBOUNCE_MS = 5
+#: phones: every button and slider handle at least 44 px in its smaller dimension (WCAG
+#: 2.5.5 target size); the page's text colours at ≥ 4.5:1 contrast on white
+TOUCH_CSS = """
+@media (max-width: 480px) {
+  .bk-btn, select, input {min-height: 44px;}
+  .noUi-horizontal {height: 12px; margin: 26px 22px 18px;}
+  .noUi-horizontal .noUi-handle {width: 44px; height: 44px; right: -22px; top: -17px;
+                                 border-radius: 22px;}
+  .noUi-handle::before, .noUi-handle::after {display: none;}
+}
+"""
+#: LabState parameter -> the ControlsView attributes of its control (lock icons, messages)
+PARAM_WIDGETS = {"preset": ("preset",), "seed": ("seed",), "neuron": ("neuron",),
+                 "tau_m": ("tau_m",), "tau_r": ("tau_r",), "weight": ("weight_select", "weight"),
+                 "waveform": ("waveform",), "omega": ("omega",), "amplitude": ("amplitude",),
+                 "error_mode": ("error_mode",), "lr": ("lr",), "beta": ("beta",),
+                 "gamma": ("gamma", "gamma_input"), "am_window": ("am_window",),
+                 "window": ("window",), "speed": ("speed",), "play": ("play",),
+                 "step": ("step",), "reset": ("reset",)}
+#: LabState parameter -> the sidebar card holding its control
+PARAM_CARD = {"preset": "experiment", "seed": "experiment", "neuron": "neuron",
+              "tau_m": "neuron", "tau_r": "neuron", "weight": "neuron",
+              "weight_select": "neuron", "waveform": "input", "omega": "input",
+              "amplitude": "input", "error_mode": "learning", "am_window": "learning",
+              "learn_W": "learning", "learn_b": "learning", "learn_tau_m": "learning",
+              "learn_tau_r": "learning", "lr": "learning", "beta": "learning",
+              "gamma": "learning", "window": "display"}
+LOCK = "🔒 "
 LOG_FORMAT_JS = "const v = Math.pow(10, tick); return Number(v.toPrecision(3)).toString();"
 
 
@@ -71,7 +99,7 @@ def log_slider(state, name, lo, hi, step=0.02, **kw):
     start = math.floor(math.log10(lo) / step + 1e-9) * step
     end = math.ceil(math.log10(hi) / step - 1e-9) * step
     slider = pn.widgets.FloatSlider(
-        name=p.label, start=start, end=end, step=step,
+        label=p.label, start=start, end=end, step=step,
         value=min(max(math.log10(value), start), end),
         # a formatter per slider: a Bokeh model may belong to one document (session) only
         format=CustomJSTickFormatter(code=LOG_FORMAT_JS),
@@ -93,6 +121,7 @@ def log_slider(state, name, lo, hi, step=0.02, **kw):
     slider.param.watch(to_state, "value")
     state.param.watch(to_widget, name)
     slider.css_classes = [f"gle-{name.replace('_', '-')}"]
+    slider.stylesheets = [TOUCH_CSS]
     return slider
 
 
@@ -102,7 +131,7 @@ def with_tip(widget, doc=None):
     if not doc:
         return widget
     return pn.Row(widget, pn.widgets.TooltipIcon(value=doc, margin=(28, 0, 0, -8), width=20),
-                  sizing_mode=widget.sizing_mode, margin=0)
+                  sizing_mode=widget.sizing_mode, margin=0, css_classes=["gle-tip-row"])
 
 
 class ControlsView:
@@ -114,34 +143,38 @@ class ControlsView:
         dt = st.net.dt
         tau_max = st.cfg["ui"]["tau_max"]
         # --- playback bar
-        self.play = pn.widgets.Toggle(name="Pause" if st.playing else "Play",
-                                      value=st.playing, button_type="primary", width=100,
-                                      css_classes=["gle-play"])
-        self.step = pn.widgets.Button(name="Step", width=80, css_classes=["gle-step"],
+        self.play = pn.widgets.Toggle(label="Pause" if st.playing else "Play",
+                                      value=st.playing, color="primary", width=96,
+                                      height=40, css_classes=["gle-play"])
+        self.step = pn.widgets.Button(label="Step", width=80, height=40,
+                                      css_classes=["gle-step"],
                                       description="Advance by one frame (speed/30 a.u.); "
-                                                  "useful while paused.")
-        self.reset = pn.widgets.Button(name="Reset", width=90, button_type="warning",
+                                                  "useful while paused (→).")
+        # dark text on white (the old white-on-orange Reset had 1.95:1 contrast)
+        self.reset = pn.widgets.Button(label="Reset", width=84, height=40, color="default",
                                        css_classes=["gle-reset"],
                                        description="Back to t = 0 with the current settings; "
-                                                   "learned values are discarded.")
-        self.speed = log_slider(st, "speed", 0.1, 100.0, width=230, sizing_mode=None)
+                                                   "learned values are discarded (R).")
+        for b in (self.play, self.step, self.reset):
+            b.stylesheets = [TOUCH_CSS]
+        self.speed = log_slider(st, "speed", 0.1, 100.0, width=200, sizing_mode=None)
         self.play.param.watch(self._on_play_widget, "value")
         st.param.watch(self._on_playing, "playing")
         on_click(self.step, dashboard.single_step)
         on_click(self.reset, dashboard.reset)
         self.clock = pn.pane.Str("t = 0.0 a.u.", styles={"font-size": "16px"},
-                                 css_classes=["gle-clock"], margin=(12, 10))
+                                 css_classes=["gle-clock"], margin=(12, 10), width=130)
         # --- model
-        self.preset = pn.widgets.Select.from_param(st.param.preset, name="Preset",
+        self.preset = pn.widgets.Select.from_param(st.param.preset, label="Preset",
                                                    sizing_mode="stretch_width")
         self.description = pn.pane.Markdown(st.cfg["description"], sizing_mode="stretch_width",
-                                            styles={"font-size": "12.5px", "color": "#444"},
+                                            styles={"font-size": "14px", "color": "#333"},
                                             margin=(0, 10))
         st.param.watch(lambda e: setattr(self.description, "object",
                                          st.cfg["description"]), "structure")
         self.seed = pn.widgets.IntInput.from_param(st.param.seed, width=120,
                                                    description=st.param.seed.doc + "")
-        self.neuron = pn.widgets.Select.from_param(st.param.neuron, name="Neuron",
+        self.neuron = pn.widgets.Select.from_param(st.param.neuron, label="Neuron",
                                                    sizing_mode="stretch_width")
         self.tau_m = log_slider(st, "tau_m", dt / 2, tau_max)
         self.tau_r = log_slider(st, "tau_r", dt / 2, tau_max)
@@ -171,11 +204,11 @@ class ControlsView:
             st.param.gamma, start=0.0, end=2.0, step=0.01, sizing_mode="stretch_width")
         self.gamma.doc = st.param.gamma.doc
         self.gamma_input = pn.widgets.FloatInput.from_param(
-            st.param.gamma, name="", step=0.001, start=0.0, width=80, margin=(24, 4, 0, 0),
-            css_classes=["gle-gamma-input"])
+            st.param.gamma, label="γ value", step=0.001, start=0.0, width=80,
+            margin=(4, 4, 0, 0), css_classes=["gle-gamma-input"])
         self.error_mode = pn.widgets.RadioButtonGroup.from_param(
             st.param.error_mode, options={"GLE": "gle", "IE": "ie", "AM": "am"},
-            button_type="default", sizing_mode="stretch_width", css_classes=["gle-error-mode"])
+            color="default", sizing_mode="stretch_width", css_classes=["gle-error-mode"])
         self.error_mode.description = st.param.error_mode.doc
         self.am_window = pn.widgets.FloatSlider.from_param(
             st.param.am_window, start=0.1, end=20.0, step=0.1, sizing_mode="stretch_width",
@@ -203,7 +236,13 @@ class ControlsView:
             batch_changes(w)
         for w in (self.preset, self.error_mode):
             batch_changes(w, rebuilds=True)
-        self.optimizer = pn.pane.Str("", styles={"font-size": "12px", "color": "#666"})
+        self.optimizer = pn.pane.Str("", styles={"font-size": "13px", "color": "#4d4d4d",
+                                                 "white-space": "normal"},
+                                     sizing_mode="stretch_width")
+        for w in sliders + (self.gamma_input, self.preset, self.neuron, self.weight_select,
+                            self.waveform, self.error_mode, self.seed):
+            if not w.stylesheets:
+                w.stylesheets = [TOUCH_CSS]
         st.param.watch(lambda e: self._show_optimizer(), "structure")
         self._show_optimizer()
 
@@ -224,11 +263,12 @@ class ControlsView:
 
     def _on_playing(self, event):
         self.play.value = event.new
-        self.play.name = "Pause" if event.new else "Play"
+        self.play.label = "Pause" if event.new else "Play"
 
     def playback_bar(self):
         return pn.Row(self.play, self.step, self.reset, with_tip(self.speed), self.clock,
-                      align="center", margin=(0, 5))
+                      align="center", margin=(0, 5),
+                      styles={"flex-wrap": "wrap", "align-items": "center"})
 
     def sidebar(self, extra=()):
         """The sidebar; ``cards`` keeps each card by group name (teacher mode hides them)."""
@@ -250,4 +290,69 @@ class ControlsView:
                                 title="Errors and learning", **card),
             "display": pn.Card(with_tip(self.window), title="Display", collapsed=True, **card),
         }
-        return pn.Column(*self.cards.values(), *extra, width=330, margin=0, scroll=False)
+        self.extra = tuple(extra)
+        self.column = pn.Column(*self.cards.values(), *extra, width=330, margin=0,
+                                scroll=False, css_classes=["gle-view-controls"])
+        st = self.state
+        self._beyond = {}
+        if "locked" in st.param:
+            st.param.watch(lambda e: self.show_locks(), "locked")
+            self.show_locks()
+        if "out_of_range" in st.param:
+            st.param.watch(lambda e: self.show_out_of_range(), "out_of_range")
+        return self.column
+
+    def arrange(self, mode):
+        """Card order and widths for a page layout: the selected neuron's τ sliders first
+        in presentation and phone layouts (visible without scrolling)."""
+        names = (["neuron", "input", "learning", "experiment", "display"]
+                 if mode in ("present", "phone") else
+                 ["experiment", "neuron", "input", "learning", "display"])
+        objs = [self.cards[n] for n in names] + list(self.extra)
+        if list(self.column.objects) != objs:
+            self.column[:] = objs
+        if mode == "phone":
+            self.column.param.update(width=None, sizing_mode="stretch_width")
+        else:
+            self.column.param.update(sizing_mode=None, width=300 if mode == "present" else 330)
+        for name, card in self.cards.items():
+            card.collapsed = mode in ("present", "phone") and name not in ("neuron",) or \
+                (mode == "wide" and name == "display")
+
+    # ------------------------------------------------------------------ teacher mode, values
+    def _widgets(self, name):
+        return [getattr(self, a) for a in PARAM_WIDGETS.get(name, ())
+                if getattr(self, a, None) is not None]
+
+    def show_locks(self):
+        """A lock before the label of every control the teacher locked (Sharing disables
+        them): a locked slider must not look like an unlocked one."""
+        st = self.state
+        is_locked = getattr(st, "is_locked", None)
+        for name in PARAM_WIDGETS:
+            locked = bool(is_locked(name)) if is_locked is not None else False
+            for w in self._widgets(name):
+                label = getattr(w, "label", None)
+                if not isinstance(label, str) or not label:
+                    continue
+                if locked and not label.startswith(LOCK):
+                    w.label = LOCK + label
+                elif not locked and label.startswith(LOCK):
+                    w.label = label[len(LOCK):]
+                if hasattr(w, "description") and locked:
+                    w.description = "Locked by the teacher."
+
+    def show_out_of_range(self):
+        """A learned value beyond its control's range: shown beside the control, as it is."""
+        beyond = dict(getattr(self.state, "out_of_range", {}) or {})
+        for name in set(self._beyond) | set(beyond):
+            ws = self._widgets(name)
+            if not ws:
+                continue
+            w = ws[-1]
+            base = self._beyond.get(name, (w.label,))[0] if name in self._beyond else w.label
+            if name in beyond:
+                self._beyond[name] = (base,)
+                w.label = f"{base} (learned: {beyond[name]:.4g}, beyond the slider)"
+            elif name in self._beyond:
+                w.label = self._beyond.pop(name)[0]

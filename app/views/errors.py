@@ -1,129 +1,103 @@
-"""Errors view: GLE error e (solid), instantaneous error ε (dotted, neuron colour) and the AM
-adjoint λ (dotted black, paper Eq. 9 / Fig. 2) of every neuron.
+"""Errors view: the error e (solid), the instantaneous error ε (dotted) and the AM adjoint λ
+(dash-dot, paper Eq. 9 / Fig. 2) of every neuron, each in its neuron's colour.
 
-λ is computed from the *recorded* forward trajectory (rates r, φ′(ŭ) and targets of the
-simulator's probes) with :func:`gle_core.adjoint.adjoint_traces` over the visible window,
-integrated backward in time from the window's end (so its last few τm are truncated: λ = 0
-after the window). It is on the time axis of e (see the ``gle_core.adjoint`` docstring) and in
-the same units, so the overlay shows how well GLE's online e approximates the exact adjoint.
-
-The computation is not per frame: :meth:`ErrorsView.update_adjoint` runs every few frames
-(adaptively, so that it costs about :data:`ADJOINT_BUDGET_MS` per frame on average), on pause
-and after a single step. Each refresh also fits gain and phase of λ against α (the adjoint's
-instantaneous error) at the drive frequency for the Fourier view's dots.
+Render-only: λ and its fits are computed by :class:`gle_lab.adjoint_overlay.AdjointOverlay`
+(from the recorded trajectory, a few times a second); this view draws what it holds.
 """
 from __future__ import annotations
-
-import math
-import time
 
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource
+from panel.viewable import Viewer
 
-from gle_core import fourier
-from gle_core.adjoint import adjoint_traces
+from ..adjoint_overlay import AdjointOverlay
+from .style import add_legend, apply_plot_mode, make_figure, neuron_color
 
-from .style import add_legend, make_figure, neuron_color
-
-ADJOINT_COLOR_TRACE = "black"
-#: average server CPU (ms per frame) the λ recomputation may use
-ADJOINT_BUDGET_MS = 0.3
-#: recompute λ at most / at least every this many frames
-ADJOINT_MIN_EVERY, ADJOINT_MAX_EVERY = 6, 45
-#: λ is trusted up to this many τm (the layer's largest) before the window's end
-TRUNCATION_TAUS = 5.0
-#: signals the λ overlay needs from the simulator's probes
-ADJOINT_RECORD = ("t", "r", "r_prime", "target")
+NOTE = ("λ: AM adjoint (paper Eq. 9) of the visible window, integrated backward from its end "
+        "(the last few τm are truncated); refreshed a few times a second and on pause.")
 
 
-def compute_adjoint(state, n_samples=None):
-    """λ and α of every neuron over the last ``n_samples`` recorded steps (default: window).
-
-    Returns ``None`` (nothing recorded, or the probes lack r_prime/target) or a dict with
-    ``t`` (K,), ``ids`` (K,) absolute sample indices, ``lam`` and ``alpha`` (K, n_neurons),
-    both for the recorded stream.
-    """
-    sim = state.sim
-    probes = getattr(sim, "probes", {})
-    if any(k not in probes for k in ADJOINT_RECORD):
-        return None
-    net = state.net
-    n = len(probes["t"])
-    if n_samples is None:
-        n_samples = int(math.ceil(state.window / net.dt)) + 1
-    K = min(n, int(n_samples))
-    if K < 2:
-        return None
-    total = probes["t"].total
-    t = probes["t"].last(K)
-    r = probes["r"].last(K)
-    rp = probes["r_prime"].last(K)
-    y = probes["target"].last(K)
-    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(rp)) and np.all(np.isfinite(y))):
-        return None
-    _, lam, alpha = adjoint_traces(net, r, rp, y, t)
-    return {"t": t, "ids": np.arange(total - K, total),
-            "lam": np.concatenate([a[:, 0, :] for a in lam], axis=1),
-            "alpha": np.concatenate([a[:, 0, :] for a in alpha], axis=1)}
+def _mode_label(state):
+    return getattr(state, "mode_label", None) or state.error_mode.upper()
 
 
-class ErrorsView:
+class ErrorsView(Viewer):
     title = "Errors"
 
-    def __init__(self, state, traces):
+    def __init__(self, state, traces, overlay=None, **params):
+        super().__init__(**params)
         self.state, self.traces = state, traces
-        self.adjoint_every = ADJOINT_MIN_EVERY
-        self.adjoint_cost = 0.0           # seconds of the last λ computation
-        self.adjoint_updates = 0
-        self.adjoint_fits = {}            # ω -> GainPhaseFit of λ against α (selected neuron)
-        self._fits_history = None
-        self.last_adjoint = None
+        self.overlay = overlay if overlay is not None else AdjointOverlay(state)
+        self.height, self.mode = 250, "wide"
         self.pane = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_width")
-        self.note = pn.pane.Str(
-            "λ: AM adjoint (paper Eq. 9) of the visible window, integrated backward from its "
-            "end (the last few τm are truncated); refreshed a few times a second and on pause.",
-            styles={"font-size": "11px", "color": "#777"}, margin=(0, 10))
+        self.note = pn.pane.HTML(f"<p style='margin:0'>{NOTE}</p>",
+                                 styles={"font-size": "14px", "color": "#4d4d4d"},
+                                 margin=(0, 10), sizing_mode="stretch_width")
+        self.layout = pn.Column(self.pane, self.note, sizing_mode="stretch_width", margin=0,
+                                css_classes=["gle-view-errors"])
+        if "mode_label" in state.param:
+            state.param.watch(lambda e: self._retitle(), "mode_label")
+
+    # the overlay's cadence and results, under the names the dashboard and tests use
+    adjoint_every = property(lambda self: self.overlay.every)
+    adjoint_updates = property(lambda self: self.overlay.updates)
+    adjoint_cost = property(lambda self: self.overlay.cost)
+    adjoint_fits = property(lambda self: self.overlay.fits)
+    last_adjoint = property(lambda self: self.overlay.last)
 
     @staticmethod
     def adjoint_available():
         return True
 
+    def _title(self):
+        return (f"Errors ({_mode_label(self.state)}): error e (solid), instantaneous ε "
+                "(dotted), AM adjoint λ (dash-dot)")
+
+    def _retitle(self):
+        fig = self.pane.object
+        if fig is not None and fig.title.text != self._title():
+            fig.title.text = self._title()
+
     def _figure(self):
         st, tr = self.state, self.traces
-        fig = make_figure("Errors: GLE error e (solid), instantaneous ε (dotted), "
-                          "AM adjoint λ (dotted black)", "time t (a.u.)", "error",
+        fig = make_figure(self._title(), "time t (a.u.)", "error", height=self.height,
                           x_range=tr.x_range, y_range=tr.y_ranges["errors"].range)
         src = tr.source
         for j, lab in enumerate(st.labels):
             c = neuron_color(j)
-            fig.line("t", f"e{j}", source=src, color=c, line_width=2.5, legend_label=f"e {lab}")
+            fig.line("t", f"e{j}", source=src, color=c, line_width=3, legend_label=f"e {lab}")
             fig.line("t", f"eps{j}", source=src, color=c, line_width=2, line_dash="dotted",
                      legend_label=f"ε {lab}")
         self.add_adjoint(fig)
-        return add_legend(fig)
+        return apply_plot_mode(add_legend(fig), self.mode)
+
+    def set_mode(self, mode):
+        """Fit the plot to a page layout (toolbar, legend place)."""
+        self.mode = mode
+        apply_plot_mode(self.pane.object, mode)
 
     def _empty(self):
         return {"t": np.zeros(0), **{f"lam{j}": np.zeros(0)
                                      for j in range(self.state.n_neurons)}}
 
     def add_adjoint(self, fig):
-        """The AM adjoint λ of every neuron: dotted black lines over their own source."""
+        """The AM adjoint λ of every neuron: dash-dot lines in its colour, own source."""
         self.adjoint_source = ColumnDataSource(self._empty())
         self.traces.y_ranges["errors"].extra = [
             (self.adjoint_source, [f"lam{j}" for j in range(self.state.n_neurons)])]
         for j, lab in enumerate(self.state.labels):
-            fig.line("t", f"lam{j}", source=self.adjoint_source, color=ADJOINT_COLOR_TRACE,
-                     line_width=2.5, line_dash=[2, 3], legend_label=f"λ {lab} (AM)")
+            fig.line("t", f"lam{j}", source=self.adjoint_source, color=neuron_color(j),
+                     line_width=2.5, line_dash="dotdash", alpha=0.9,
+                     legend_label=f"λ {lab} (AM)")
         return fig
 
     # ------------------------------------------------------------------ λ refresh
     def update_adjoint(self):
-        """Recompute λ over the visible window, send it (decimated like the traces) and fit
-        its gain/phase against α at the drive frequency. Returns the computed dict or None."""
+        """Have the overlay recompute λ, then draw it (decimated like the traces).
+        Returns the computed dict or None."""
         st = self.state
-        t0 = time.perf_counter()
-        res = compute_adjoint(st)
+        res = self.overlay.update()
         if res is None:
             return None
         keep = res["ids"] % st.decimation == 0
@@ -134,52 +108,24 @@ class ErrorsView:
         lam = res["lam"][np.isfinite(res["lam"])]
         if len(lam):                              # λ shares the errors' axis
             self.traces.y_ranges["errors"].fit(float(lam.min()), float(lam.max()))
-        self._fit(res)
-        self.last_adjoint = res
-        self.adjoint_cost = time.perf_counter() - t0
-        self.adjoint_updates += 1
-        # spend ~ADJOINT_BUDGET_MS per frame on average
-        self.adjoint_every = int(min(ADJOINT_MAX_EVERY, max(
-            ADJOINT_MIN_EVERY, math.ceil(self.adjoint_cost * 1e3 / ADJOINT_BUDGET_MS))))
         return res
 
-    def _fit(self, res):
-        st = self.state
-        hist = st.readout.history
-        if hist is not self._fits_history:      # τ, neuron or mode changed: old dots are stale
-            self.adjoint_fits = {}
-            self._fits_history = hist
-        omega = st.drive_frequency()
-        if omega is None:
-            return
-        tm, tr = st.neuron_taus()
-        layer, _ = st.neuron_location()
-        tau_max = float(max(np.max(a) for a in st.net.tau_m[layer:]))
-        t = res["t"]
-        settle = min(3.0 * max(tm, tr), 60.0)
-        sel = (t >= st._t_change + settle) & (t <= t[-1] - TRUNCATION_TAUS * tau_max)
-        if np.count_nonzero(sel) < 8:
-            return
-        j = st.neuron
-        fit = fourier.measure_gain_phase(t[sel], res["alpha"][sel, j], res["lam"][sel, j],
-                                         omega, max_periods=2,
-                                         # a square wave's harmonics are orthogonal over
-                                         # whole periods; a sum of sines' are not
-                                         max_residual=(1.0 if st.waveform == "smoothed_square"
-                                                       else 0.05))
-        if fit.ok:
-            self.adjoint_fits[round(omega, 6)] = fit
+    def set_height(self, height):
+        self.height = int(height)
+        if self.pane.object is not None and self.pane.object.height != self.height:
+            self.pane.object.height = self.height
 
     def clear(self):
         self.adjoint_source.data = self._empty()
-        self.adjoint_fits = {}
-        self.last_adjoint = None
+        self.overlay.clear()
 
     def rebuild(self):
         self.pane.object = self._figure()
-        self.adjoint_fits = {}
-        self.last_adjoint = None
+        self.overlay.clear()
+
+    def __panel__(self):
+        return self.layout
 
     @property
     def panel(self):
-        return pn.Column(self.pane, self.note, sizing_mode="stretch_width", margin=0)
+        return self.layout

@@ -7,31 +7,37 @@
 for the neuron's current τm, τr (continuous-time curves from :mod:`gle_core.fourier`), a marker
 at the input frequency, and the gain/phase measured from the running simulation (dots; one per
 input frequency visited since τ last changed; the adjoint's dots are λ against α measured
-on the λ traces the Errors view computes from the recorded trajectory).
+on the λ traces of :class:`gle_lab.adjoint_overlay.AdjointOverlay`).
+
+Everything is drawn in the selected neuron's colour; the path is told by the line style
+(forward solid, error dashed, AM adjoint a wide translucent band under them: its gain equals
+the forward gain and its phase the error phase, so a thin line would hide under those).
 """
 from __future__ import annotations
 
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, FixedTicker, Range1d, Span
+from panel.viewable import Viewer
 
 from gle_core import fourier
 
 from ..streaming import decade_bounds
 
-from .style import (ADJOINT_COLOR, ERROR_COLOR, FORWARD_COLOR, add_legend, decade_axis,
-                    make_figure)
+from .style import add_legend, apply_plot_mode, decade_axis, make_figure, neuron_color
 
 OMEGAS = np.logspace(-2, 2, 241)
-PATHS = (("forward", "forward D⁺τr I⁻τm", FORWARD_COLOR, "solid"),
-         ("gle_error", "GLE error D⁺τm I⁻τr", ERROR_COLOR, "solid"),
-         ("am_adjoint", "AM adjoint I⁺τm D⁻τr", ADJOINT_COLOR, "dashed"))
+#: (transfer function, legend label, line style: dash, width, alpha)
+PATHS = (("am_adjoint", "AM adjoint I⁺τm D⁻τr (band)", ("solid", 9, 0.3)),
+         ("forward", "forward D⁺τr I⁻τm", ("solid", 2.5, 1.0)),
+         ("gle_error", "GLE error D⁺τm I⁻τr", ("dashed", 2.5, 1.0)))
 
 
-class FourierView:
+class FourierView(Viewer):
     title = "Fourier"
 
-    def __init__(self, state):
+    def __init__(self, state, **params):
+        super().__init__(**params)
         self.state = state
         self.curves = ColumnDataSource(self._curve_data())
         self.measured = {k: ColumnDataSource({"w": [], "gain": [], "phase": []})
@@ -39,7 +45,8 @@ class FourierView:
         self.gain_fig, self.phase_fig = self._figures()
         self.layout = pn.Column(pn.pane.Bokeh(self.gain_fig, sizing_mode="stretch_width"),
                                 pn.pane.Bokeh(self.phase_fig, sizing_mode="stretch_width"),
-                                sizing_mode="stretch_width", margin=0)
+                                sizing_mode="stretch_width", margin=0,
+                                css_classes=["gle-view-fourier"])
 
     def _curve_data(self):
         st = self.state
@@ -62,28 +69,31 @@ class FourierView:
         # (what the class should see) while the axes stay put, and the browser repaints
         # once per change instead of again when its data range catches up.
         self.gain_range = Range1d(*self._gain_bounds(self.curves.data))
-        gain = make_figure("Gain |H(ω)|", "", "gain", height=210, x_axis_type="log",
+        gain = make_figure("Gain |H(ω)|", "", "gain", height=220, x_axis_type="log",
                            y_axis_type="log", y_range=self.gain_range,
                            x_range=Range1d(OMEGAS[0], OMEGAS[-1]))
         phase = make_figure("Phase arg H(ω)  (+ = leads)", "ω (rad/a.u.)", "phase (°)",
-                            height=210, x_axis_type="log", x_range=gain.x_range,
+                            height=240, x_axis_type="log", x_range=gain.x_range,
                             y_range=Range1d(-100.0, 100.0))
         # every path here is first order over first order: its phase lies within ±90°
         phase.yaxis.ticker = FixedTicker(ticks=[-90, -45, 0, 45, 90])
         for ax in (gain.xaxis, gain.yaxis, phase.xaxis):
             decade_axis(ax)                                    # 0.01 … 100, no TeX
-        for kind, label, color, dash in PATHS:
-            gain.line("w", f"{kind}_gain", source=self.curves, color=color, line_width=2.5,
-                      line_dash=dash, legend_label=label)
-            phase.line("w", f"{kind}_phase", source=self.curves, color=color, line_width=2.5,
-                       line_dash=dash, legend_label=label)
-        for key, color, label, marker in (
-                ("forward", FORWARD_COLOR, "measured forward", "circle"),
-                ("error", ERROR_COLOR, "measured error", "circle"),
-                ("adjoint", ADJOINT_COLOR, "measured adjoint λ/α", "diamond")):
+        color = neuron_color(self.state.neuron)
+        self._colored = []                                     # glyphs in the neuron's colour
+        for kind, label, (dash, width, alpha) in PATHS:
             for fig, col in ((gain, "gain"), (phase, "phase")):
-                fig.scatter("w", col, source=self.measured[key], size=11, color=color,
-                            line_color="black", marker=marker, legend_label=label)
+                r = fig.line("w", f"{kind}_{col}", source=self.curves, color=color,
+                             line_width=width, line_dash=dash, alpha=alpha, legend_label=label)
+                self._colored.append(r.glyph)
+        for key, label, marker in (("forward", "measured forward", "circle"),
+                                   ("error", "measured error", "square"),
+                                   ("adjoint", "measured adjoint λ/α", "diamond")):
+            for fig, col in ((gain, "gain"), (phase, "phase")):
+                r = fig.scatter("w", col, source=self.measured[key], size=12, color=color,
+                                line_color="black", marker=marker, legend_label=label)
+                self._colored.append(r.glyph)
+        self._color = color
         self.markers = []
         for fig in (gain, phase):
             span = Span(location=self.state.omega, dimension="height", line_color="#555555",
@@ -96,8 +106,21 @@ class FourierView:
         add_legend(phase)
         return gain, phase
 
+    def set_mode(self, mode):
+        """Fit the plots to a page layout (toolbar, legend place)."""
+        for fig in (self.gain_fig, self.phase_fig):
+            apply_plot_mode(fig, mode)
+
     def update_curves(self):
         """Recompute the analytic curves (τ of the selected neuron changed)."""
+        color = neuron_color(self.state.neuron)
+        if color != self._color:                  # another neuron selected: its colour
+            self._color = color
+            for glyph in self._colored:
+                if hasattr(glyph, "fill_color"):
+                    glyph.fill_color = color
+                else:
+                    glyph.line_color = color
         data = self._curve_data()
         self.curves.data = data
         lo, hi = self._gain_bounds(data)
@@ -107,7 +130,7 @@ class FourierView:
     def update(self, adjoint_fits=None):
         """Move the ω marker and plot the measured points (cheap; a few times a second).
 
-        ``adjoint_fits``: {ω: GainPhaseFit} of λ against α (from the Errors view)."""
+        ``adjoint_fits``: {ω: GainPhaseFit} of λ against α (from the adjoint overlay)."""
         st = self.state
         w = st.drive_frequency()
         for span in self.markers:
@@ -137,6 +160,9 @@ class FourierView:
         self.update_curves()
         for src in self.measured.values():
             src.data = {"w": [], "gain": [], "phase": []}
+
+    def __panel__(self):
+        return self.layout
 
     @property
     def panel(self):

@@ -5,20 +5,28 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, Range1d, Span
+from panel.viewable import Viewer
 
 from ..streaming import StableRange, follow_ranges
-from .style import add_legend, decade_axis, make_figure, neuron_color
+from .style import add_legend, apply_plot_mode, decade_axis, make_figure, neuron_color
 
 #: parameter points kept on screen (one per learning update of the view)
 ROLLOVER = 4000
 
 
-class LearningView:
+#: line styles telling apart the weights into one neuron (its colour) by their input
+WEIGHT_DASHES = ("solid", "dashed", "dotdash", "dotted")
+
+
+class LearningView(Viewer):
     title = "Learning"
 
-    def __init__(self, state):
+    def __init__(self, state, **params):
+        super().__init__(**params)
         self.state = state
-        self.layout = pn.Column(sizing_mode="stretch_width", margin=0)
+        self.mode = "wide"
+        self.layout = pn.Column(sizing_mode="stretch_width", margin=0,
+                                css_classes=["gle-view-learning"])
         self.rebuild()
 
     def _columns(self):
@@ -56,9 +64,13 @@ class LearningView:
                            y_axis_type="log", x_range=self.x_range,
                            y_range=self.y_ranges["loss"].range)
         src = self.source
-        for k, lab in enumerate(self._weight_labels()):
-            c = neuron_color(k + 3)
+        offsets = np.cumsum([0] + list(st.net.layer_sizes[1:]))
+        for k, (lab, (layer, post, pre)) in enumerate(
+                st.param.weight_select.objects.items()):
+            # a weight in the colour of the neuron it feeds, styled by its input
+            c = neuron_color(int(offsets[layer]) + post)
             wfig.line("t", f"W{k}", source=src, color=c, line_width=2.5,
+                      line_dash=WEIGHT_DASHES[pre % len(WEIGHT_DASHES)],
                       legend_label=lab.replace(": ", " "))
             if vals["W"][1] is not None:
                 span = Span(location=0.0, dimension="width", line_color=c,
@@ -82,12 +94,20 @@ class LearningView:
                     tfig.add_layout(span)
                     self.spans.append((span, kind, j))
         lfig.line("t", "loss", source=src, color="black", line_width=2)
-        decade_axis(lfig.yaxis)
+        decade_axis(lfig.yaxis, spread=True)
         self.figs = (wfig, tfig, lfig)
         self.refresh_references()
         add_legend(wfig)
         add_legend(tfig)
+        for fig in self.figs:
+            apply_plot_mode(fig, self.mode)
         self.layout[:] = [pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in self.figs]
+
+    def set_mode(self, mode):
+        """Fit the plots to a page layout (toolbar, legend place)."""
+        self.mode = mode
+        for fig in self.figs:
+            apply_plot_mode(fig, mode)
 
     def _shows_b(self, vals):
         return bool(self.state.learn_b or np.any(vals["b"][0] != 0))
@@ -138,6 +158,9 @@ class LearningView:
         follow_ranges(self.y_ranges, self.pushes, self.source.data, row,
                       also={k: np.asarray(v, dtype=float) for k, v in self.references.items()})
         self.pushes += 1
+
+    def __panel__(self):
+        return self.layout
 
     @property
     def panel(self):

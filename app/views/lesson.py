@@ -1,39 +1,74 @@
-"""Lesson view: the guided lesson of the current preset beside the traces.
+"""Lesson view: the guided lesson of the current preset, on one line until opened.
 
-What to look at (Markdown), the equations involved (KaTeX, the paper's equation numbers) and
-two or three "try this" buttons that set parameters (see :mod:`gle_lab.lessons`). Rebuilt when the
-preset changes; a selector appears when a preset has more than one lesson.
+The bar (always one line on a projector): an "open" toggle, the lesson's title and its
+numbered "try this" steps as buttons (a step's button gets a check mark once applied, and its
+expected result appears as a toast, see :class:`gle_lab.main.Dashboard`). Opened, it shows
+what to look at (Markdown), the equations involved (KaTeX, the paper's equation numbers) and
+each step with its expected result. Rebuilt when the preset changes; a selector appears when a
+preset has more than one lesson (see :mod:`gle_lab.lessons`).
 """
 from __future__ import annotations
 
+import html
+
 import panel as pn
+from panel.viewable import Viewer
 
 from gle_lab.lessons import apply_step, lessons_for
 from gle_lab.views.controls import on_click
 
 CSS = """
-.gle-lesson-eq-label {font-size: 12px; color: #666;}
-.gle-lesson-expect {font-size: 12px; color: #555;}
+.gle-lesson-eq-label {font-size: 14px; color: #4d4d4d;}
+.gle-lesson-expect {font-size: 15px; color: #333333;}
+.gle-lesson-title {font-size: 17px; font-weight: 600; color: #222222; white-space: nowrap;
+                   overflow: hidden; text-overflow: ellipsis; line-height: 40px;}
+"""
+#: the step buttons: real buttons (border, left-aligned label), one line each
+STEP_CSS = """
+.bk-btn {text-align: left; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+         border: 1px solid #595959; min-height: 40px; font-size: 15px; color: #1a1a1a;}
+:host(.gle-done) .bk-btn {border: 2px solid #1a6e3a; background: #eef7f0;}
+@media (max-width: 480px) { .bk-btn {min-height: 44px;} }
 """
 
 
-class LessonView:
+def _step_name(i, step, done=False):
+    return f"{'✓ ' if done else ''}{i + 1}. {step['label']}"
+
+
+class LessonView(Viewer):
     title = "Lesson"
 
-    def __init__(self, state):
+    def __init__(self, state, **params):
+        super().__init__(**params)
         self.state = state
-        self.select = pn.widgets.Select(name="Lesson", options={}, width=320,
-                                        css_classes=["gle-lesson-select"])
+        self.select = pn.widgets.Select(label="Lesson", options={}, width=280,
+                                        css_classes=["gle-lesson-select"], margin=(0, 8))
+        self.toggle = pn.widgets.Toggle(label="▸ Lesson", value=False, width=110, height=40,
+                                        css_classes=["gle-lesson-open"], margin=(0, 8))
+        self.heading = pn.pane.HTML("", stylesheets=[CSS], margin=(0, 8), min_width=120,
+                                    sizing_mode="stretch_width")
+        self.steps_bar = pn.Row(margin=0)
+        self.bar = pn.Row(self.toggle, self.heading, self.steps_bar,
+                          sizing_mode="stretch_width", margin=0,
+                          styles={"flex-wrap": "wrap", "align-items": "center"})
         self.body = pn.Column(sizing_mode="stretch_width", margin=0)
-        self.pane = pn.Card(self.select, self.body, title="Lesson", collapsed=False,
-                            sizing_mode="stretch_width", margin=(4, 10),
-                            header_background="#f4efe4", css_classes=["gle-lesson"],
-                            stylesheets=[CSS])
+        self.body.visible = False
+        self.toggle.param.watch(self._on_toggle, "value")
+        self.pane = pn.Card(self.bar, self.body, title="Lesson", hide_header=True,
+                            collapsed=False, sizing_mode="stretch_width", margin=(2, 10),
+                            styles={"background": "#f7f3ea", "border-radius": "6px"},
+                            css_classes=["gle-lesson", "gle-view-lesson"], stylesheets=[CSS])
         self.buttons = []
+        self.done = set()
         self.lesson = None
         self.select.param.watch(lambda e: self.show(e.new), "value")
         state.param.watch(lambda e: self.rebuild(), "structure")
         self.rebuild()
+
+    def _on_toggle(self, event):
+        self.body.visible = event.new
+        self.toggle.label = "▾ Lesson" if event.new else "▸ Lesson"
 
     def rebuild(self):
         lessons = lessons_for(self.state.preset)
@@ -52,38 +87,60 @@ class LessonView:
         lesson = lessons.get(name)
         self._shown = (self.state.preset, name)
         self.lesson = lesson
+        self.done = set()
         if lesson is None:
             self.body[:] = [pn.pane.Markdown("*No lesson for this preset yet.*")]
             self.pane.title = "Lesson"
+            self.heading.object = "<div class='gle-lesson-title'>No lesson</div>"
+            self.steps_bar[:] = []
             return
         self.pane.title = f"Lesson: {lesson['title']}"
+        self.heading.object = (f"<div class='gle-lesson-title' title='{html.escape(lesson['title'])}'>"
+                               f"{html.escape(lesson['title'])}</div>")
         eqs = []
         for eq in lesson["equations"]:
             eqs.append(pn.pane.HTML(f"<span class='gle-lesson-eq-label'>{eq['label']}</span>",
                                     margin=(4, 10, 0, 10), stylesheets=[CSS]))
             eqs.append(pn.pane.LaTeX(f"$${eq['latex']}$$", renderer="katex",
-                                     styles={"font-size": "15px"}, margin=(0, 10),
+                                     styles={"font-size": "16px"}, margin=(0, 10),
                                      css_classes=["gle-lesson-eq"]))
         self.buttons = []
-        steps = []
+        expected = []
         for i, step in enumerate(lesson["try"]):
-            b = pn.widgets.Button(name=f"Try: {step['label']}", button_type="light",
+            b = pn.widgets.Button(label=_step_name(i, step), color="default",
                                   css_classes=["gle-lesson-try", f"gle-lesson-try-{i}"],
-                                  description=step.get("expect", ""), width=320)
-            on_click(b, lambda s=step: apply_step(self.state, s))
+                                  description=step.get("expect", ""), width=230, height=40,
+                                  stylesheets=[STEP_CSS], margin=(2, 4))
+            on_click(b, lambda i=i: self.click(i))
             self.buttons.append(b)
-            steps.append(pn.Row(b, pn.pane.HTML(
-                f"<span class='gle-lesson-expect'>{step.get('expect', '')}</span>",
-                stylesheets=[CSS], sizing_mode="stretch_width"), sizing_mode="stretch_width"))
-        self.body[:] = [pn.pane.Markdown(lesson["look"], sizing_mode="stretch_width",
-                                         styles={"font-size": "14px"}, margin=(0, 10)),
+            expected.append(pn.pane.HTML(
+                f"<span class='gle-lesson-expect'><b>{i + 1}. {html.escape(step['label'])}"
+                f"</b> — {html.escape(step.get('expect', ''))}</span>",
+                stylesheets=[CSS], sizing_mode="stretch_width", margin=(2, 10)))
+        self.steps_bar[:] = self.buttons
+        self.body[:] = [self.select, pn.pane.Markdown(lesson["look"], sizing_mode="stretch_width",
+                                         styles={"font-size": "16px"}, margin=(0, 10)),
                         pn.Row(pn.Column(*eqs, sizing_mode="stretch_width"),
                                sizing_mode="stretch_width"),
-                        pn.pane.Markdown("**Try this**", margin=(0, 10)), *steps]
+                        pn.pane.Markdown("**Try this** (the numbered buttons above; what you "
+                                         "should see):", margin=(0, 10),
+                                         styles={"font-size": "15px"}),
+                        *expected]
 
     def click(self, i):
-        """Apply try-step ``i`` of the shown lesson (what its button does)."""
-        return apply_step(self.state, self.lesson["try"][i])
+        """Apply try-step ``i`` of the shown lesson (what its button does); marks it done."""
+        step = self.lesson["try"][i]
+        changed = apply_step(self.state, step)
+        self.done.add(i)
+        if i < len(self.buttons):
+            b = self.buttons[i]
+            b.label = _step_name(i, step, done=True)
+            if "gle-done" not in b.css_classes:
+                b.css_classes = [*b.css_classes, "gle-done"]
+        return changed
+
+    def __panel__(self):
+        return self.pane
 
     @property
     def panel(self):

@@ -1,10 +1,11 @@
 """Microcircuit view (paper Fig. 3): where rates and errors travel.
 
-Each neuron of the student is drawn as a pair: a representation neuron (red triangle, the
-pyramidal cell with rate r) and its error neuron (blue circle, error e). Connections:
+Each neuron of the student is drawn as a pair, outlined in the neuron's colour (the same as in
+every plot): a representation neuron (triangle, the pyramidal cell with rate r) and its error
+neuron (circle, error e); the fill darkens with |r| and |e|. Connections:
 
-* forward weights W: representation ℓ-1 → representation ℓ (solid red, width ∝ |W|);
-* error feedback Wᵀ: error neuron ℓ+1 → error neuron ℓ (dashed blue); its opacity follows the
+* forward weights W: representation ℓ-1 → representation ℓ (solid, width ∝ |W|);
+* error feedback Wᵀ: error neuron ℓ+1 → error neuron ℓ (dashed); its opacity follows the
   error currently sent, |W_ij e_i|, so one sees where errors travel;
 * lateral: representation ↔ error neuron of the same neuron (dotted grey): φ′(ŭ) gates the error
   input ε = φ′ ⊙ Wᵀe, and γ e feeds back into the soma;
@@ -19,14 +20,15 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 from bokeh.models import ColumnDataSource, Range1d
-from bokeh.palettes import Blues256, Reds256
+from bokeh.palettes import Greys256
+from panel.viewable import Viewer
 
-from .style import add_legend, make_figure
+from .style import FONT_PX, add_legend, apply_plot_mode, make_figure, neuron_color
 
-REP_COLOR, ERR_COLOR = "#d62728", "#1f77b4"
-#: light → dark
-REDS = list(reversed(Reds256))[20:]
-BLUES = list(reversed(Blues256))[20:]
+#: edges: rates forward (solid), errors back (dashed); hue is kept for the neurons
+REP_COLOR, ERR_COLOR = "#333333", "#333333"
+#: light → dark (shape, not hue, tells a rate from an error)
+REDS = BLUES = list(reversed(Greys256))[10:200]
 DX, DY = 2.2, 1.6          # layer spacing, neuron spacing
 ERR_OFFSET = (0.7, -0.65)  # error neuron relative to its representation neuron
 
@@ -37,12 +39,14 @@ def _shade(palette, x):
     return [palette[i] for i in idx]
 
 
-class MicrocircuitView:
+class MicrocircuitView(Viewer):
     title = "Microcircuit"
 
-    def __init__(self, state):
+    def __init__(self, state, **params):
+        super().__init__(**params)
         self.state = state
-        self.pane = pn.pane.Bokeh(sizing_mode="stretch_width", css_classes=["gle-microcircuit"])
+        self.pane = pn.pane.Bokeh(sizing_mode="stretch_width",
+                                  css_classes=["gle-microcircuit", "gle-view-microcircuit"])
         self.rebuild()
         state.param.watch(lambda e: self.rebuild(), "structure")
 
@@ -71,7 +75,7 @@ class MicrocircuitView:
         self.nodes = ColumnDataSource({
             "x": np.r_[rep[:, 0], err[:, 0]], "y": np.r_[rep[:, 1], err[:, 1]],
             "marker": ["triangle"] * n + ["circle"] * n,
-            "line": [REP_COLOR] * n + [ERR_COLOR] * n,
+            "line": [neuron_color(j) for j in range(n)] * 2,
             "color": ["#ffffff"] * (2 * n),
             "value": [0.0] * (2 * n),
             "label": [f"{lab} r" for lab in labels] + [f"{lab} e" for lab in labels],
@@ -115,7 +119,7 @@ class MicrocircuitView:
                                 [f"x{i}" for i in range(len(inputs))]})
 
         fig = make_figure("Microcircuit (paper Fig. 3): representation ▲ coloured by rate r, "
-                          "error neurons ● by error e", "", "", height=300,
+                          "error neurons ● by error e", "", "", height=340,
                           match_aspect=True)
         fig.axis.visible = False
         fig.grid.visible = False
@@ -123,7 +127,7 @@ class MicrocircuitView:
         xs = np.r_[rep[:, 0], err[:, 0], inputs[:, 0], tgt[:, 0]]
         ys = np.r_[rep[:, 1], err[:, 1], inputs[:, 1], tgt[:, 1]]
         fig.x_range = Range1d(xs.min() - 0.8, xs.max() + 0.8)
-        fig.y_range = Range1d(ys.min() - 0.9, ys.max() + 0.7)
+        fig.y_range = Range1d(ys.min() - 1.0, ys.max() + 0.8)
         fig.segment("x0", "y0", "x1", "y1", source=self.forward, color=REP_COLOR,
                     line_width="width", alpha=0.55, legend_label="forward W (rates)")
         self.feedback_renderer = fig.segment(
@@ -141,18 +145,18 @@ class MicrocircuitView:
                     line_color="#444444")
         self.node_renderer = fig.scatter("x", "y", source=self.nodes, marker="marker",
                                          size=30, fill_color="color", line_color="line",
-                                         line_width=2.5)
+                                         line_width=4)
         fig.text(x=list(np.r_[rep[:, 0], err[:, 0]]),
                  y=list(np.r_[rep[:, 1] + 0.3, err[:, 1] - 0.55]),
                  text=[f"{lab}" for lab in labels] + [f"e {lab}" for lab in labels],
-                 text_font_size="11px", text_align="center", text_baseline="bottom",
-                 text_color="#333333")
+                 text_font_size=f"{FONT_PX - 2}px", text_align="center",
+                 text_baseline="bottom", text_color="#222222")
         for src in (ins, target):
-            fig.text("x", "y", text="label", source=src, y_offset=-14, text_font_size="11px",
-                     text_align="center", text_baseline="top", text_color="#333333")
-        add_legend(fig, "bottom_left", outside=False)
-        fig.legend.label_text_font_size = "11px"
-        fig.legend.background_fill_alpha = 0.6
+            fig.text("x", "y", text="label", source=src, y_offset=-14,
+                     text_font_size=f"{FONT_PX - 2}px", text_align="center",
+                     text_baseline="top", text_color="#222222")
+        add_legend(fig, side="below")                 # outside: it never covers a node
+        apply_plot_mode(fig, getattr(self, "mode", "wide"), move_legend=False)
         self.fig = fig
         self._scale = {"r": 1e-6, "e": 1e-6}
         self.pane.object = fig
@@ -208,6 +212,14 @@ class MicrocircuitView:
             top = max(float(sent.max()), 1e-12)
             alpha = [float(a) for a in 0.12 + 0.88 * sent / top]
             self.feedback.patch({"alpha": [(slice(0, len(alpha)), alpha)]})
+
+    def set_mode(self, mode):
+        """Fit the plot to a page layout (toolbar)."""
+        self.mode = mode
+        apply_plot_mode(getattr(self, "fig", None), mode, move_legend=False)
+
+    def __panel__(self):
+        return self.pane
 
     @property
     def panel(self):

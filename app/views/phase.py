@@ -18,17 +18,26 @@ CSS = """
             font-family: system-ui, sans-serif;}
 .gle-card {flex: 1 1 0; border-radius: 10px; padding: 8px 16px; border: 2px solid #ddd;
            background: #fafafa; min-width: 230px;}
-.gle-card.lag {border-color: #1f77b4; background: #eef5fb;}
-.gle-card.lead {border-color: #d62728; background: #fcefef;}
-.gle-card.zero {border-color: #777; background: #f4f4f4;}
+.gle-card.lag {border-color: #0072B2; background: #eef5fb;}
+.gle-card.lead {border-color: #D55E00; background: #fdf1ea;}
+.gle-card.zero {border-color: #595959; background: #f4f4f4;}
 .gle-title {font-size: 15px; color: #333; font-weight: 600;}
 .gle-big {font-size: 46px; font-weight: 700; line-height: 1.1; font-variant-numeric: tabular-nums;}
-.gle-card.lag .gle-big {color: #1f77b4;} .gle-card.lead .gle-big {color: #d62728;}
+.gle-card.lag .gle-big, .gle-card.lag .gle-verdict {color: #005a8c;}
+.gle-card.lead .gle-big, .gle-card.lead .gle-verdict {color: #a84400;}
 .gle-verdict {font-size: 20px; font-weight: 700; letter-spacing: 0.5px;}
 .gle-analytic {font-size: 15px; color: #444; margin-top: 2px;}
 .gle-relation {flex: 1.1 1 0; font-size: 15px; color: #333; padding: 8px 4px; min-width: 220px;}
 .gle-relation b {font-size: 19px;}
-.gle-status {font-size: 12px; color: #777; margin-top: 4px;}
+.gle-status {font-size: 13px; color: #4d4d4d; margin-top: 4px;}
+:host(.gle-phase-present) .gle-big {font-size: 40px;}
+:host(.gle-phase-present) .gle-card {padding: 4px 14px;}
+:host(.gle-phase-present) .gle-relation {font-size: 16px;}
+@media (max-width: 480px) {
+  .gle-phase {flex-wrap: wrap; gap: 8px;}
+  .gle-card, .gle-relation {flex: 1 1 100%; min-width: 0;}
+  .gle-big {font-size: 36px;}
+}
 """
 
 ZERO = math.radians(0.5)   # |phase| below half a degree: "in phase"
@@ -46,13 +55,14 @@ def _deg(phase):
     return f"{math.degrees(phase):+.1f}°" if np.isfinite(phase) else "—"
 
 
-class PhaseView:
+class PhaseView(pn.viewable.Viewer):
     title = "Phase inversion"
 
-    def __init__(self, state):
+    def __init__(self, state, **params):
+        super().__init__(**params)
         self.state = state
         self.pane = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CSS],
-                                 margin=(4, 10))
+                                 margin=(4, 10), css_classes=["gle-view-phase"])
         self.update()
 
     def _card(self, key, title, measured, analytic, omega):
@@ -105,6 +115,9 @@ class PhaseView:
         html = self.render()
         if html != self.pane.object:
             self.pane.object = html
+
+    def __panel__(self):
+        return self.pane
 
     @property
     def panel(self):

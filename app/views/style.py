@@ -1,12 +1,22 @@
-"""Shared look of the dashboard's Bokeh figures (canvas backend, projector-friendly fonts)."""
+"""Shared look of the dashboard's Bokeh figures (canvas backend, projector-friendly fonts).
+
+Colour has one meaning across the page (Okabe–Ito, a colour-blind-safe palette):
+
+* a **neuron** has one colour in every view (:func:`neuron_color`; blue and vermillion are
+  never neuron colours);
+* **blue** = lags, **vermillion** = leads (phase cards only);
+* the input is black; the teacher a neuron's colour dashed.
+
+What a line *is* (rate, e, ε, λ, forward / error / adjoint path) is told by its line style,
+so nothing relies on hue alone.
+"""
 from __future__ import annotations
 
 import math
 
 from bokeh.models import (CDSView, ColumnDataSource, CustomJS, GlyphRenderer, Legend,
-                          LegendItem, FixedTicker, PrintfTickFormatter)
+                          LegendItem, FixedTicker, LogTicker, PrintfTickFormatter)
 from bokeh.core.property.vectorization import Field, field
-from bokeh.palettes import Category10_10
 from bokeh.plotting import figure
 
 from ..compat import patch_enabled
@@ -16,18 +26,33 @@ from ..resources import asset
 PAINT_FIXES_JS = asset("js", "bokeh_paint_fixes.js").read_text(encoding="utf-8")
 
 
+#: keyboard shortcuts, help overlay, slider names and values for assistive technology, plot
+#: toolbars out of the Tab order, the viewport size report (see the file)
+PAGE_JS = asset("js", "page.js").read_text(encoding="utf-8")
+
+
 def install_paint_fixes(doc):
-    """Install the repaint fixes in the browser page of ``doc`` when it is ready."""
-    if doc is not None and patch_enabled("bokeh_paint_fixes"):
+    """Install the repaint fixes and the page script in the browser page of ``doc``."""
+    if doc is None:
+        return
+    if patch_enabled("bokeh_paint_fixes"):
         doc.js_on_event("document_ready", CustomJS(code=PAINT_FIXES_JS))
+    doc.js_on_event("document_ready", CustomJS(code=PAGE_JS))
 
 
-#: one colour per neuron (the same neuron has the same colour in every view)
-NEURON_COLORS = [c for c in Category10_10 if c != "#7f7f7f"]
-INPUT_COLOR = "#444444"
-FORWARD_COLOR = "#1f77b4"
-ERROR_COLOR = "#d62728"
-ADJOINT_COLOR = "#2ca02c"
+#: Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour
+#: vision deficiency
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00",
+             "purple": "#CC79A7"}
+#: lags / leads (phase cards): reserved, never a neuron's colour
+LAG_COLOR, LEAD_COLOR = OKABE_ITO["blue"], OKABE_ITO["vermillion"]
+#: one colour per neuron, the same in every view (yellow darkened to be seen on white)
+NEURON_COLORS = [OKABE_ITO["orange"], OKABE_ITO["sky"], OKABE_ITO["green"],
+                 OKABE_ITO["purple"], "#B8A800", "#7F7F7F"]
+INPUT_COLOR = OKABE_ITO["black"]
+#: text of axes, ticks, legends and titles (px): readable from the back of a lecture hall
+FONT_PX = 16
 
 
 def neuron_color(j):
@@ -39,13 +64,16 @@ def make_figure(title, x_label, y_label, height=250, **kw):
     fig = figure(title=title, height=height, sizing_mode="stretch_width",
                  output_backend="canvas", tools="pan,wheel_zoom,box_zoom,reset,save",
                  active_scroll=None, toolbar_location="right", **kw)
-    fig.title.text_font_size = "14px"
+    fig.title.text_font_size = f"{FONT_PX}px"
     fig.xaxis.axis_label = x_label
     fig.yaxis.axis_label = y_label
     for ax in (fig.xaxis, fig.yaxis):
-        ax.axis_label_text_font_size = "13px"
-        ax.major_label_text_font_size = "12px"
+        ax.axis_label_text_font_size = f"{FONT_PX}px"
+        ax.major_label_text_font_size = f"{FONT_PX}px"
         ax.axis_label_text_font_style = "normal"
+    if kw.get("y_axis_type", "linear") == "linear":
+        # "0.006", not "6.000e-3"
+        fig.yaxis.formatter = PrintfTickFormatter(format="%.3g")
     fig.min_border_left = 50
     fig.toolbar.logo = None
     return fig
@@ -110,27 +138,67 @@ def detached_items(fig, items):
                        index=item.index) for item in items]
 
 
-def decade_axis(axis):
-    """Ticks at whole decades only, labelled 0.01 … 100 (short plots stay legible)."""
-    axis.ticker = FixedTicker(ticks=[10.0 ** k for k in range(-30, 31)])
+def decade_axis(axis, spread=False):
+    """Ticks at whole decades only, labelled 0.01 … 100 (short plots stay legible).
+
+    ``spread``: a range over many decades (a loss) gets a few of them only (every n-th
+    decade), never a pile of overlapping labels."""
+    if spread:
+        axis.ticker = LogTicker(mantissas=[1], desired_num_ticks=4, num_minor_ticks=0)
+    else:
+        axis.ticker = FixedTicker(ticks=[10.0 ** k for k in range(-30, 31)])
     axis.formatter = PrintfTickFormatter(format="%g")
     axis.minor_tick_line_color = None
 
 
-def add_legend(fig, location="top_left", outside=True):
-    """Put the figure's legend outside the plot area (right), clickable to hide lines."""
+#: legend rows per column: a longer legend wraps into columns instead of spilling below
+#: the plot (over the caption under it)
+LEGEND_ROWS = 6
+
+
+def add_legend(fig, location="top_left", outside=True, side="right"):
+    """Put the figure's legend outside the plot area (``side``), clickable to hide lines."""
     if outside:
         items = fig.legend[0].items if fig.legend else []
         if fig.legend:
             fig.legend[0].visible = False
             fig.center = [c for c in fig.center if not isinstance(c, Legend)]
+        horizontal = side in ("above", "below")
         legend = Legend(items=detached_items(fig, items), location="top_left",
-                        click_policy="hide", label_text_font_size="12px", spacing=0,
-                        padding=4, margin=4)
-        fig.add_layout(legend, "right")
+                        click_policy="hide", label_text_font_size=f"{FONT_PX}px", spacing=0,
+                        padding=4, margin=4, glyph_width=28, label_height=18,
+                        orientation="horizontal" if horizontal else "vertical",
+                        ncols=(2 if horizontal else
+                               max(1, math.ceil(len(items) / LEGEND_ROWS))))
+        fig.add_layout(legend, side)
     else:
         fig.legend[0].items = detached_items(fig, fig.legend[0].items)
         fig.legend.location = location
         fig.legend.click_policy = "hide"
-        fig.legend.label_text_font_size = "12px"
+        fig.legend.label_text_font_size = f"{FONT_PX}px"
+    return fig
+
+
+def apply_plot_mode(fig, mode, move_legend=True):
+    """Fit a figure to a page layout (``"wide"``, ``"present"``, ``"phone"``).
+
+    Presentation and phone: no toolbar (nothing to aim at on a projector, and every tool is
+    a Tab stop); phone: the legend below the plot (a plot 390 px wide has no room beside
+    it). Only changed properties are set: a no-op on an unchanged figure."""
+    if fig is None:
+        return fig
+    toolbar = "right" if mode == "wide" else None
+    if fig.toolbar_location != toolbar:
+        fig.toolbar_location = toolbar
+    side = "below" if mode == "phone" else "right"
+    other = "right" if side == "below" else "below"
+    moving = [obj for obj in getattr(fig, other) if isinstance(obj, Legend)]
+    if moving and move_legend:
+        setattr(fig, other, [obj for obj in getattr(fig, other) if not isinstance(obj, Legend)])
+        for legend in moving:
+            horizontal = side == "below"
+            n = len(legend.items)
+            legend.update(orientation="horizontal" if horizontal else "vertical",
+                          ncols=2 if horizontal else max(1, math.ceil(n / LEGEND_ROWS)))
+            getattr(fig, side).append(legend)
     return fig

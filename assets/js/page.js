@@ -1,0 +1,234 @@
+// GLE Lab page script (installed once per page at document_ready, see gle_lab.views.style).
+//
+// 1. Keyboard: Space = play/pause, → = one step, R = reset, ? = help overlay listing the
+//    shortcuts. They work whatever has the focus, except text inputs (and → on a slider,
+//    which moves the slider). The focus stays where it was; if the element that had it was
+//    re-rendered (the Play/Pause button relabels itself), the new Play button gets it.
+// 2. Assistive technology: every slider handle is named after its slider ("τr prospective
+//    (a.u.)") and reads its real value (aria-valuetext "0.1", not the log slider's -1.00);
+//    plot toolbars and plot canvases are out of the Tab order (~45 stops otherwise).
+// 3. The page reports its viewport size ("1280x720") to the server through the hidden
+//    `gle-viewport` text input, at load and after a resize: the server picks the layout
+//    (presentation below 1600 px, phone up to 480 px; gle_lab.main.Dashboard.set_viewport).
+(function () {
+  if (typeof Bokeh === "undefined") return;
+  const gle = window.__gle_lab || (window.__gle_lab = {});
+
+  // ------------------------------------------------------------------ DOM across shadow roots
+  function deepFind(selector, root) {
+    root = root || document;
+    const hit = root.querySelector(selector);
+    if (hit) return hit;
+    for (const el of root.querySelectorAll("*")) {
+      if (el.shadowRoot) {
+        const found = deepFind(selector, el.shadowRoot);
+        if (found) return found;
+      }
+    }
+    return null;
+  }
+  function deepActive() {
+    let el = document.activeElement;
+    while (el && el.shadowRoot && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;
+    return el;
+  }
+  function buttonOf(cls) {
+    const host = deepFind("." + cls);
+    if (host == null) return null;
+    const root = host.shadowRoot || host;
+    return root.querySelector("button") || null;
+  }
+  function model(cls) {
+    for (const doc of Bokeh.documents)
+      for (const m of doc.all_models)
+        if (m.css_classes && m.css_classes.includes(cls)) return m;
+    return null;
+  }
+  gle.deepFind = deepFind;
+
+  // ------------------------------------------------------------------ BokehJS patches
+  const req = (name) => { try { return Bokeh.require(name); } catch (e) { return null; } };
+  const tb = req("models/tools/tool_button");
+  const tbv = tb && tb.ToolButtonView && tb.ToolButtonView.prototype;
+  if (tbv && !tbv.__gle_notab) {
+    const render = tbv.render;
+    tbv.render = function (...a) { const r = render.apply(this, a); this.el.tabIndex = -1; return r; };
+    tbv.__gle_notab = true;
+  }
+  const tbar = req("models/tools/toolbar");
+  const tbarv = tbar && tbar.ToolbarView && tbar.ToolbarView.prototype;
+  if (tbarv && !tbarv.__gle_notab) {
+    const render = tbarv.render;
+    tbarv.render = function (...a) {
+      const r = render.apply(this, a);
+      if (this._overflow_el) this._overflow_el.tabIndex = -1;
+      return r;
+    };
+    tbarv.__gle_notab = true;
+  }
+  const cnv = req("models/canvas/canvas");
+  const cnvv = cnv && cnv.CanvasView && cnv.CanvasView.prototype;
+  if (cnvv && !cnvv.__gle_notab) {
+    const init = cnvv.initialize;
+    cnvv.initialize = function (...a) {
+      const r = init.apply(this, a);
+      if (this.events_el) this.events_el.tabIndex = -1;
+      return r;
+    };
+    cnvv.__gle_notab = true;
+  }
+  const sl = req("models/widgets/abstract_slider");
+  const slv = sl && sl.AbstractSliderView && sl.AbstractSliderView.prototype;
+  if (slv && !slv.__gle_aria) {
+    const render = slv.render;
+    const plain = (s) => String(s == null ? "" : s).replace(/\$+/g, "").trim();
+    slv._gle_aria = function (values) {
+      if (!this.slider_el) return;
+      const name = plain(this.model.title) || "slider";
+      const handles = this.slider_el.querySelectorAll(".noUi-handle");
+      handles.forEach((h, i) => {
+        const v = values != null ? values[i] : (Array.isArray(this.model.value) ?
+          this.model.value[i] : this.model.value);
+        h.setAttribute("aria-label", name);
+        if (v != null && this.pretty) h.setAttribute("aria-valuetext", `${this.pretty(Number(v))}`);
+      });
+    };
+    slv.render = function (...a) {
+      const r = render.apply(this, a);
+      try {
+        this._gle_aria();
+        if (this._noUiSlider)
+          this._noUiSlider.on("update.gle", (_v, _h, unencoded) => this._gle_aria(unencoded));
+      } catch (e) { /* accessibility only: never break a slider */ }
+      return r;
+    };
+    slv.__gle_aria = true;
+  }
+
+  // ------------------------------------------------------------------ viewport report
+  gle.report = function () {
+    const m = model("gle-viewport");
+    if (m == null) return false;
+    const v = `${window.innerWidth}x${window.innerHeight}`;
+    if (m.value !== v) m.value = v;
+    return true;
+  };
+  if (!gle.report()) setTimeout(gle.report, 200);
+  if (!gle.resize) {
+    let timer = null;
+    gle.resize = () => { clearTimeout(timer); timer = setTimeout(gle.report, 250); };
+    window.addEventListener("resize", gle.resize);
+  }
+
+  // ------------------------------------------------------------------ help overlay
+  const SHORTCUTS = [["Space", "play / pause"], ["→", "one step (speed / 30 a.u.)"],
+                     ["R", "reset to t = 0"], ["?", "this help"], ["Esc", "close this help"]];
+  function helpEl() {
+    let el = document.getElementById("gle-help");
+    if (el) return el;
+    el = document.createElement("div");
+    el.id = "gle-help";
+    el.setAttribute("role", "dialog");
+    el.setAttribute("aria-modal", "true");
+    el.setAttribute("aria-labelledby", "gle-help-title");
+    el.hidden = true;
+    el.style.cssText = "position:fixed;inset:0;background:rgba(0,0,0,0.45);z-index:10000;" +
+      "display:flex;align-items:center;justify-content:center;font-family:system-ui,sans-serif;";
+    const rows = SHORTCUTS.map(([k, what]) =>
+      `<tr><th scope="row" style="text-align:left;padding:6px 18px 6px 0"><kbd style="font:inherit;` +
+      `border:1px solid #595959;border-radius:4px;padding:2px 8px;background:#f2f2f2">${k}</kbd></th>` +
+      `<td style="padding:6px 0">${what}</td></tr>`).join("");
+    el.innerHTML =
+      `<div style="background:#fff;color:#1a1a1a;border-radius:10px;padding:20px 28px;` +
+      `min-width:300px;max-width:90vw;font-size:18px;box-shadow:0 8px 30px rgba(0,0,0,.3)">` +
+      `<h2 id="gle-help-title" style="margin:0 0 10px;font-size:22px">Keyboard shortcuts</h2>` +
+      `<table style="border-collapse:collapse">${rows}</table>` +
+      `<p style="font-size:15px;color:#4d4d4d;margin:12px 0">They work wherever the focus is, ` +
+      `except in text fields.</p>` +
+      `<button type="button" id="gle-help-close" style="font-size:17px;min-height:44px;` +
+      `min-width:44px;padding:6px 18px;border:1px solid #595959;border-radius:6px;` +
+      `background:#fff;color:#1a1a1a;cursor:pointer">Close</button></div>`;
+    document.body.appendChild(el);
+    el.addEventListener("click", (e) => { if (e.target === el) gle.help(false); });
+    el.querySelector("#gle-help-close").addEventListener("click", () => gle.help(false));
+    return el;
+  }
+  gle.help = function (show) {
+    const el = helpEl();
+    const open = show == null ? el.hidden : !!show;
+    if (open && el.hidden) {
+      gle.helpReturn = deepActive();
+      el.hidden = false;
+      el.querySelector("#gle-help-close").focus();
+    } else if (!open && !el.hidden) {
+      el.hidden = true;
+      const back = gle.helpReturn;
+      if (back && back.isConnected && back.focus) back.focus();
+    }
+    return !el.hidden;
+  };
+
+  // ------------------------------------------------------------------ keyboard
+  const TEXT_TYPES = new Set(["text", "search", "email", "url", "tel", "password", "number",
+                              "date", "time", "datetime-local", "month", "week"]);
+  function typing(el) {
+    if (el == null) return false;
+    if (el.isContentEditable) return true;
+    const tag = el.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT") return true;
+    return tag === "INPUT" && TEXT_TYPES.has((el.type || "text").toLowerCase());
+  }
+  function keepFocus(before) {
+    // the control that had the focus may be re-rendered by the change: give the focus to
+    // the new Play button instead of losing it to the page
+    setTimeout(() => {
+      const now = deepActive();
+      if (before && before.isConnected && now !== before && before.focus) before.focus();
+      else if ((now == null || now === document.body) && before && !before.isConnected) {
+        const play = buttonOf("gle-play");
+        if (play) play.focus();
+      }
+    }, 300);
+  }
+  function act(key) {
+    if (key === " ") {
+      const m = model("gle-play");
+      if (m && !m.disabled) { m.active = !m.active; return true; }
+      const b = buttonOf("gle-play"); if (b) { b.click(); return true; }
+    } else if (key === "ArrowRight") {
+      const b = buttonOf("gle-step"); if (b && !b.disabled) { b.click(); return true; }
+    } else if (key === "r" || key === "R") {
+      const b = buttonOf("gle-reset"); if (b && !b.disabled) { b.click(); return true; }
+    }
+    return false;
+  }
+  if (!gle.keys) {
+    gle.keys = true;
+    window.addEventListener("keydown", (e) => {
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      const target = e.composedPath()[0];
+      const helpOpen = !helpEl().hidden;
+      if (helpOpen) {
+        if (e.key === "Escape" || e.key === "?") { gle.help(false); e.preventDefault(); }
+        return;                            // the dialog is modal: no other shortcut
+      }
+      if (typing(target)) return;
+      if (e.key === "?") { gle.help(true); e.preventDefault(); return; }
+      if (e.key === "ArrowRight" && target && target.getAttribute &&
+          target.getAttribute("role") === "slider") return;
+      if (e.key === " " || e.key === "ArrowRight" || e.key === "r" || e.key === "R") {
+        if (e.repeat) { e.preventDefault(); return; }
+        const before = deepActive();
+        if (act(e.key)) {
+          e.preventDefault();
+          e.stopPropagation();
+          keepFocus(before);
+        }
+      }
+    }, true);
+    // a focused button or checkbox would also act on Space's keyup: it already did
+    window.addEventListener("keyup", (e) => {
+      if (e.key === " " && !typing(e.composedPath()[0])) e.preventDefault();
+    }, true);
+  }
+})();
