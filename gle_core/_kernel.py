@@ -121,6 +121,65 @@ if HAVE_NUMBA:
             dst_r[q] = t
             dst_rp[q] = 1.0 - t * t
 
+    @njit(cache=True, error_model="numpy", fastmath={"contract"})
+    def _softplus_layer(src, dst_r, dst_rp):
+        """r = log(1 + e^ŭ), r′ = 1 / (1 + e^-ŭ) without libm calls, so that the loop
+        vectorizes (libm exp + log1p cost ~25 ns, this ~4 ns per element); within 1e-15
+        (relative) of numpy.
+
+        With z = exp(-|x|) ∈ (0, 1]: softplus(x) = max(x, 0) + log1p(z), expit(x) =
+        1 / (1 + z) for x ≥ 0 and z / (1 + z) otherwise. exp as in :func:`_tanh_layer`
+        (|x| capped at 708, where z is still a normal number and adds nothing to the
+        rate); log1p(z) = 2 atanh(s), s = z / (2 + z) ≤ 1/3, by its odd series to s^35
+        (next term < 1e-18 relative).
+        """
+        for q in range(src.shape[0]):
+            x = src[q]
+            a = abs(x)
+            y = a if a < 708.0 else 708.0
+            k = math.floor(y * 1.4426950408889634 + 0.5)
+            mr = -((y - k * 0.6931471803691238) - k * 1.9082149292705877e-10)
+            e = 1.6059043836821613e-10
+            e = e * mr + 2.08767569878681e-09
+            e = e * mr + 2.505210838544172e-08
+            e = e * mr + 2.755731922398589e-07
+            e = e * mr + 2.7557319223985893e-06
+            e = e * mr + 2.48015873015873e-05
+            e = e * mr + 0.0001984126984126984
+            e = e * mr + 0.001388888888888889
+            e = e * mr + 0.008333333333333333
+            e = e * mr + 0.041666666666666664
+            e = e * mr + 0.16666666666666666
+            e = e * mr + 0.5
+            e = e * mr + 1.0
+            e = e * mr + 1.0
+            z = e * _bits_to_double((1023 - np.int64(k)) << 52)
+            s = z / (2.0 + z)
+            s2 = s * s
+            p = 1.0 / 35.0
+            p = p * s2 + 1.0 / 33.0
+            p = p * s2 + 1.0 / 31.0
+            p = p * s2 + 1.0 / 29.0
+            p = p * s2 + 1.0 / 27.0
+            p = p * s2 + 1.0 / 25.0
+            p = p * s2 + 1.0 / 23.0
+            p = p * s2 + 1.0 / 21.0
+            p = p * s2 + 1.0 / 19.0
+            p = p * s2 + 1.0 / 17.0
+            p = p * s2 + 1.0 / 15.0
+            p = p * s2 + 1.0 / 13.0
+            p = p * s2 + 1.0 / 11.0
+            p = p * s2 + 1.0 / 9.0
+            p = p * s2 + 1.0 / 7.0
+            p = p * s2 + 1.0 / 5.0
+            p = p * s2 + 1.0 / 3.0
+            lg = 2.0 * s + 2.0 * s * (s2 * p)
+            pos = x > 0.0
+            r = (x if pos else 0.0) + lg
+            rp = (1.0 if pos else z) / (1.0 + z)
+            dst_r[q] = x if x != x else r               # NaN stays NaN
+            dst_rp[q] = x if x != x else rp
+
     @njit(cache=True, error_model="numpy")
     def _activate(act, src, dst_r, dst_rp):
         """r = φ(ŭ), r′ = φ′(ŭ) elementwise, as gle_core.activations (libm)."""
@@ -137,14 +196,7 @@ if HAVE_NUMBA:
                 dst_r[q] = s
                 dst_rp[q] = s * (1.0 - s)
         elif act == 3:                                  # softplus = np.logaddexp(0, x)
-            for q in range(hi):
-                x = src[q]
-                # numpy: x > 0: x + log1p(exp(-x)); x < 0: log1p(exp(x)); x = 0: log 2 --
-                # all equal to max(x, 0) + log1p(exp(-|x|)) bit for bit. φ′ = expit(x) =
-                # 1 / (1 + exp(-x)); for x < 0, exp(-x) = 1/exp(x) up to an ulp.
-                z = math.exp(-abs(x))
-                dst_r[q] = (x if x > 0.0 else 0.0) + math.log1p(z)
-                dst_rp[q] = 1.0 / (1.0 + (z if x > 0.0 else 1.0 / z))
+            _softplus_layer(src, dst_r, dst_rp)
         elif act == 4:                                  # relu = np.maximum(x, 0)
             for q in range(hi):
                 x = src[q]

@@ -369,3 +369,103 @@ def test_compiled_activations_match_numpy(name):
     np.testing.assert_allclose(r, phi(x), rtol=1e-15, atol=1e-300)
     # φ′ = 1 - tanh² (or s (1 - s)) inherits the ~1e-16 absolute rounding of φ
     np.testing.assert_allclose(rp, dphi(x), rtol=1e-15, atol=1e-15)
+
+
+# ----------------------------------------------------------------------------- input sources
+
+def _labelled_pair(seed=0):
+    """A small synthetic labelled set (3 classes of noisy sine shapes), streamed as in
+    MNIST-1D: one point per step, the label as target at every step, cross-entropy."""
+    datasets = pytest.importorskip("gle_core.datasets")
+    rng = np.random.default_rng(seed)
+    n, length = 24, 17
+    labels = rng.integers(0, 3, n)
+    grid = np.linspace(0, 1, length)
+    x = np.sin(2 * np.pi * (labels[:, None] + 1) * grid) + 0.1 * rng.normal(size=(n, length))
+    sims = []
+    for backend in ("numpy", "numba"):
+        src = datasets.LabelledSequences(x, labels, 3, 0.2, 4, seed=seed)
+        net = random_net(np.random.default_rng(seed), [1, 6, 3], ["tanh", "linear"], B=4,
+                         loss="cross_entropy", gamma=0.0, beta=1.0, dt=0.2, tau_floor=0.2)
+        sims.append(Simulator(net, src.inputs, target=src.targets, optimizer="adam",
+                              lr=1e-2, learn={"W": True, "b": True}, record=RECORDABLE,
+                              window=50, backend=backend))
+    return sims
+
+
+def test_numba_matches_numpy_on_a_labelled_dataset_source():
+    a, b = _labelled_pair()
+    for n in (5, 17 * 3, 300):          # across sample boundaries and epochs
+        a.run_steps(n)
+        b.run_steps(n)
+        assert_same(a, b)
+
+
+def test_numba_matches_numpy_under_a_learning_rate_schedule():
+    from gle_core.schedules import ReduceOnPlateau
+    a, b = make_pair("tanh-softplus-gle-adam", seed=3)
+    scheds = [ReduceOnPlateau(lr=1e-3, factor=0.5, patience=1) for _ in (a, b)]
+    for _ in range(6):
+        for s, sch in zip((a, b), scheds):
+            s.run_steps(120)
+            s.lr = sch.step(1.0)       # a plateau: the rate halves every other call
+        assert a.lr == b.lr
+        assert_same(a, b)
+    assert a.lr < 1e-3
+
+
+@pytest.mark.parametrize("stimulus", ["smoothed_square", "constant", "array"])
+def test_numba_matches_numpy_on_tabulated_periodic_inputs(stimulus):
+    """Periodic inputs are read from a one-period table by both backends."""
+    stims = {"smoothed_square": lambda: inputs.SmoothedSquare(period=0.8, sigma=0.02,
+                                                              max_shift=0.5),
+             "constant": lambda: inputs.Constant(0.7),
+             "array": lambda: inputs.ArrayInput(np.sin(np.arange(37) * 0.3), 0.01)}
+    sims = []
+    for backend in ("numpy", "numba"):
+        net = random_net(np.random.default_rng(5), [1, 3, 1], ["softplus", "linear"], B=3)
+        teacher = random_net(np.random.default_rng(6), [1, 2, 1], ["tanh", "linear"], B=3)
+        sims.append(Simulator(net, stims[stimulus](), teacher, optimizer="momentum", lr=1e-3,
+                              learn={"W": True, "tau_m": True}, record=RECORDABLE, window=64,
+                              seed=4, backend=backend))
+    a, b = sims
+    assert a._x_table is not None
+    for n in (3, 250, 700):
+        a.run_steps(n)
+        b.run_steps(n)
+        assert_same(a, b)
+
+
+def test_the_plan_is_cached_and_rebuilt_only_on_structural_change():
+    a, b = make_pair("tanh-softplus-gle-adam", seed=4)
+    a.run_steps(10)
+    b.run_steps(10)
+    plan = b.kernel_plan()
+    assert all(np.shares_memory(w, plan.student.P) for w in b.network.W)
+    assert np.shares_memory(b.network.u[0], plan.student.S)     # states are views of it
+    for s in (a, b):
+        s.network.set_parameter("W", 0, 0.1, index=(0, 0))      # values: the same plan
+        s.lr = 1e-4
+        s.run_steps(10)
+    assert b.kernel_plan() is plan and plan.student.P[0] != 0.1
+    assert plan.student.P[0] == b.network.W[0][0, 0]
+    for s in (a, b):
+        s.learn = {"W": [0]}                                    # structure: a new plan
+        s.run_steps(10)
+    assert b.kernel_plan() is not plan
+    assert_same(a, b)
+
+
+def test_the_windowed_rule_runs_in_numpy_whatever_the_backend():
+    a, b = make_pair("tanh-softplus-gle-adam", seed=5)
+    for s in (a, b):
+        s.set_rule("am", window=0.5)
+    b.backend = "auto"
+    assert "am rule runs in numpy" in b.kernel_unsupported_reason()
+    for n in (30, 100):
+        a.run_steps(n)
+        b.run_steps(n)
+        assert_same(a, b)
+    b.backend = "numba"
+    with pytest.raises(GLEParameterError, match="am rule"):
+        b.run_steps(1)
