@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import GLEParameterError
 from .inputs import Stimulus
-from .network import PARAMETER_KINDS, GLENetwork
+from .network import GLENetwork
 
 __all__ = ["LabelledSequences", "tile_state", "evaluate", "cross_entropy_per_stream"]
 
@@ -187,33 +187,25 @@ def tile_state(network, batch_size):
     """A copy of ``network`` with ``batch_size`` streams whose state is the network's state
     tiled (stream ``i`` of the copy starts from stream ``i mod B`` of the original).
 
-    Parameters are copied, not shared. The state arrays are found as the per-stream arrays
-    that :meth:`GLENetwork.reset_state` re-creates, so every state the engine keeps is
-    carried over.
+    Parameters are copied, not shared. Every state the engine keeps
+    (:meth:`GLENetwork.get_state`) is carried over.
     """
     if not isinstance(network, GLENetwork):
         raise GLEParameterError("network", type(network).__name__, "a GLENetwork")
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
             or batch_size < 1:
         raise GLEParameterError("batch_size", batch_size, "an integer ≥ 1")
-    B = network.batch_size
+    rows = np.arange(int(batch_size)) % network.batch_size
+    tiled = {}
+    for name, val in network.get_state().items():
+        if isinstance(val, list):
+            tiled[name] = [a[rows] for a in val]
+        elif isinstance(val, np.ndarray) and val.ndim >= 1:
+            tiled[name] = val[rows]
+        else:
+            tiled[name] = val
     new = network.copy()
-    new.reset_state(int(batch_size))
-    rows = np.arange(int(batch_size)) % B
-    for name, val in list(new.__dict__.items()):
-        if name in PARAMETER_KINDS:
-            continue
-        old = network.__dict__.get(name)
-        if isinstance(val, np.ndarray) and isinstance(old, np.ndarray):
-            if val.ndim >= 1 and old.ndim == val.ndim and old.shape[0] == B \
-                    and val.shape[0] == batch_size and old.shape[1:] == val.shape[1:]:
-                new.__dict__[name] = old[rows].copy()
-        elif isinstance(val, list) and isinstance(old, list) and len(val) == len(old):
-            if all(isinstance(a, np.ndarray) and isinstance(o, np.ndarray) and a.ndim >= 1
-                   and o.ndim == a.ndim and o.shape[0] == B and a.shape[0] == batch_size
-                   and o.shape[1:] == a.shape[1:] for a, o in zip(val, old)):
-                new.__dict__[name] = [o[rows].copy() for o in old]
-    new.steps = network.steps
+    new.set_state(tiled)
     return new
 
 

@@ -275,18 +275,10 @@ def _atomic_write(path, write):
 
 
 def _state_arrays(net):
-    """The network's per-stream state: {attribute: array or list of arrays}."""
-    out = {}
-    for name, val in net.__dict__.items():
-        if name in PARAMETER_KINDS:
-            continue
-        if isinstance(val, np.ndarray) and val.ndim >= 1 and val.shape[0] == net.batch_size:
-            out[name] = val
-        elif isinstance(val, list) and val and all(
-                isinstance(a, np.ndarray) and a.ndim >= 1 and a.shape[0] == net.batch_size
-                for a in val):
-            out[name] = val
-    return out
+    """The network's dynamic state (:meth:`GLENetwork.get_state`) but the step count:
+    {attribute: array or list of arrays}."""
+    return {k: v for k, v in net.get_state().items()
+            if isinstance(v, np.ndarray) or isinstance(v, list)}
 
 
 def save_checkpoint(path, config, net, optimizer, schedule, epoch, history):
@@ -332,19 +324,17 @@ def restore(arrays, meta, net, optimizer, schedule):
             else:
                 state[parts[1]] = a
     current = set(_state_arrays(net))
-    by_plain = {n.lstrip("_"): n for n in current}
     if set(state) != current:
-        # an engine version that renamed a private state (``_feedback`` -> ``feedback``)
+        # checkpoints of an engine version whose error feedback was private (``_feedback``)
+        by_plain = {n.lstrip("_"): n for n in current}
         state = {by_plain.get(n.lstrip("_"), n): v for n, v in state.items()}
         if set(state) != current:
             raise GLEParameterError("checkpoint state", sorted(state),
                                     f"the states of this engine: {sorted(current)}")
-    for name, val in state.items():
-        if isinstance(val, dict):
-            net.__dict__[name] = [np.array(val[i]) for i in range(len(val))]
-        else:
-            net.__dict__[name] = np.array(val)
-    net.steps = int(meta["net_steps"])
+    full = {name: ([np.array(val[i]) for i in range(len(val))] if isinstance(val, dict)
+                   else np.array(val)) for name, val in state.items()}
+    full["steps"] = int(meta["net_steps"])
+    net.set_state(full)
     optimizer.state.clear()
     for key, a in arrays.items():
         if key.startswith("adam/") and key.endswith("/m"):
