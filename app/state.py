@@ -19,7 +19,7 @@ import numpy as np
 import param
 
 from gle_core import GLEParameterError, SimulationDiverged, Simulator
-from gle_core import fourier
+from gle_core import fourier, physics
 from gle_core.config import build_simulator, build_stimulus
 
 from .am import AM_LR_FACTOR, AM_METHOD, AM_WINDOW
@@ -870,12 +870,11 @@ class LabState(param.Parameterized):
             wmax = max(float(np.max(np.abs(w))) for w in net.W)
             causes.append(f"learning rate η = {self.lr:.3g} is too large (learning drove the "
                           f"largest weight to |W| = {wmax:.3g}); lower η")
-        loop = self.gamma * self.beta
-        tau_min = min(float(np.min(t)) for t in net.tau_m)
-        if net.dt * (1 + loop) / tau_min >= 1.0:
-            causes.append(f"error feedback γ·β = {loop:.3g} is too strong for explicit Euler "
-                          f"(needs dt·(1+γβ)/τm < 2 with dt = {net.dt:g}, τm = {tau_min:.3g}); "
-                          "lower γ or β")
+        euler = physics.euler_stability(net, self.gamma, self.beta)
+        if not euler.monotone:
+            causes.append(f"error feedback γ·β = {euler.loop:.3g} is too strong for explicit "
+                          f"Euler (needs dt·(1+γβ)/τm < 2 with dt = {net.dt:g}, τm = "
+                          f"{euler.tau_m:.3g}); lower γ or β")
         wmax = max(float(np.max(np.abs(w))) for w in net.W)
         if not learning and wmax > 3:
             causes.append(f"weights are large (|W| = {wmax:.3g})")
@@ -1013,15 +1012,8 @@ class LabState(param.Parameterized):
         uh = probes["prospective_voltage"].last()[sl, j]
         e = probes["error"].last()[sl, j]
         eps = probes["inst_error"].last()[sl, j]
-        if layer == 0:
-            x = probes["input"].last()[sl]
-            drive = x @ net.W[0][i] + net.b[0][i] + net.gamma * e
-        else:
-            lo = sum(net.layer_sizes[1:layer])
-            r_prev = probes["r"].last()[:, lo:lo + net.layer_sizes[layer]]
-            # Jacobi order: layer ℓ reads layer ℓ-1's rate of the previous step
-            r_prev = np.vstack([r_prev[:1], r_prev[:-1]])[sl]
-            drive = r_prev @ net.W[layer][i] + net.b[layer][i] + net.gamma * e
+        drive = physics.drive_trace(net, layer, i, probes["input"].last(), probes["r"].last(),
+                                    probes["error"].last()[:, j])[sl]
         # ŭ vs drive and e vs ε are linear maps, so the ratio of the components at ω is the
         # transfer function even for non-sinusoidal periodic inputs (harmonics are orthogonal
         # over whole periods); only a pure sine is required to fit with a small residual.
