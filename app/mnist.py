@@ -452,8 +452,9 @@ class MnistDashboard:
     # ------------------------------------------------------------------ layout
     def _layout(self):
         lab = self.state
-        self.play = pn.widgets.Button(label="▶ Play", color="primary", width=90)
-        self.play.on_click(lambda e: setattr(lab, "playing", not lab.playing))
+        # a toggle bound to the state: a click sends the wanted state, not "flip it"
+        self.play = pn.widgets.Toggle.from_param(lab.param.playing, label="▶ Play",
+                                                 color="primary", width=90)
         self.step_button = pn.widgets.Button(label="Step", width=70)
         self.step_button.on_click(lambda e: self.single_step())
         self.reset_button = pn.widgets.Button(label="Reset", width=70)
@@ -539,7 +540,7 @@ class MnistDashboard:
 
     # ------------------------------------------------------------------ frames
     def _on_playing(self, event):
-        self.play.label = "⏸ Pause" if event.new else "▶ Play"
+        self.play.label = "❚❚ Pause" if event.new else "▶ Play"
         self._last_tick = None
         if self.callback is not None:
             if event.new and not self.callback.running:

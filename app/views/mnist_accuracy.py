@@ -35,7 +35,7 @@ class MnistAccuracyView(Viewer):
         self.rebuild()
 
     def _figure(self):
-        run = figure(f"Accuracy over the last {self.acc_over} samples shown",
+        run = figure(f"Accuracy, last {self.acc_over} samples",
                      "samples shown", "accuracy (%)", height=250, y_range=fixed(0, 100))
         run.line("samples", "acc", source=self.running, line_width=2, color="#2171b5")
         run.add_layout(Span(location=10, dimension="width", line_dash="dashed",
@@ -43,19 +43,22 @@ class MnistAccuracyView(Viewer):
         self.val_line = Span(location=0, dimension="width", line_color="#1a9641",
                              line_dash="dotted", line_width=2, visible=False)
         run.add_layout(self.val_line)
-        ep = figure("Validation accuracy per epoch vs published GLE 15k", "epoch",
+        ep = figure("Validation accuracy per epoch", "epoch",
                     "validation accuracy (%)", height=250, y_range=fixed(0, 100))
         ep.varea("epoch", "lo", "hi", source=self.reference, fill_color="#bdbdbd",
-                 fill_alpha=0.5, legend_label="published range (10 seeds)")
+                 fill_alpha=0.5, legend_label="published GLE 15k: range")
         ep.line("epoch", "median", source=self.reference, color="#636363", line_width=2,
-                legend_label="published median")
+                legend_label="median (10 seeds)")
         ep.line("epoch", "acc", source=self.checkpoint, color="#1a9641", line_width=2)
         ep.scatter("epoch", "acc", source=self.checkpoint, color="#1a9641", size=5,
-                   legend_label="the shipped checkpoint's run")
+                   legend_label="checkpoint's run")
         ep.scatter("epoch", "acc", source=self.session, color="#d62728", size=8,
                    marker="diamond", legend_label="this session")
         ep.legend.location = "bottom_right"
-        ep.legend.label_text_font_size = "11px"
+        ep.legend.label_text_font_size = "10px"
+        ep.legend.background_fill_alpha = 0.7
+        ep.legend.padding = 2
+        ep.legend.spacing = 0
         self.run_fig, self.epoch_fig = run, ep
         return row(run, ep, sizing_mode="stretch_width")
 
@@ -86,9 +89,8 @@ class MnistAccuracyView(Viewer):
         if slow:
             acc = lab.running_accuracy()
             self.run_fig.title.text = (
-                f"Accuracy over the last {min(self.acc_over, len(lab.results))} samples "
-                f"shown: {acc:.1f} %" if acc == acc else
-                f"Accuracy over the last {self.acc_over} samples shown")
+                f"Accuracy, last {min(self.acc_over, len(lab.results))} samples: "
+                f"{acc:.1f} %" if acc == acc else f"Accuracy, last {self.acc_over} samples")
 
     def __panel__(self):
         return self.layout

@@ -32,14 +32,13 @@ class MnistConfusionView(Viewer):
 
     def _figure(self):
         self.mapper = LinearColorMapper(palette=list(reversed(Blues256)), low=0, high=1)
-        fig = figure(f"Confusion matrix (last {self.over} samples)", "predicted class",
+        fig = figure(f"Confusion, last {self.over} samples", "predicted class",
                      "true class", height=250, x_range=FactorRange(*CLASSES),
                      y_range=FactorRange(*reversed(CLASSES)))
         fig.rect("pred", "true", width=1, height=1, source=self.source,
                  fill_color={"field": "count", "transform": self.mapper}, line_color="white")
         fig.text("pred", "true", text="text", source=self.source, text_align="center",
                  text_baseline="middle", text_font_size="10px", text_color="#1a1a1a")
-        fig.frame_width = 250
         self.fig = fig
         return fig
 
@@ -59,9 +58,9 @@ class MnistConfusionView(Viewer):
                            "text": [(slice(0, 100), [str(v) if v else "" for v in
                                                      m.ravel()])]})
         n = int(m.sum())
-        self.fig.title.text = (f"Confusion matrix (last {n} samples: "
-                               f"{100 * np.trace(m) / n:.0f} % on the diagonal)" if n else
-                               f"Confusion matrix (last {self.over} samples)")
+        self.fig.title.text = (f"Confusion, last {n} samples "
+                               f"({100 * np.trace(m) / n:.0f} % right)" if n else
+                               f"Confusion, last {self.over} samples")
 
     def __panel__(self):
         return self.layout

@@ -32,18 +32,16 @@ class MnistOutputView(Viewer):
                                 css_classes=["gle-view-mnist-output"])
 
     def _figure(self):
-        lines = figure("Output rates over the sample", "step", "rate", height=200)
+        lines = figure("Output rates (10 classes)", "step of the sample", "rate", height=200)
         for c in range(10):
-            lines.line("t", f"o{c}", source=self.rates, color=CLASS_COLORS[c], line_width=2,
-                       legend_label=CLASSES[c])
-        lines.legend.orientation = "horizontal"
-        lines.legend.label_text_font_size = "10px"
-        lines.legend.location = "top_left"
+            lines.line("t", f"o{c}", source=self.rates, color=CLASS_COLORS[c], line_width=2)
         lines.x_range.start, lines.x_range.end = 0, 360
-        bars = figure("Running sum per class (prediction = largest)", "class",
+        bars = figure("Σ output per class", "class (outlined: true)",
                       "Σ output", height=200, x_range=FactorRange(*CLASSES))
         bars.vbar(x="cls", top="sum", width=0.8, source=self.bars, fill_color="color",
                   line_color="#1a1a1a", line_width="line")
+        for c in range(10):         # a dot in each class's line colour under its bar
+            bars.scatter([CLASSES[c]], [0], color=CLASS_COLORS[c], size=7)
         self.lines_fig, self.bars_fig = lines, bars
         return _row(lines, bars)
 
