@@ -56,6 +56,8 @@ VIEWS = ("lesson", "phase", "activity", "errors", "fourier", "microcircuit", "le
 #: significant digits of the numbers in a link (a value equal to the current one at this
 #: precision is left unchanged when the link is applied, so a link reproduces random draws)
 LINK_DIGITS = 4
+#: significant digits of scalar values (η, γ, ω ...) in a link
+SCALAR_DIGITS = 6
 #: the address of the app when the page's own is unknown (outside a browser session)
 DEFAULT_BASE = "http://localhost:5006/gle-lab"
 #: single controls: name -> ControlsView attributes
@@ -217,7 +219,7 @@ class Sharing:
         for k in SCALARS:
             v = getattr(st, k)
             vals[k] = (bool(v) if isinstance(v, bool) else
-                       round_sig(v, 6) if isinstance(v, float) else v)
+                       round_sig(v, SCALAR_DIGITS) if isinstance(v, float) else v)
         vals["views"] = ",".join(self.visible_views())
         vals["hide"] = ",".join(self.hidden) or None
         vals["lock"] = ",".join(self.locked) or None
@@ -470,6 +472,8 @@ class Sharing:
                 problems.append((key, f"{_short(v)} is out of range {lo:g}–{hi:g}"))
                 return
             v = float(v)
+            if round_sig(getattr(st, key), SCALAR_DIGITS) == v:
+                return              # the current value, as a link writes it
         if getattr(st, key) == v or self._locked(key, v, problems):
             return
         setattr(st, key, v)
@@ -700,7 +704,8 @@ class Sharing:
 
     # ------------------------------------------------------------------ widgets
     def panel(self):
-        """The "Share" card: link, views, session save/load."""
+        """The "Share" card (link, views, session save/load) above the "Teacher link" card
+        (:class:`gle_lab.views.teacher.TeacherView`, also ``dashboard.teacher``)."""
         self.views_widget = pn.widgets.CheckButtonGroup(
             name="Views", options=list(VIEWS), value=self.visible_views(),
             button_type="default", orientation="vertical", sizing_mode="stretch_width",
@@ -726,7 +731,13 @@ class Sharing:
             title="Share", collapsed=False, sizing_mode="stretch_width", margin=(4, 4),
             header_background="#eef2f7", css_classes=["gle-share"])
         self.share_card.visible = "share" not in self.hidden
-        return self.share_card
+        if getattr(self.dash, "teacher", None) is None:
+            from .views.teacher import TeacherView     # (it imports this module's names)
+            self.dash.teacher = TeacherView(self.state, self)
+        self.dash.teacher.pane.visible = "teacher" not in self.hidden
+        # the Teacher-link card goes below the Share card in whatever layout shows this one
+        return pn.Column(self.share_card, self.dash.teacher, sizing_mode="stretch_width",
+                         margin=0)
 
     def _session_file(self):
         import io

@@ -17,7 +17,7 @@ import base64
 import panel as pn
 import param
 
-from ..sharing import GROUPS, TEACHER_NAMES, VIEWS
+from ..sharing import GROUPS, KEYS, TEACHER_NAMES, VIEWS
 
 #: what a teacher link hides unless the teacher chooses otherwise: this builder itself
 DEFAULT_HIDE = ("teacher",)
@@ -89,7 +89,7 @@ class TeacherView(pn.viewable.Viewer):
         self.qr = pn.pane.HTML("", sizing_mode="stretch_width", margin=(4, 10),
                                css_classes=["gle-teacher-qr"])
         self.param.watch(self._refresh, ["hide", "lock", "views"])
-        sharing.url.param.watch(self._refresh, list(sharing.url.param)[1:])
+        sharing.url.param.watch(self._refresh, list(KEYS))
         self._refresh()
         self.pane = pn.Card(
             pn.pane.Markdown("Build a link for students: this state, with the controls you "

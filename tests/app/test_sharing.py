@@ -44,7 +44,8 @@ def test_url_sets_preset_seed_per_neuron_values_and_scalars():
     assert d.sharing.problems == [] and st.message_level != "warning"
     # the whole state is written back into the address bar
     q = dict(parse_qsl(loc.search[1:]))
-    assert set(KEYS) - {"hide", "lock"} <= set(q)
+    # (hide/lock: no teacher flags; present: unset = the layout follows the screen width)
+    assert set(KEYS) - {"hide", "lock", "present"} <= set(q)
     assert q["tau_m"] == "0.5,2" and q["W"] == "0.8,1.5" and q["preset"] == "chain"
 
 
