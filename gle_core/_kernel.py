@@ -68,6 +68,38 @@ if HAVE_NUMBA:
             return builder.bitcast(args[0], _ir.DoubleType())
         return _types.float64(_types.int64), codegen
 
+    @njit(inline="always", error_model="numpy")
+    def _stream_max(R, b, B, n):
+        """max_i R[i * B + b]: the largest output of stream b (neuron-major layout)."""
+        mx = R[b]
+        for i in range(1, n):
+            if R[i * B + b] > mx:
+                mx = R[i * B + b]
+        return mx
+
+    @njit(inline="always", error_model="numpy", fastmath={"contract"})
+    def _exp_neg(y):
+        """exp(-y) for 0 ≤ y ≤ 708 without a libm call (so that loops using it
+        vectorize): exp(-y) = 2^-k exp(-r), |r| ≤ ln2/2 (Cody-Waite reduction), exp(-r) by
+        its Taylor series to r^13; within 5e-16 relative."""
+        k = math.floor(y * 1.4426950408889634 + 0.5)
+        mr = -((y - k * 0.6931471803691238) - k * 1.9082149292705877e-10)
+        e = 1.6059043836821613e-10
+        e = e * mr + 2.08767569878681e-09
+        e = e * mr + 2.505210838544172e-08
+        e = e * mr + 2.755731922398589e-07
+        e = e * mr + 2.7557319223985893e-06
+        e = e * mr + 2.48015873015873e-05
+        e = e * mr + 0.0001984126984126984
+        e = e * mr + 0.001388888888888889
+        e = e * mr + 0.008333333333333333
+        e = e * mr + 0.041666666666666664
+        e = e * mr + 0.16666666666666666
+        e = e * mr + 0.5
+        e = e * mr + 1.0
+        e = e * mr + 1.0
+        return e * _bits_to_double((1023 - np.int64(k)) << 52)
+
     @njit(cache=True, error_model="numpy", fastmath={"contract"})
     def _tanh_layer(src, dst_r, dst_rp):
         """r = tanh(ŭ), r′ = 1 - r² without libm calls, so that the loop vectorizes (libm
@@ -97,23 +129,7 @@ if HAVE_NUMBA:
             small = a * p
             y = 2.0 * a
             y = y if y < 80.0 else 80.0
-            k = math.floor(y * 1.4426950408889634 + 0.5)
-            mr = -((y - k * 0.6931471803691238) - k * 1.9082149292705877e-10)
-            e = 1.6059043836821613e-10
-            e = e * mr + 2.08767569878681e-09
-            e = e * mr + 2.505210838544172e-08
-            e = e * mr + 2.755731922398589e-07
-            e = e * mr + 2.7557319223985893e-06
-            e = e * mr + 2.48015873015873e-05
-            e = e * mr + 0.0001984126984126984
-            e = e * mr + 0.001388888888888889
-            e = e * mr + 0.008333333333333333
-            e = e * mr + 0.041666666666666664
-            e = e * mr + 0.16666666666666666
-            e = e * mr + 0.5
-            e = e * mr + 1.0
-            e = e * mr + 1.0
-            z = e * _bits_to_double((1023 - np.int64(k)) << 52)
+            z = _exp_neg(y)
             big = (1.0 - z) / (1.0 + z)
             t = small if a < 0.3 else big
             t = t if x >= 0.0 else -t
@@ -137,23 +153,7 @@ if HAVE_NUMBA:
             x = src[q]
             a = abs(x)
             y = a if a < 708.0 else 708.0
-            k = math.floor(y * 1.4426950408889634 + 0.5)
-            mr = -((y - k * 0.6931471803691238) - k * 1.9082149292705877e-10)
-            e = 1.6059043836821613e-10
-            e = e * mr + 2.08767569878681e-09
-            e = e * mr + 2.505210838544172e-08
-            e = e * mr + 2.755731922398589e-07
-            e = e * mr + 2.7557319223985893e-06
-            e = e * mr + 2.48015873015873e-05
-            e = e * mr + 0.0001984126984126984
-            e = e * mr + 0.001388888888888889
-            e = e * mr + 0.008333333333333333
-            e = e * mr + 0.041666666666666664
-            e = e * mr + 0.16666666666666666
-            e = e * mr + 0.5
-            e = e * mr + 1.0
-            e = e * mr + 1.0
-            z = e * _bits_to_double((1023 - np.int64(k)) << 52)
+            z = _exp_neg(y)
             s = z / (2.0 + z)
             s2 = s * s
             p = 1.0 / 35.0
@@ -249,10 +249,7 @@ if HAVE_NUMBA:
                     Go[q] = beta * (Yo[q] - Ro[q])
             else:                                       # β (onehot - softmax(r))
                 for b in range(B):
-                    mx = Ro[b]
-                    for i in range(1, nout):
-                        if Ro[i * B + b] > mx:
-                            mx = Ro[i * B + b]
+                    mx = _stream_max(Ro, b, B, nout)
                     tot = 0.0
                     for i in range(nout):
                         ex = math.exp(Ro[i * B + b] - mx)
@@ -311,40 +308,29 @@ if HAVE_NUMBA:
                     Sl[i * B + b] += bi
                     TM[i * B + b] = tm
                     TR[i * B + b] = tr
-            if gle:
-                for q in range(nB):
-                    eps = RPc[q] * Din[q]                              # step 1
+            for q in range(nB):
+                eps = RPc[q] * Din[q]                                  # step 1
+                tm = TM[q]
+                tr = TR[q]
+                if gle:                                                # step 3
                     v = Vc[q]
-                    tr = TR[q]
-                    tm = TM[q]
-                    vdot = (eps - v) / tr                              # step 3
+                    vdot = (eps - v) / tr
                     vn = v + dt * vdot
                     e = v + tm * vdot
-                    u = Uc[q]
-                    ud = (Sl[q] + gamma * e - u) / tm                  # step 4
-                    uh = u + tr * ud
-                    un = u + dt * ud
-                    Un[q] = un
-                    UDn[q] = ud
-                    UHn[q] = uh
-                    EPSn[q] = eps
-                    Vn[q] = vn
-                    En[q] = e
-                    bad |= ((un - un) + (uh - uh) + (vn - vn) + (e - e)) != 0.0
-            else:                                                      # IE: v = e = ε
-                for q in range(nB):
-                    eps = RPc[q] * Din[q]
-                    u = Uc[q]
-                    ud = (Sl[q] + gamma * eps - u) / TM[q]
-                    uh = u + TR[q] * ud
-                    un = u + dt * ud
-                    Un[q] = un
-                    UDn[q] = ud
-                    UHn[q] = uh
-                    EPSn[q] = eps
-                    Vn[q] = eps
-                    En[q] = eps
-                    bad |= ((un - un) + (uh - uh) + (eps - eps)) != 0.0
+                else:                                                  # IE: v = e = ε
+                    vn = eps
+                    e = eps
+                u = Uc[q]
+                ud = (Sl[q] + gamma * e - u) / tm                      # step 4
+                uh = u + tr * ud
+                un = u + dt * ud
+                Un[q] = un
+                UDn[q] = ud
+                UHn[q] = uh
+                EPSn[q] = eps
+                Vn[q] = vn
+                En[q] = e
+                bad |= ((un - un) + (uh - uh) + (vn - vn) + (e - e)) != 0.0
             _activate(acts[l], UHn, S[nxt, _R, lo:hi], S[nxt, _RP, lo:hi])    # step 7
             if l > 0:                                                  # step 6: W_ℓᵀ e_ℓ
                 Fb = Dn[B * noff[l - 1]:lo]
@@ -377,10 +363,7 @@ if HAVE_NUMBA:
             return acc / (B * nout)
         tot = 0.0
         for b in range(B):
-            mx = Ro[b]
-            for i in range(1, nout):
-                if Ro[i * B + b] > mx:
-                    mx = Ro[i * B + b]
+            mx = _stream_max(Ro, b, B, nout)
             se = 0.0
             for i in range(nout):
                 se += math.exp(Ro[i * B + b] - mx)

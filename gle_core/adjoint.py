@@ -627,8 +627,12 @@ def adjoint_traces(network, r, r_prime, target, t=None):
 # ----------------------------------------------------------------------------- one-call API
 
 
-def _windowed(network, x, y, advance, method, return_adjoint):
+def _windowed(network, x, y, state, advance, method, return_adjoint):
+    """Record a window from ``state`` (default: the network's own) and differentiate it; the
+    network itself advances only with ``advance``."""
     net = network if advance else network.copy()
+    if state is not None:
+        net.set_state(state)
     x = np.asarray(x, dtype=float)
     if method == "exact":
         tape = record_window(net, x, y)
@@ -662,23 +666,9 @@ def exact_gradients(network, x, y, *, state=None, advance=False, return_adjoint=
     WindowGradients
         ``loss`` = L, ``grads[kind][layer]`` = dL/dθ.
     """
-    if state is not None:
-        if advance:
-            set_state(network, state)
-        else:
-            network = network.copy()
-            set_state(network, state)
-            advance = True
-    return _windowed(network, x, y, advance, "exact", return_adjoint)
+    return _windowed(network, x, y, state, advance, "exact", return_adjoint)
 
 
 def adjoint_gradients(network, x, y, *, state=None, advance=False, return_adjoint=True):
     """Like :func:`exact_gradients` with the Eq. 9 adjoint (:func:`backward_adjoint`)."""
-    if state is not None:
-        if advance:
-            set_state(network, state)
-        else:
-            network = network.copy()
-            set_state(network, state)
-            advance = True
-    return _windowed(network, x, y, advance, "adjoint", return_adjoint)
+    return _windowed(network, x, y, state, advance, "adjoint", return_adjoint)

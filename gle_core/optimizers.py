@@ -92,8 +92,6 @@ OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "adam": Adam}
 
 def make_optimizer(name, lr, **kwargs):
     """Build an optimizer by name: ``"sgd"``, ``"momentum"`` or ``"adam"``."""
-    try:
-        cls = OPTIMIZERS[name]
-    except (KeyError, TypeError):
-        raise GLEParameterError("optimizer", name, "one of " + ", ".join(OPTIMIZERS)) from None
-    return cls(lr, **kwargs)
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise GLEParameterError("optimizer", name, "one of " + ", ".join(OPTIMIZERS))
+    return OPTIMIZERS[name](lr, **kwargs)

@@ -41,6 +41,12 @@ BACKENDS = ("auto", "numpy", "numba")
 KERNEL_CALL = 1 << 16
 
 
+def _have_numba():
+    """Is the compiled backend available? (imports numba on first use only)"""
+    from . import _kernel
+    return _kernel.HAVE_NUMBA
+
+
 def check_inputs(network, stimulus, teacher, target):
     """Validate a student, its stimulus and its teacher or target.
 
@@ -195,36 +201,37 @@ class Simulator:
     # ------------------------------------------------------------------ settings
     @property
     def lr(self):
+        """The learning rate as given (one number or ``{kind: rate}``); settable."""
         return self._lr
 
     @lr.setter
     def lr(self, value):
-        self._lrs = parse_learning_rates(value)
-        self._lr = value
+        self._lrs, self._lr = parse_learning_rates(value), value
 
     @property
     def backend(self):
+        """``"auto"``, ``"numpy"`` or ``"numba"``; settable between calls."""
         return self._backend
 
     @backend.setter
     def backend(self, value):
         if value not in BACKENDS:
             raise GLEParameterError("backend", value, "one of " + ", ".join(BACKENDS))
-        if value == "numba":
-            from . import _kernel
-            if not _kernel.HAVE_NUMBA:
-                raise GLEParameterError("backend", value, "'auto' or 'numpy'",
-                                        "numba is not installed")
+        if value == "numba" and not _have_numba():
+            raise GLEParameterError("backend", value, "'auto' or 'numpy'",
+                                    "numba is not installed")
         self._backend = value
 
     @property
     def learn(self):
+        """Which parameters learn, as given (``{kind: True/False/layers}``); settable."""
         return self._learn
 
     @learn.setter
     def learn(self, value):
+        value = dict(value)
         self._active = parse_learn(value, self.network.n_layers)
-        self._learn = dict(value)
+        self._learn = value
 
     @property
     def rule(self):
@@ -521,8 +528,7 @@ class Simulator:
 
     def kernel_unsupported_reason(self):
         """Why :meth:`run_steps` cannot use the compiled kernel now (``None`` if it can)."""
-        from . import _kernel
-        if not _kernel.HAVE_NUMBA:
+        if not _have_numba():
             return "numba is not installed"
         if type(self._rule) is not LocalRule:
             return f"the {self._rule.name} rule runs in numpy"

@@ -403,7 +403,7 @@ def test_numba_matches_numpy_on_a_labelled_dataset_source():
 
 def test_numba_matches_numpy_under_a_learning_rate_schedule():
     from gle_core.schedules import ReduceOnPlateau
-    a, b = make_pair("tanh-softplus-gle-adam", seed=3)
+    a, b = make_pair("chain-softplus-lagline-like", seed=3)
     scheds = [ReduceOnPlateau(lr=1e-3, factor=0.5, patience=1) for _ in (a, b)]
     for _ in range(6):
         for s, sch in zip((a, b), scheds):
