@@ -69,6 +69,27 @@ if HAVE_NUMBA:
         return _types.float64(_types.int64), codegen
 
     @njit(inline="always", error_model="numpy")
+    def _weights_times(Wl, n, m, src, dst, B, big, transpose):
+        """dst = W src (``transpose``: Wᵀ src) for the row-major (n, m) weights ``Wl`` and
+        neuron-major (·, batch) blocks; BLAS when ``big``, else loops summing in index
+        order."""
+        if big:
+            if transpose:
+                np.dot(Wl.reshape((n, m)).T, src.reshape((n, B)), dst.reshape((m, B)))
+            else:
+                np.dot(Wl.reshape((n, m)), src.reshape((m, B)), dst.reshape((n, B)))
+            return
+        rows = m if transpose else n
+        cols = n if transpose else m
+        for q in range(rows * B):
+            dst[q] = 0.0
+        for r in range(rows):
+            for c in range(cols):
+                w = Wl[c * m + r] if transpose else Wl[r * m + c]
+                for b in range(B):
+                    dst[r * B + b] += w * src[c * B + b]
+
+    @njit(inline="always", error_model="numpy")
     def _stream_max(R, b, B, n):
         """max_i R[i * B + b]: the largest output of stream b (neuron-major layout)."""
         mx = R[b]
@@ -287,16 +308,7 @@ if HAVE_NUMBA:
             big = n * m * B >= _BLAS_MIN
             # step 2: s = W r_{ℓ-1,old} + b, as (n, batch) in sbuf[:nB]
             Sl = sbuf[:nB]
-            if big:
-                np.dot(Wl.reshape((n, m)), Rin.reshape((m, B)), Sl.reshape((n, B)))
-            else:
-                for q in range(nB):
-                    Sl[q] = 0.0
-                for i in range(n):
-                    for jj in range(m):
-                        w = Wl[i * m + jj]
-                        for b in range(B):
-                            Sl[i * B + b] += w * Rin[jj * B + b]
+            _weights_times(Wl, n, m, Rin, Sl, B, big, False)
             # per-element copies of b, τm, τr, so that the update below is one flat loop
             TM = sbuf[nB:2 * nB]
             TR = sbuf[2 * nB:3 * nB]
@@ -334,16 +346,7 @@ if HAVE_NUMBA:
             _activate(acts[l], UHn, S[nxt, _R, lo:hi], S[nxt, _RP, lo:hi])    # step 7
             if l > 0:                                                  # step 6: W_ℓᵀ e_ℓ
                 Fb = Dn[B * noff[l - 1]:lo]
-                if big:
-                    np.dot(Wl.reshape((n, m)).T, En.reshape((n, B)), Fb.reshape((m, B)))
-                else:
-                    for q in range(m * B):
-                        Fb[q] = 0.0
-                    for jj in range(m):
-                        for i in range(n):
-                            w = Wl[i * m + jj]
-                            for b in range(B):
-                                Fb[jj * B + b] += w * En[i * B + b]
+                _weights_times(Wl, n, m, En, Fb, B, big, True)
                 for q in range(m * B):
                     bad |= Fb[q] - Fb[q] != 0.0
         # u̇, r, r′ are finite when ŭ, u_new, e, v_new are (all φ, φ′ are finite on finite
