@@ -149,7 +149,10 @@ def _run_one(config, out, quiet=False):
         if bar is not None:
             bar.close()
     summary = summarize({config.seed: history}, config.net)
+    summary["mode"] = config.mode
     write_summary(os.path.join(out, "summary.json"), summary)
+    from .distributed import write_plots
+    summary["plots"] = write_plots(out, {config.seed: history}, config.net)
     return summary
 
 

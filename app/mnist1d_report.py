@@ -1,0 +1,140 @@
+"""Learning curves of ``gle-run mnist1d`` runs over the published ones (paper Fig. 6b).
+
+:func:`write_curves` writes ``curves.png`` (matplotlib) and an interactive ``curves.html``
+(HoloViews, Bokeh backend): validation accuracy per epoch of every seed run, over the
+published GLE 15k and 42k curves (median line and min-max band over the published seeds) and
+the published offline baselines' final accuracies (horizontal lines). The published data are
+package data (``gle_lab.assets/reference``, see its README).
+"""
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+
+from .resources import asset
+
+__all__ = ["reference_curve", "baselines", "write_curves", "load_histories"]
+
+SEED_COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442",
+                "#000000", "#999999", "#882255"]
+PUBLISHED_COLOUR = {"15k": "#0072B2", "42k": "#009E73"}
+
+
+def _read_commented_csv(name):
+    lines = asset("reference", name).read_text().splitlines()
+    source = lines[0].lstrip("# ").strip() if lines and lines[0].startswith("#") else ""
+    rows = list(csv.DictReader([ln for ln in lines if not ln.startswith("#")]))
+    return rows, source
+
+
+def reference_curve(net="15k"):
+    """Published GLE validation accuracy (%) per epoch: ``epoch``, ``median``, ``min``,
+    ``max`` arrays and ``source``."""
+    rows, source = _read_commented_csv(f"mnist1d_gle{net}_val_acc.csv")
+    out = {k: np.array([float(r[k]) for r in rows]) for k in ("epoch", "median", "min", "max")}
+    out["source"] = source
+    return out
+
+
+def baselines():
+    """Published offline baselines: {model: final validation accuracy (%)} (mean over
+    seeds), for MLP, TCN and GRU."""
+    rows, _ = _read_commented_csv("mnist1d_baselines_final.csv")
+    return {r["model"]: float(r["mean"]) for r in rows if "super" not in r["model"]}
+
+
+def load_histories(out):
+    """{seed: epoch rows} of the ``seed-S/epochs.csv`` files under ``out``."""
+    from gle_core.mnist1d import read_epochs
+    hist = {}
+    for name in sorted(os.listdir(out)):
+        path = os.path.join(out, name, "epochs.csv")
+        if name.startswith("seed-") and os.path.exists(path):
+            cols = read_epochs(path)
+            hist[int(name[5:])] = [dict(zip(cols, vals)) for vals in zip(*cols.values())]
+    return hist
+
+
+def write_curves(out, histories, net="15k"):
+    """Write ``out/curves.png`` and ``out/curves.html``; returns their paths.
+
+    Parameters
+    ----------
+    out : str
+    histories : dict
+        {seed: list of epoch rows with ``epoch`` and ``val_acc`` (%)}.
+    net : {"15k", "42k"}
+        Which published curve is drawn in front (both are drawn).
+    """
+    png = os.path.join(out, "curves.png")
+    html = os.path.join(out, "curves.html")
+    _write_png(png, histories, net)
+    _write_html(html, histories, net)
+    return {"png": png, "html": html}
+
+
+def _write_png(path, histories, net):
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=110)
+    for other in ("42k", "15k") if net == "15k" else ("15k", "42k"):
+        ref = reference_curve(other)
+        c = PUBLISHED_COLOUR[other]
+        ax.fill_between(ref["epoch"], ref["min"], ref["max"], color=c, alpha=0.15 if
+                        other == net else 0.07, lw=0)
+        ax.plot(ref["epoch"], ref["median"], color=c, lw=1.5 if other == net else 1.0,
+                ls="-" if other == net else ":", label=f"published GLE {other} (median, range)")
+    for i, (name, acc) in enumerate(baselines().items()):
+        ax.axhline(acc, color="0.4", lw=0.8, ls="--")
+        ax.annotate(f"{name} {acc:.1f}", (1.0, acc), xycoords=("axes fraction", "data"),
+                    xytext=(-4, 2), textcoords="offset points", ha="right", fontsize=8,
+                    color="0.3")
+    for i, (seed, rows) in enumerate(sorted(histories.items())):
+        ep = [r["epoch"] for r in rows]
+        acc = [r["val_acc"] for r in rows]
+        ax.plot(ep, acc, color=SEED_COLOURS[i % len(SEED_COLOURS)], lw=1.2,
+                label=f"this run, seed {seed}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"MNIST-1D, GLE {net}: validation accuracy per epoch")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _write_html(path, histories, net):
+    import holoviews as hv
+    hv.extension("bokeh", logo=False)
+    layers = []
+    for other in ("15k", "42k"):
+        ref = reference_curve(other)
+        c = PUBLISHED_COLOUR[other]
+        band = hv.Area((ref["epoch"], ref["min"], ref["max"]), "epoch",
+                       vdims=["min", "max"], label=f"published GLE {other} range").opts(
+            color=c, alpha=0.15 if other == net else 0.07, line_alpha=0)
+        med = hv.Curve((ref["epoch"], ref["median"]), "epoch", "validation accuracy (%)",
+                       label=f"published GLE {other} median").opts(
+            color=c, line_dash="solid" if other == net else "dotted")
+        layers += [band, med]
+    for name, acc in baselines().items():
+        layers.append(hv.HLine(acc).opts(color="gray", line_dash="dashed", line_width=1))
+        layers.append(hv.Text(148, acc + 1.2, f"{name} {acc:.1f}", halign="right",
+                              fontsize=8))
+    for i, (seed, rows) in enumerate(sorted(histories.items())):
+        pts = [(r["epoch"], r["val_acc"]) for r in rows]
+        layers.append(hv.Curve(pts, "epoch", "validation accuracy (%)",
+                               label=f"seed {seed}").opts(
+            color=SEED_COLOURS[i % len(SEED_COLOURS)], line_width=2, tools=["hover"]))
+    plot = hv.Overlay(layers).opts(
+        width=900, height=500, ylim=(0, 100), legend_position="bottom_right",
+        title=f"MNIST-1D, GLE {net}: validation accuracy per epoch (this run vs paper)")
+    tmp = path + ".tmp.html"
+    hv.save(plot, tmp, backend="bokeh", fmt="html")
+    os.replace(tmp, path)
