@@ -75,6 +75,8 @@ def _mnist1d_parser():
                    "(with --seeds)")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler "
                    "(tcp://HOST:8786) instead of a LocalCluster")
+    p.add_argument("--connect-timeout", type=float, default=10.0,
+                   help="seconds to wait for --scheduler (default 10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -104,7 +106,8 @@ def mnist1d_main(argv=None):
             if args.workers < 1:
                 raise GLEParameterError("--workers", args.workers, "an integer ≥ 1")
             summary = run_seeds(configs, args.out, workers=args.workers,
-                                scheduler=args.scheduler, echo=not args.quiet)
+                                scheduler=args.scheduler, echo=not args.quiet,
+                                timeout=args.connect_timeout)
         else:
             summary = _run_one(configs[0], args.out, quiet=args.quiet)
     except (GLEParameterError, OSError, TimeoutError) as exc:

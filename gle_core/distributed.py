@@ -104,7 +104,7 @@ def _echo(msg, stream=sys.stderr):
 
 
 def run_seeds(configs, out, *, workers=2, scheduler=None, echo=True, on_event=None,
-              client=None, plots=True):
+              client=None, plots=True, timeout=10):
     """Run several seeds on Dask; returns the Table-1-style summary (also in
     ``out/summary.json``).
 
@@ -126,6 +126,8 @@ def run_seeds(configs, out, *, workers=2, scheduler=None, echo=True, on_event=No
         Called with every progress message (a dict) as it arrives.
     client : distributed.Client, optional
         Use this client (and its cluster) instead of connecting.
+    timeout : float
+        Seconds to wait for ``scheduler``.
     """
     if not configs:
         raise GLEParameterError("configs", configs, "at least one seed")
@@ -137,7 +139,7 @@ def run_seeds(configs, out, *, workers=2, scheduler=None, echo=True, on_event=No
     own = client is None
     cluster = None
     if own:
-        client, cluster = connect(scheduler, workers)   # fails before anything is written
+        client, cluster = connect(scheduler, workers, timeout)   # fails before writing
     try:
         if scheduler is None:
             load_data(configs[0].data_args)   # generate the cache once, not per worker
