@@ -76,6 +76,9 @@ TOAST_CSS = """
                       4% {opacity: 1; transform: none;} 88% {opacity: 1;}
                       100% {opacity: 0; visibility: hidden;}}
 """
+CARD_TOUCH_CSS = """
+@media (max-width: 480px) { .card-header {min-height: 44px;} .card-button {min-width: 44px;} }
+"""
 #: the divergence message beside the control that caused it
 CAUSE_CSS = """
 .gle-cause {border: 2px solid #8a1c1c; background: #fdf0f0; color: #1a1a1a; font-size: 15px;
@@ -86,6 +89,20 @@ pn.extension("katex", raw_css=[CSS])   # katex: the lessons' equations
 # a dropped websocket (classroom Wi-Fi) reconnects by itself to the same, still living session
 # (the server keeps an unused session for --unused-session-lifetime, 15 s by default)
 pn.config.reconnect = True
+
+
+def touch_targets(obj):
+    """Phones: every button, input and card header of ``obj`` (recursively) at least 44 px
+    in its smaller dimension (a media query: no effect on larger screens)."""
+    from gle_lab.views.controls import TOUCH_CSS
+    if isinstance(obj, pn.Card):
+        if CARD_TOUCH_CSS not in obj.stylesheets:
+            obj.stylesheets = [*obj.stylesheets, CARD_TOUCH_CSS]
+    elif isinstance(obj, pn.widgets.Widget):
+        if TOUCH_CSS not in obj.stylesheets:
+            obj.stylesheets = [*obj.stylesheets, TOUCH_CSS]
+    for child in getattr(obj, "objects", None) or []:
+        touch_targets(child)
 
 
 class Dashboard:
@@ -187,8 +204,11 @@ class Dashboard:
         except ImportError:         # the QR code's package missing: no teacher-link card
             self.teacher = None
         self.sidebar = self.controls.sidebar(extra=tuple(extra))
+        touch_targets(self.sidebar)
         self.messages = pn.Column(self.alert, self.alert_undo, self.alert_reset,
                                   sizing_mode="stretch_width", margin=0)
+        for obj in (self.header, self.lesson.panel, self.messages, self.cause_box):
+            touch_targets(obj)
         self.root = pn.Column(self.header, sizing_mode="stretch_width", margin=0,
                               css_classes=["gle-lab"], stylesheets=[ROOT_CSS])
         doc = pn.state.curdoc

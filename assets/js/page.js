@@ -77,8 +77,11 @@
     };
     cnvv.__gle_notab = true;
   }
-  const sl = req("models/widgets/abstract_slider");
-  const slv = sl && sl.AbstractSliderView && sl.AbstractSliderView.prototype;
+  // the widgets bundle's modules are not reachable by Bokeh.require: the view class of the
+  // Slider model is (its AbstractSliderView base holds render)
+  const sliderModel = (Bokeh.Widgets && Bokeh.Widgets.Slider) || null;
+  const sliderView = sliderModel && sliderModel.prototype.default_view;
+  const slv = sliderView && Object.getPrototypeOf(sliderView.prototype);
   if (slv && !slv.__gle_aria) {
     const render = slv.render;
     const plain = (s) => String(s == null ? "" : s).replace(/\$+/g, "").trim();
@@ -97,6 +100,7 @@
       const r = render.apply(this, a);
       try {
         this._gle_aria();
+        this.__gle_hooked = true;
         if (this._noUiSlider)
           this._noUiSlider.on("update.gle", (_v, _h, unencoded) => this._gle_aria(unencoded));
       } catch (e) { /* accessibility only: never break a slider */ }
@@ -104,6 +108,61 @@
     };
     slv.__gle_aria = true;
   }
+  // accessible names where BokehJS renders none: spinner arrows, checkboxes, file inputs
+  const NAMERS = {
+    Spinner: (v) => {
+      const root = v.shadow_el || v.el;
+      const title = plain(v.model.title) || "value";
+      for (const [cls, what] of [[".bk-spin-btn-up", "increase"], [".bk-spin-btn-down", "decrease"]])
+        for (const b of root.querySelectorAll(cls)) b.setAttribute("aria-label", `${what} ${title}`);
+    },
+    Checkbox: (v) => {
+      const root = v.shadow_el || v.el;
+      const input = root.querySelector("input");
+      if (input && v.model.label) input.setAttribute("aria-label", plain(v.model.label));
+    },
+    FileInput: (v) => {
+      const root = v.shadow_el || v.el;
+      const input = root.querySelector("input");
+      if (input) input.setAttribute("aria-label", plain(v.model.title) || "Choose a file");
+    },
+  };
+  function plain(s) { return String(s == null ? "" : s).replace(/\$+/g, "").trim(); }
+  for (const [name, namer] of Object.entries(NAMERS)) {
+    const cls = Bokeh.Widgets && Bokeh.Widgets[name];
+    const view = cls && cls.prototype.default_view;
+    const proto = view && view.prototype;
+    if (proto && !proto.__gle_named) {
+      const render = proto.render;
+      proto.render = function (...a) {
+        const r = render.apply(this, a);
+        try { namer(this); } catch (e) { /* names only: never break a widget */ }
+        return r;
+      };
+      proto.__gle_named = true;
+      proto.__gle_namer = namer;
+    }
+  }
+  // views rendered before this script ran (the header's speed slider)
+  function eachView(fn) {
+    const seen = new Set();
+    const visit = (v) => {
+      if (v == null || seen.has(v)) return;
+      seen.add(v);
+      fn(v);
+      const kids = v.child_views;
+      if (kids) for (const k of (kids.values ? kids.values() : kids)) visit(k);
+    };
+    for (const v of Object.values(Bokeh.index || {})) visit(v);
+  }
+  eachView((v) => { if (v.__gle_namer) try { v.__gle_namer(v); } catch (e) { /* */ } });
+  if (sliderView) eachView((v) => {
+    if (v instanceof sliderView && !v.__gle_hooked && v._noUiSlider) {
+      v.__gle_hooked = true;
+      v._gle_aria();
+      v._noUiSlider.on("update.gle", (_v, _h, unencoded) => v._gle_aria(unencoded));
+    }
+  });
 
   // ------------------------------------------------------------------ viewport report
   gle.report = function () {
@@ -133,7 +192,7 @@
     el.setAttribute("aria-labelledby", "gle-help-title");
     el.hidden = true;
     el.style.cssText = "position:fixed;inset:0;background:rgba(0,0,0,0.45);z-index:10000;" +
-      "display:flex;align-items:center;justify-content:center;font-family:system-ui,sans-serif;";
+      "display:none;align-items:center;justify-content:center;font-family:system-ui,sans-serif;";
     const rows = SHORTCUTS.map(([k, what]) =>
       `<tr><th scope="row" style="text-align:left;padding:6px 18px 6px 0"><kbd style="font:inherit;` +
       `border:1px solid #595959;border-radius:4px;padding:2px 8px;background:#f2f2f2">${k}</kbd></th>` +
@@ -159,9 +218,11 @@
     if (open && el.hidden) {
       gle.helpReturn = deepActive();
       el.hidden = false;
+      el.style.display = "flex";
       el.querySelector("#gle-help-close").focus();
     } else if (!open && !el.hidden) {
       el.hidden = true;
+      el.style.display = "none";
       const back = gle.helpReturn;
       if (back && back.isConnected && back.focus) back.focus();
     }

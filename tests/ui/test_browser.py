@@ -18,7 +18,8 @@ SLIDER = """(title) => {
   return null;
 }"""
 TOGGLE = """() => {
-  for (const m of Bokeh.documents[0].all_models) if (m.type === 'Toggle') return m.active;
+  for (const m of Bokeh.documents[0].all_models)
+    if (m.type === 'Toggle' && m.css_classes.includes('gle-play')) return m.active;
 }"""
 FIGURES = """() => [...Bokeh.documents[0].all_models]
   .filter(m => m.type === 'Figure' || (m.title && m.title.text !== undefined && m.renderers))

@@ -1,0 +1,202 @@
+"""Layouts for real screens, keyboard, accessibility (issue #10), in headless Chromium.
+
+Projector 1280×720 (presentation mode, also by default below 1600 px), wide 1920×1080,
+phone 390×844. Every test waits on conditions (the page reports its size, the server composes
+the layout for it, the traces stream); nothing here measures time.
+"""
+from __future__ import annotations
+
+import pytest
+
+from .test_browser import TOGGLE, wait_streaming
+
+ROOTS = ("() => window.Bokeh && Bokeh.documents.length > 0 && "
+         "Bokeh.documents[0].roots().length > 0")
+CLOCK = """() => { const host = window.__gle_lab.deepFind('.gle-clock');
+  const pre = host && host.shadowRoot && host.shadowRoot.querySelector('pre');
+  return pre ? pre.textContent : ''; }"""
+FONTS = """() => {
+  // every text size of the Activity figure: title, axis labels, tick labels, legend
+  for (const m of Bokeh.documents[0].all_models)
+    if (m.type === 'Figure' && m.title && m.title.text.startsWith('Activity')) {
+      const sizes = [m.title.text_font_size];
+      for (const ax of [...m.below, ...m.left]) if (ax.axis_label_text_font_size)
+        sizes.push(ax.axis_label_text_font_size, ax.major_label_text_font_size);
+      for (const l of [...m.right, ...m.below, ...m.center]) if (l.type === 'Legend')
+        sizes.push(l.label_text_font_size);
+      return sizes.map(s => typeof s === 'string' ? s : (s.value || ''));
+    }
+  return null;
+}"""
+OVERFLOW = "() => [document.documentElement.scrollWidth, window.innerWidth]"
+#: the smaller dimension of every visible button and slider handle (phone targets)
+TARGETS = """() => {
+  const out = [];
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('button, .noUi-handle')) {
+      const b = el.getBoundingClientRect();
+      if (b.width > 0 && b.height > 0)
+        out.push([el.className ? String(el.className).slice(0, 40) : el.tagName,
+                  (el.textContent || '').trim().slice(0, 20), Math.min(b.width, b.height)]);
+    }
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
+  };
+  walk(document);
+  return out;
+}"""
+
+
+@pytest.fixture
+def open_page(browser, server, request):
+    """``open_page(width, height, query="", phone=False)``: the dashboard in a fresh context
+    of that size, once the server composed the layout for it and the traces stream."""
+    contexts = []
+
+    def open_(width, height, query="", phone=False):
+        ctx = browser.new_context(viewport={"width": width, "height": height},
+                                  is_mobile=phone, has_touch=phone)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        page.set_default_timeout(60000)
+        page.goto(server.url + query)
+        page.wait_for_function(ROOTS)
+        page.locator(".gle-view-activity").first.wait_for()
+        wait_streaming(page, 20)
+        return page
+    yield open_
+    for ctx in contexts:
+        ctx.close()
+
+
+def box(page, selector):
+    return page.locator(selector).first.bounding_box()
+
+
+def inside(page, selector, width, height):
+    b = box(page, selector)
+    assert b is not None, selector
+    return (b["x"] >= -1 and b["y"] >= -1 and b["x"] + b["width"] <= width + 1 and
+            b["y"] + b["height"] <= height + 1), (selector, b)
+
+
+def wait_inside(page, selectors, width, height):
+    """The layout settles (plots take their final height) once the page has painted."""
+    checks = " && ".join(
+        f"(() => {{ const el = window.__gle_lab.deepFind('{s}'); if (!el) return false;"
+        f" const b = el.getBoundingClientRect(); return b.width > 0 && b.left >= -1 &&"
+        f" b.top >= -1 && b.right <= {width + 1} && b.bottom <= {height + 1}; }})()"
+        for s in selectors)
+    try:
+        page.wait_for_function(f"() => {checks}", timeout=60000)
+    finally:
+        for s in selectors:
+            ok, info = inside(page, s, width, height)
+            assert ok, info
+
+
+@pytest.mark.parametrize("query", ["", "?present=1"])
+def test_projector_shows_cards_activity_and_tau_sliders_without_scrolling(open_page, query):
+    page = open_page(1280, 720, query)
+    wait_inside(page, [".gle-view-phase", ".gle-view-activity", ".gle-tau-m", ".gle-tau-r"],
+                1280, 720)
+    width, inner = page.evaluate(OVERFLOW)
+    assert width <= inner
+    assert page.evaluate("() => [...Bokeh.documents[0].all_models].some(m => m.css_classes &&"
+                         " m.css_classes.includes('gle-present') && m.active === true)")
+    sizes = page.evaluate(FONTS)
+    assert sizes and all(float(s.rstrip("px")) >= 16 for s in sizes), sizes
+    # the lesson is one line: its bar, no more
+    lesson = box(page, ".gle-view-lesson")
+    assert lesson["height"] <= 64, lesson
+
+
+def test_wide_screen_also_shows_errors_and_fourier(open_page):
+    page = open_page(1920, 1080)
+    wait_inside(page, [".gle-view-phase", ".gle-view-activity", ".gle-view-errors",
+                       ".gle-view-fourier", ".gle-tau-m", ".gle-tau-r"], 1920, 1080)
+    width, inner = page.evaluate(OVERFLOW)
+    assert width <= inner
+    assert page.evaluate("() => [...Bokeh.documents[0].all_models].some(m => m.css_classes "
+                         "&& m.css_classes.includes('gle-present') && m.active === false)")
+
+
+def test_phone_is_one_column_without_overflow_and_with_44px_targets(open_page):
+    page = open_page(390, 844, phone=True)
+    page.wait_for_function(f"() => ({OVERFLOW})()[0] <= 390")
+    phase, activity = box(page, ".gle-view-phase"), box(page, ".gle-view-activity")
+    tau_r = box(page, ".gle-tau-r")
+    # one column: cards, then the plot at full width, then the τ sliders
+    assert phase["y"] + phase["height"] <= activity["y"] + 1
+    assert activity["width"] >= 390 - 2
+    assert activity["y"] + activity["height"] <= tau_r["y"] + 1
+    small = [t for t in page.evaluate(TARGETS) if t[2] < 44]
+    assert small == [], small
+
+
+def test_keyboard_space_twice_arrow_r_and_help(open_page):
+    page = open_page(1600, 1000)
+    playing = f"() => ({TOGGLE})()"
+    assert page.evaluate(playing) is True
+    # focus on a slider handle: Space still toggles, twice in a row, and the focus stays
+    page.locator(".gle-omega .noUi-handle").focus()
+    page.keyboard.press("Space")
+    page.wait_for_function(f"() => ({TOGGLE})() === false")
+    page.keyboard.press("Space")
+    page.wait_for_function(f"() => ({TOGGLE})() === true")
+    page.keyboard.press("Space")
+    page.wait_for_function(f"() => ({TOGGLE})() === false")
+    focused = page.evaluate("() => { let el = document.activeElement; while (el && el.shadowRoot"
+                            " && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;"
+                            " return el ? el.className : null; }")
+    assert focused and "noUi-handle" in focused
+    # → steps while paused (focus on the page body: → is not a slider's here)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.wait_for_function(f"() => /t = [0-9.]+/.test(({CLOCK})())")
+    before = float(page.evaluate(CLOCK).split("=")[1].split()[0])
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"() => parseFloat(({CLOCK})().split('=')[1]) > {before}")
+    # R resets to t = 0 (the traces empty while paused)
+    page.keyboard.press("r")
+    page.wait_for_function(f"() => parseFloat(({CLOCK})().split('=')[1]) === 0")
+    # ? opens the help overlay listing the shortcuts; Escape closes it
+    page.keyboard.press("?")
+    help_ = page.locator("#gle-help")
+    help_.wait_for(state="visible")
+    text = help_.inner_text()
+    for key in ("Space", "→", "R", "?"):
+        assert key in text
+    page.keyboard.press("Escape")
+    help_.wait_for(state="hidden")
+
+
+def test_sliders_name_themselves_and_read_their_real_value(open_page):
+    page = open_page(1600, 1000)
+    handle = page.locator(".gle-tau-r .noUi-handle").first
+    assert handle.get_attribute("aria-label") == "τr prospective (a.u.)"
+    assert handle.get_attribute("aria-valuetext") == "0.1"        # not the log value -1.00
+
+
+def test_lesson_step_is_a_button_with_a_check_mark_and_a_toast_that_moves_nothing(open_page):
+    page = open_page(1600, 1000)
+    before = box(page, ".gle-view-phase")
+    page.locator(".gle-lesson-try-0 button").click()
+    toast = page.locator(".gle-toast")
+    toast.wait_for()
+    assert "Lesson step" in toast.inner_text()
+    page.wait_for_function("() => [...Bokeh.documents[0].all_models].some(m => m.css_classes "
+                           "&& m.css_classes.includes('gle-lesson-try-0') && "
+                           "m.label.startsWith('✓'))")
+    assert box(page, ".gle-view-phase")["y"] == before["y"]      # nothing pushed down
+    style = page.evaluate("() => getComputedStyle(window.__gle_lab.deepFind('.gle-toast'))"
+                          ".position")
+    assert style == "fixed"
+
+
+@pytest.mark.parametrize("query,width", [("", 1600), ("?present=1", 1280)])
+def test_no_serious_or_critical_accessibility_violations(open_page, query, width):
+    from axe_playwright_python.sync_playwright import Axe
+    page = open_page(width, 900, query)
+    results = Axe().run(page)
+    bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+           for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+    assert bad == [], bad
