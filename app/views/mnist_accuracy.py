@@ -2,7 +2,6 @@
 completed epoch against the published GLE 15k curve (median and range over its seeds)."""
 from __future__ import annotations
 
-import numpy as np
 import panel as pn
 from bokeh.layouts import row
 from bokeh.models import ColumnDataSource, Span
@@ -53,7 +52,7 @@ class MnistAccuracyView(Viewer):
         ep.scatter("epoch", "acc", source=self.checkpoint, color="#1a9641", size=5,
                    legend_label="checkpoint's run")
         ep.scatter("epoch", "acc", source=self.session, color="#d62728", size=8,
-                   marker="diamond", legend_label="this session")
+                   marker="diamond", legend_label="this session (200 held-out)")
         ep.legend.location = "bottom_right"
         ep.legend.label_text_font_size = "10px"
         ep.legend.background_fill_alpha = 0.7

@@ -8,10 +8,11 @@ error leads by the same phase; moving τr above τm flips both signs.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import panel as pn
+
+from ..state import format_degrees
 
 CSS = """
 .gle-phase {display: flex; gap: 14px; align-items: stretch; width: 100%;
@@ -30,6 +31,10 @@ CSS = """
 .gle-relation {flex: 1.1 1 0; font-size: 15px; color: #333; padding: 8px 4px; min-width: 220px;}
 .gle-relation b {font-size: 19px;}
 .gle-status {font-size: 13px; color: #4d4d4d; margin-top: 4px;}
+.gle-big.gle-stale {color: #6b6b6b !important;}
+.gle-big.gle-none {font-size: 30px; color: #4d4d4d !important;}
+.gle-mode {display: inline-block; font-size: 13px; font-weight: 700; padding: 0 6px;
+           margin-left: 6px; border-radius: 4px; background: #333; color: #fff;}
 :host(.gle-phase-present) .gle-big {font-size: 40px;}
 :host(.gle-phase-present) .gle-card {padding: 4px 14px;}
 :host(.gle-phase-present) .gle-relation {font-size: 16px;}
@@ -40,19 +45,7 @@ CSS = """
 }
 """
 
-ZERO = math.radians(0.5)   # |phase| below half a degree: "in phase"
-
-
-def _sign_word(phase, lag_word="LAGS", lead_word="LEADS"):
-    if not np.isfinite(phase):
-        return "", "…"
-    if abs(phase) < ZERO:
-        return "zero", "IN PHASE"
-    return ("lead", lead_word) if phase > 0 else ("lag", lag_word)
-
-
-def _deg(phase):
-    return f"{math.degrees(phase):+.1f}°" if np.isfinite(phase) else "—"
+_deg = format_degrees
 
 
 class PhaseView(pn.viewable.Viewer):
@@ -65,23 +58,35 @@ class PhaseView(pn.viewable.Viewer):
                                  margin=(4, 10), css_classes=["gle-view-phase"])
         self.update()
 
-    def _card(self, key, title, measured, analytic, omega):
-        cls, word = _sign_word(measured if np.isfinite(measured) else analytic)
-        ana_cls, ana_word = _sign_word(analytic)
-        lead = (f"{measured / omega:+.2f} a.u." if np.isfinite(measured) and omega else "")
+    def _card(self, key, title, card, omega):
+        """One card from :meth:`gle_lab.state.PhaseReadout.card` (decisions made there)."""
+        measured, analytic = card["measured"], card["analytic"]
+        lead = (f"{measured / omega:+.2f} a.u." if np.isfinite(measured) and omega
+                and not card["stale"] else "")
         # 3 decimals (0.06°, below the 0.1° shown): the fit's last-digit jitter would
         # otherwise re-send and re-render the readouts at every measurement
         mval = "nan" if not np.isfinite(measured) else f"{measured:.3f}"
-        return (f'<div class="gle-card {cls}" id="gle-{key}">'
+        if np.isfinite(measured):
+            big_cls, big = (" gle-stale" if card["stale"] else ""), _deg(measured)
+        elif card["verdict"] in ("zero", "not periodic"):
+            big_cls, big = " gle-none", card["note"]
+        else:
+            big_cls, big = "", "—"
+        note = card["note"]
+        if card["verdict"] in ("zero", "not periodic"):
+            note = "no phase to measure"
+        ana = (f'analytic {_deg(analytic)} ({analytic:+.3f} rad) · '
+               f'{card["analytic_word"].lower()}' if np.isfinite(analytic) else "analytic —")
+        return (f'<div class="gle-card {card["cls"]}" id="gle-{key}" '
+                f'data-verdict="{card["verdict"]}">'
                 f'<div class="gle-title">{title}</div>'
-                f'<div class="gle-big gle-{key}-measured" data-phase="{mval}">'
-                f'{_deg(measured)}</div>'
-                f'<div class="gle-verdict">{word} '
+                f'<div class="gle-big gle-{key}-measured{big_cls}" data-phase="{mval}">'
+                f'{big}</div>'
+                f'<div class="gle-verdict">{card["word"]} '
                 f'<span style="font-size:14px;font-weight:400">'
-                f'{"measured" if np.isfinite(measured) else "measuring…"}'
-                f'{" · " + lead if lead else ""}</span></div>'
+                f'{note}{" · " + lead if lead else ""}</span></div>'
                 f'<div class="gle-analytic gle-{key}-analytic" data-phase="{analytic:.4f}">'
-                f'analytic {_deg(analytic)} ({analytic:+.3f} rad) · {ana_word.lower()}</div>'
+                f'{ana}</div>'
                 f'</div>')
 
     def render(self):
@@ -90,25 +95,29 @@ class PhaseView(pn.viewable.Viewer):
         tm, tr = st.neuron_taus()
         lab = st.labels[st.neuron]
         omega = ro.omega if np.isfinite(ro.omega) else None
-        fwd_a, err_a = ro.forward_analytic_phase, ro.error_analytic_phase
         mode = st.net.error_mode
+        label = getattr(st, "mode_label", mode.upper())
         rel = "<" if tr < tm * (1 - 1e-9) else (">" if tr > tm * (1 + 1e-9) else "=")
         story = {"<": "rate <b>lags</b>, error <b>leads</b>",
                  ">": "rate <b>leads</b>, error <b>lags</b>",
                  "=": "no lag: the LE limit"}[rel]
-        if mode == "ie":
+        if label == "IE":
             story += "<br>IE mode: errors are not advanced (e = ε)"
+        elif label == "AM":
+            story += ("<br>AM mode: learning follows the exact adjoint λ (windows of "
+                      f"TW = {st.am_window:g} a.u.)")
         w_txt = f"ω = {omega:.3g} rad/a.u." if omega else "constant input"
         relation = (f'<div class="gle-relation">Neuron <b>{lab}</b>: '
                     f'<b>τr = {tr:.3g}</b> {rel} <b>τm = {tm:.3g}</b><br>→ {story}<br>'
                     f'<span style="color:#666">{w_txt}</span>'
                     f'<div class="gle-status">{ro.status}</div></div>')
-        err_title = ("Error e vs. ε (GLE: D⁺τm I⁻τr)" if mode == "gle"
-                     else "Error e vs. ε (IE: e = ε)")
+        badge = f'<span class="gle-mode">{label}</span>'
+        err_title = ("Error e vs. ε (D⁺τm I⁻τr)" if mode == "gle"
+                     else "Error e vs. ε (e = ε)")
         return ('<div class="gle-phase">'
-                + self._card("forward", "Rate ŭ vs. its input (D⁺τr I⁻τm)",
-                             ro.forward_phase, fwd_a, omega)
-                + self._card("error", err_title, ro.error_phase, err_a, omega)
+                + self._card("forward", "Rate ŭ vs. its input (D⁺τr I⁻τm)" + badge,
+                             ro.card("forward"), omega)
+                + self._card("error", err_title + badge, ro.card("error"), omega)
                 + relation + '</div>')
 
     def update(self):

@@ -1,0 +1,130 @@
+"""MNIST-1D speed and scale figures (issue #13 targets; prints, asserts nothing).
+
+    python benchmarks/bench_mnist1d.py [--steps 2000] [--skip-dask] [--dask-epochs 2]
+
+1. Seconds per epoch of the 15k and 42k networks (4000 samples = 14 400 training steps at
+   batch 100, plus the 1000-sample validation at batch 1000), split into training and
+   validation, for the numpy and numba backends. The training part is measured on
+   ``--steps`` steps and scaled to 14 400.
+2. Dask: 4 seeds of a shortened run (``--dask-epochs`` epochs of 400 samples) on a
+   LocalCluster of 2 worker processes vs the same 4 runs one after another in this process;
+   the ratio (target ≤ 0.6 on 2 cores) and the resident memory of every worker.
+
+The machine's load (``/proc/loadavg``) is printed with the figures: on a shared machine
+they scale with it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+from gle_core import Simulator
+from gle_core.datasets import LabelledSequences, evaluate
+from gle_core.mnist1d import DT, N_CLASSES, RunConfig, load_data, make_network, train
+
+STEPS_PER_EPOCH = 14400
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[:3]
+    except OSError:
+        return ["?"] * 3
+
+
+def train_seconds_per_step(data, net_name, backend, steps):
+    src = LabelledSequences(data["x_train"], data["y_train"], N_CLASSES, DT, 100, seed=0)
+    net = make_network(net_name, "gle", 0, 100)
+    sim = Simulator(net, src.inputs, target=src.targets, optimizer="adam", lr=1e-3,
+                    learn={"W": True, "b": True}, record=(), record_every=360,
+                    backend=backend, window=1)
+    sim.run_steps(360)                                   # compile / warm up
+    t0 = time.perf_counter()
+    done = 0
+    while done < steps:
+        sim.run_steps(360)
+        done += 360
+    return (time.perf_counter() - t0) / done
+
+
+def validation_seconds(data, net_name):
+    val = LabelledSequences(data["x_val"], data["y_val"], N_CLASSES, DT, 1000, shuffle=False)
+    net = make_network(net_name, "gle", 0, 100)
+    t0 = time.perf_counter()
+    evaluate(net, val)
+    return time.perf_counter() - t0
+
+
+def bench_epochs(data, steps):
+    print(f"== seconds per epoch (training {STEPS_PER_EPOCH} steps at batch 100 scaled from "
+          f"{steps}; validation 1000 samples at batch 1000)   loadavg {' '.join(loadavg())}")
+    for net_name in ("15k", "42k"):
+        t_val = validation_seconds(data, net_name)
+        for backend in ("numba", "numpy"):
+            n = steps if backend == "numba" else max(360, steps // 4)
+            s = train_seconds_per_step(data, net_name, backend, n)
+            print(f"{net_name:>4} {backend:>6}: {s * 1e3:6.3f} ms/step -> training "
+                  f"{s * STEPS_PER_EPOCH:6.1f} s + validation {t_val:5.1f} s = "
+                  f"{s * STEPS_PER_EPOCH + t_val:6.1f} s/epoch", flush=True)
+
+
+def bench_dask(data, epochs):
+    from distributed import Client, LocalCluster
+
+    from gle_core.distributed import run_seeds
+    cfgs = [RunConfig(seed=s, epochs=epochs, train_samples=400, val_samples=200)
+            for s in (12, 32, 34, 42)]
+    print(f"== Dask: 4 seeds x {epochs} epochs of 400 samples (15k)   loadavg "
+          f"{' '.join(loadavg())}")
+    tmp = tempfile.mkdtemp(prefix="bench-mnist1d-")
+    try:
+        t0 = time.perf_counter()
+        for c in cfgs:
+            train(c, os.path.join(tmp, "seq"), data=data)
+        t_seq = time.perf_counter() - t0
+        print(f"sequential (this process): {t_seq:6.1f} s", flush=True)
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+        try:
+            client.run(load_data)                   # workers import and load the data once
+            t0 = time.perf_counter()
+            run_seeds(cfgs, os.path.join(tmp, "dask"), client=client, echo=False,
+                      plots=False)
+            t_dask = time.perf_counter() - t0
+            import psutil
+            rss = client.run(lambda: psutil.Process().memory_info().rss)
+        finally:
+            client.close()
+            cluster.close()
+        print(f"2 Dask workers:            {t_dask:6.1f} s   ratio {t_dask / t_seq:.2f} "
+              f"(target <= 0.6)")
+        for addr, b in rss.items():
+            print(f"  worker {addr}: {b / 2**20:6.0f} MiB resident")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=2880)
+    p.add_argument("--skip-dask", action="store_true")
+    p.add_argument("--skip-epochs", action="store_true")
+    p.add_argument("--dask-epochs", type=int, default=2)
+    args = p.parse_args(argv)
+    data = load_data()
+    if not args.skip_epochs:
+        bench_epochs(data, args.steps)
+    if not args.skip_dask:
+        bench_dask(data, args.dask_epochs)
+    print(f"loadavg at the end {' '.join(loadavg())}")
+
+
+if __name__ == "__main__":
+    main()
