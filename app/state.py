@@ -47,6 +47,20 @@ DISPLAY_POINTS = 1000
 FIT_PERIODS = 2
 #: a fit is trusted below this relative residual (phase readouts)
 FIT_MAX_RESIDUAL = 0.05
+#: "error ≈ 0": e and ε are below this fraction of the neuron's forward signal (RMS); their
+#: phase is then the phase of numerical noise and learning jitter, never shown as a lag/lead
+ERROR_ZERO = 1e-4
+#: "not periodic": a signal differs from itself one input period earlier by more than this
+#: fraction of its RMS (learning drift, noise); the transfer function at ω is then undefined
+PERIODIC_TOL = 0.2
+#: "not periodic" too: the component at ω carries less than 20 % of a signal's RMS (the fit's
+#: relative residual exceeds √(1 − 0.2²)); its ratio would be that of noise
+MAX_OFF_TONE = math.sqrt(1 - 0.2 ** 2)
+#: |phase| below this (rad, half a degree) reads "in phase"
+PHASE_ZERO = math.radians(0.5)
+#: a measured phase within this (rad) of the analytic one reads as the analytic verdict (the
+#: fit of a discretised signal is good to a fraction of a degree, not to the sign of 0.3°)
+PHASE_AGREE = math.radians(1.0)
 
 PRESET_TITLES = {cfg["title"]: name for name, cfg in PRESETS.items()}
 
@@ -111,6 +125,36 @@ def neuron_labels(layer_sizes):
     return labels
 
 
+def sign_word(phase):
+    """(css class, word) of a phase: lead/LEADS, lag/LAGS, zero/IN PHASE, or ("", "…")."""
+    if not np.isfinite(phase):
+        return "", "…"
+    if abs(phase) < PHASE_ZERO:
+        return "zero", "IN PHASE"
+    return ("lead", "LEADS") if phase > 0 else ("lag", "LAGS")
+
+
+def format_degrees(phase):
+    """``+12.3°`` / ``-4.0°`` / ``0.0°`` (never ``-0.0°``), ``—`` for NaN."""
+    if not np.isfinite(phase):
+        return "—"
+    deg = round(math.degrees(phase), 1)
+    return "0.0°" if deg == 0 else f"{deg:+.1f}°"
+
+
+def periodicity_residual(x, period_steps):
+    """RMS of ``x(t) − x(t − T)`` over RMS of ``x`` (0: exactly periodic with period T of
+    ``period_steps`` samples, rounded); ``inf`` if there is less than one period."""
+    n = int(round(period_steps))
+    x = np.asarray(x, dtype=float)
+    if n < 1 or len(x) <= n:
+        return float("inf")
+    scale = float(np.sqrt(np.mean(x ** 2)))
+    if scale == 0.0:
+        return 0.0
+    return float(np.sqrt(np.mean((x[n:] - x[:-n]) ** 2))) / scale
+
+
 @dataclass
 class PhaseReadout:
     """Measured and analytic phases of the selected neuron at the drive frequency."""
@@ -123,6 +167,53 @@ class PhaseReadout:
     status: str = ""
     error_mode: str = "gle"
     history: dict = field(default_factory=dict)
+    #: per card ("forward", "error"): "measured" | "measuring" (settling after a change: the
+    #: last measured value is shown greyed) | "zero" (error ≈ 0) | "not periodic" | "none"
+    verdicts: dict = field(default_factory=lambda: {"forward": "measuring",
+                                                    "error": "measuring"})
+    #: per card: the last trusted measured phase (rad), NaN if none (kept while "measuring")
+    shown: dict = field(default_factory=lambda: {"forward": float("nan"),
+                                                 "error": float("nan")})
+
+    def forget(self):
+        """Drop the shown measurements (another neuron or error mode: they no longer apply)."""
+        self.shown = {"forward": float("nan"), "error": float("nan")}
+        self.history = {}
+
+    def card(self, key):
+        """What the ``key`` card ("forward" or "error") shows, decided here (views render it).
+
+        Returns a dict: ``measured`` (phase in rad to show, NaN: none), ``verdict`` (see
+        :attr:`verdicts`), ``note`` ("measured", "measuring…", "error ≈ 0", "not periodic" or
+        ""), ``stale`` (the value shown is the last one before a change), ``analytic`` (rad),
+        ``cls`` / ``word`` ("lag"/"LAGS", "lead"/"LEADS", "zero"/"IN PHASE", ""/"…") of the
+        card and ``analytic_cls`` / ``analytic_word`` of the analytic value. The card's word
+        follows the analytic value unless a fresh measurement disagrees with it by more than
+        :data:`PHASE_AGREE` (so it flips in the frame of the slider change, and a 0.7° fit
+        of an in-phase signal reads "IN PHASE").
+        """
+        analytic = (self.forward_analytic_phase if key == "forward"
+                    else self.error_analytic_phase)
+        verdict = self.verdicts.get(key, "none")
+        shown = self.shown.get(key, float("nan"))
+        if verdict in ("zero", "not periodic", "none"):
+            shown = float("nan")
+        stale = verdict == "measuring" and bool(np.isfinite(shown))
+        a_cls, a_word = sign_word(analytic)
+        if verdict in ("zero", "not periodic"):
+            cls, word = "", ""          # nothing measured: no lag/lead claimed by the card
+        elif verdict == "measured" and np.isfinite(shown) and \
+                not (np.isfinite(analytic) and abs(shown - analytic) <= PHASE_AGREE):
+            cls, word = sign_word(shown)
+        else:
+            cls, word = a_cls, a_word
+        note = {"measured": "measured", "measuring": "measuring…", "zero": "error ≈ 0",
+                "not periodic": "not periodic", "none": ""}[verdict]
+        if key == "forward" and verdict == "zero":
+            note = "input ≈ 0"
+        return {"measured": shown, "verdict": verdict, "note": note, "stale": stale,
+                "analytic": analytic, "cls": cls, "word": word, "analytic_cls": a_cls,
+                "analytic_word": a_word}
 
     @staticmethod
     def _phase(fit):
@@ -659,7 +750,7 @@ class LabState(param.Parameterized):
             return
         self._sync_controls_from_network()
         self._t_change = self.sim.t
-        self.readout.history = {}
+        self.readout.forget()
         self.tau_version += 1
 
     def _set_tau(self, kind, value):
@@ -804,7 +895,7 @@ class LabState(param.Parameterized):
             self.net.set_error_mode(self.error_mode)
         if self._apply(f"error mode {self.error_mode.upper()}", do):
             self.readout.error_mode = self.error_mode
-            self.readout.history = {}
+            self.readout.forget()
             self.tau_version += 1
 
     # =============================================================== running
@@ -981,8 +1072,10 @@ class LabState(param.Parameterized):
         omega = self.drive_frequency()
         ro.omega = float("nan") if omega is None else omega
         ro.forward_fit = ro.error_fit = None
+        ro.verdicts = {"forward": "measuring", "error": "measuring"}
         if omega is None:
             ro.forward_analytic = ro.error_analytic = complex("nan")
+            ro.verdicts = {"forward": "none", "error": "none"}
             ro.status = "needs an oscillating input (constant input: no phase)"
             return ro
         err_kind = "gle_error" if self.net.error_mode == "gle" else "ie_error"
@@ -1021,12 +1114,53 @@ class LabState(param.Parameterized):
                   max_residual=FIT_MAX_RESIDUAL if self.waveform == "sine" else 1.0)
         ro.forward_fit = fourier.measure_gain_phase(t, drive, uh, omega, **kw)
         ro.error_fit = fourier.measure_gain_phase(t, eps, e, omega, **kw)
+        # no fit of a signal too small or not periodic at ω: its "phase" would be noise
+        period = need / float(np.median(np.diff(t))) if len(t) > 1 else float("inf")
+        rms = lambda x: float(np.sqrt(np.mean(np.square(x))))     # noqa: E731
+        scale = max(rms(drive), rms(uh))
+        span = slice(-int(round(FIT_PERIODS * period)) - int(round(period)), None)
+        def irregular(fit, *signals):
+            # little of the signal at ω (noise, learning jitter), or (for a periodic input)
+            # a signal that is not periodic with the input's period (drift)
+            if fit.residual == fit.residual and fit.residual > MAX_OFF_TONE:
+                return True
+            if self.waveform == "sum_of_sines":      # no period: its tones are incommensurate
+                return False
+            return max(periodicity_residual(x[span], period) for x in signals) > PERIODIC_TOL
+        verdicts = {}
+        if scale < 1e-12:
+            verdicts["forward"] = "zero"
+        elif irregular(ro.forward_fit, drive, uh):
+            verdicts["forward"] = "not periodic"
+        if max(rms(e), rms(eps)) < ERROR_ZERO * max(scale, 1e-300):
+            verdicts["error"] = "zero"
+        elif irregular(ro.error_fit, eps, e):
+            verdicts["error"] = "not periodic"
+        for key in ("forward", "error"):
+            if key in verdicts:
+                setattr(ro, f"{key}_fit", None)
+                ro.shown[key] = float("nan")
         ok_f, ok_e = np.isfinite(ro.forward_phase), np.isfinite(ro.error_phase)
+        for key, ok in (("forward", ok_f), ("error", ok_e)):
+            if ok:
+                verdicts[key] = "measured"
+                ro.shown[key] = getattr(ro, f"{key}_phase")
+            elif key not in verdicts:
+                verdicts[key] = "not periodic"        # a sine that does not fit a sine
+                ro.shown[key] = float("nan")
+        ro.verdicts = verdicts
         if ok_f or ok_e:
             ro.history[round(omega, 6)] = (ro.forward_fit, ro.error_fit)
         if ok_f and ok_e:
             ro.status = f"measured over the last {ro.forward_fit.periods} period(s)"
+        elif verdicts["error"] == "zero" and ok_f:
+            ro.status = (f"measured over the last {ro.forward_fit.periods} period(s); error "
+                         f"≈ 0 (below {ERROR_ZERO:g} of the signal): no error phase")
         else:
-            bad = ro.forward_fit if not ok_f else ro.error_fit
-            ro.status = "not measurable: " + (bad.reason or f"residual {bad.residual:.2g}")
+            bad = [k for k in ("forward", "error") if verdicts[k] != "measured"]
+            fit = ro.forward_fit if bad[0] == "forward" else ro.error_fit
+            why = {"zero": "signal ≈ 0", "not periodic": "not periodic at ω"}[verdicts[bad[0]]]
+            if fit is not None and fit.reason:
+                why = fit.reason
+            ro.status = f"not measurable ({' and '.join(bad)}): {why}"
         return ro
