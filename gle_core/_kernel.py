@@ -459,24 +459,28 @@ if HAVE_NUMBA:
                 c += 1
 
     @njit(cache=True, error_model="numpy")
-    def _optimizer_step(code, lr, mu, b1, b2, oeps, init, count, G, Pv, Mv, Vv, Po, Mo, Vo):
+    def _optimizer_step(code, lr, mu, b1, b2, oeps, init, count, G, Pv, Mv, Vv, store):
         """The optimizer update of one parameter array (:mod:`gle_core.optimizers`: SGD,
-        momentum, Adam with bias correction) written to ``Po``, ``Mo``, ``Vo`` (``count`` is
-        the step number after this update). Returns True if every new value is finite."""
+        momentum, Adam with bias correction; ``count`` is the step number after this
+        update), applied in place if ``store``. Returns True if every new value is finite
+        (the loop calls it once to check, then once to store, so that a step producing a
+        non-finite value changes nothing)."""
         bad = False
         size = G.shape[0]
         if code == 0:                                  # θ ← θ - lr g
             for q in range(size):
                 pn = Pv[q] - lr * G[q]
-                Po[q] = pn
                 bad |= pn - pn != 0.0
+                if store:
+                    Pv[q] = pn
         elif code == 1:                                # m ← μ m + g, θ ← θ - lr m
             for q in range(size):
                 mm = Mv[q] * mu + G[q] if init else G[q]
                 pn = Pv[q] - lr * mm
-                Mo[q] = mm
-                Po[q] = pn
                 bad |= ((pn - pn) + (mm - mm)) != 0.0
+                if store:
+                    Mv[q] = mm
+                    Pv[q] = pn
         else:                                          # Adam
             c1 = 1.0 - b1 ** float(count)
             c2 = 1.0 - b2 ** float(count)
@@ -486,10 +490,11 @@ if HAVE_NUMBA:
                 mm = Mv[q] * b1 + (1.0 - b1) * g
                 vv = Vv[q] * b2 + (1.0 - b2) * g * g
                 pn = Pv[q] - step * mm / (math.sqrt(vv / c2) + oeps)
-                Mo[q] = mm
-                Vo[q] = vv
-                Po[q] = pn
                 bad |= ((pn - pn) + (mm - mm) + (vv - vv)) != 0.0
+                if store:
+                    Mv[q] = mm
+                    Vv[q] = vv
+                    Pv[q] = pn
         return not bad
 
     @njit(cache=True, nogil=True, error_model="numpy")
@@ -554,7 +559,7 @@ if HAVE_NUMBA:
                 if lval - lval != 0.0:
                     status = S_BAD_LOSS
                     break
-            # ---- learning: gradients and updates into U, committed only if all finite
+            # ---- learning: gradients into U[0]; the updates are checked, then applied below
             learning = n_act > 0 and k * dt >= learn_from - 1e-9
             if learning:
                 bad_a = -1
@@ -571,9 +576,7 @@ if HAVE_NUMBA:
                     so = slot_off[a]
                     if not _optimizer_step(opt_code, lr, mu, b1, b2, oeps, slot_init[a] != 0,
                                            slot_count[a] + 1, Gv, P[po:po + size],
-                                           M[so:so + size], V[so:so + size],
-                                           U[3, po:po + size], U[1, po:po + size],
-                                           U[2, po:po + size]):
+                                           M[so:so + size], V[so:so + size], False):
                         bad_a = a
                         break
                 if bad_a >= 0:
@@ -600,14 +603,9 @@ if HAVE_NUMBA:
                     po = a_poff[a]
                     size = sizes[l + 1] * sizes[l] if kind == 0 else sizes[l + 1]
                     so = slot_off[a]
-                    for q in range(size):
-                        P[po + q] = U[3, po + q]
-                    if opt_code >= 1:
-                        for q in range(size):
-                            M[so + q] = U[1, po + q]
-                    if opt_code == 2:
-                        for q in range(size):
-                            V[so + q] = U[2, po + q]
+                    _optimizer_step(opt_code, lrs[kind], mu, b1, b2, oeps, slot_init[a] != 0,
+                                    slot_count[a] + 1, U[0, po:po + size], P[po:po + size],
+                                    M[so:so + size], V[so:so + size], True)
                     slot_count[a] += 1
                     slot_init[a] = 1
                     if kind >= 2:

@@ -352,7 +352,7 @@ class KernelPlan:
         B = network.batch_size
         widest = max(network.layer_sizes[1:] + (teacher.layer_sizes[1:] if teacher else []))
         self.sbuf = np.empty(3 * B * widest)         # scratch of one layer's step
-        self.U = np.empty((4, self.student.P.shape[0]))  # gradient, new M, V and θ
+        self.U = np.empty((1, self.student.P.shape[0]))  # the gradient of every parameter
         self.res = np.zeros(6, np.int64)
 
     def matches(self, network, teacher, optimizer, active, probes):
