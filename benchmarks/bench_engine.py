@@ -44,7 +44,7 @@ from gle_core.protocols import make_protocol  # noqa: E402
 
 
 def mnist1d_shape(backend, batch=100, seed=0):
-    """1 → 53 (linear) → 5 × (53 → 53, tanh) → 10 (linear) with the spec's τ mix."""
+    """1 → 53 (linear) → 5 × (53 → 53, tanh) → 10 (linear) with the published τ mix (docs/model.md)."""
     rng = np.random.default_rng(seed)
     sizes = [1] + [53] * 6 + [10]
     acts = ["linear"] + ["tanh"] * 5 + ["linear"]

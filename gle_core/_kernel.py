@@ -5,7 +5,8 @@ The numpy code in :mod:`gle_core.network`, :mod:`gle_core.optimizers` and
 
 * teacher forward step (a :class:`~gle_core.network.GLENetwork` run without target; its old
   output rate is the student's target),
-* the student's full step (spec §3 steps 1-7, GLE and IE error modes, the seven activations,
+* the student's full step (docs/model.md "The discrete scheme" steps 1-7, GLE and IE error modes,
+the seven activations,
   MSE and cross-entropy),
 * the local gradients and the optimizer update (SGD, momentum, Adam, exactly as
   :mod:`gle_core.optimizers`), with per-kind learning rates, per-(kind, layer) learn flags and
@@ -240,7 +241,8 @@ if HAVE_NUMBA:
     @njit(cache=True, error_model="numpy")
     def _net_step(sizes, acts, noff, woff, P, S, cur, x, y, ybase, has_y, B, dt, gamma, beta,
                   ce, gle, sbuf):
-        """One Euler step of a network (spec §3 steps 1-7): reads S[cur], writes S[1 - cur].
+        """One Euler step of a network (docs/model.md "The discrete scheme" steps 1-7): reads
+        S[cur], writes S[1 - cur].
 
         ``x`` is the flat neuron-major (n_in, batch) input, ``y[ybase:]`` the (n_out, batch)
         target; ``sbuf`` a scratch of at least 3 max(n_ℓ) batch. Returns True if every new
@@ -379,9 +381,9 @@ if HAVE_NUMBA:
 
     @njit(cache=True, error_model="numpy")
     def _gradient(kind, l, sizes, noff, S, cur, x, B, G):
-        """∂E/∂θ of (kind, layer l) from the step just computed into S[1 - cur] (spec §3.5),
-        written to G (a view of that parameter's size); the presynaptic rates are the old
-        ones (S[cur]) or the input."""
+        """∂E/∂θ of (kind, layer l) from the step just computed into S[1 - cur] (docs/model.md "The
+        discrete scheme" step 5), written to G (a view of that parameter's size); the presynaptic
+        rates are the old ones (S[cur]) or the input."""
         nxt = 1 - cur
         n = sizes[l + 1]
         lo = B * noff[l]

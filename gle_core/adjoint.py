@@ -2,7 +2,7 @@
 
 GLE (paper Eq. 10) is an *online approximation* of the adjoint method (AM, paper Eq. 9) /
 backpropagation through time (BPTT). This module computes the quantity GLE approximates, so the
-two can be compared on the same run (spec §4, §6.10; paper Eqs. 9-13).
+two can be compared on the same run (docs/model.md "Exact gradients", check 10; paper Eqs. 9-13).
 
 Window cost
 -----------
@@ -23,24 +23,24 @@ where ``loss_k`` is the engine's per-step loss (:meth:`GLENetwork.loss_value`) o
 unit of θ; L is dimensionless, W and b in rate units, τ in a.u.). Training (:class:`BPTTTrainer`)
 descends a *scaled* cost ``J = κ L``; the default ``κ = β dt n_out/2`` (MSE) or ``κ = β dt``
 (cross-entropy) makes ``J ≈ β ∫ C dt`` with ``C`` the cost whose negative gradient is the output
-nudging ``g`` that drives GLE (spec §2: ``g = β (y - r)`` is ``-β ∂/∂r ½‖y - r‖²``), so that
-the adjoint ``λ`` below and the GLE error ``e`` are in the same units and learning rates are
-comparable (:func:`energy_loss_scale`).
+nudging ``g`` that drives GLE (docs/model.md "The network": ``g = β (y - r)`` is
+``-β ∂/∂r ½‖y - r‖²``), so that the adjoint ``λ`` below and the GLE error ``e`` are in the same
+units and learning rates are comparable (:func:`energy_loss_scale`).
 
-Exact reverse mode (spec §4 "Exact gradients")
+Exact reverse mode (docs/model.md "Exact gradients")
 ----------------------------------------------
 :func:`record_window` advances the network with the engine's own :meth:`GLENetwork.step` (the
-forward pass is therefore bit-for-bit the engine's, spec §3) and keeps references to the arrays
-every step creates (memory ∝ window, never ∝ run). :func:`backward_exact` then runs hand-written
-reverse-mode differentiation through every step, *including the error neurons*: for γ ≠ 0 the
-error e feeds back into the soma (``u̇ = (s + γ e - u)/τm``), so ``dL/dθ`` also flows through
-``ε = φ′(ŭ_old) ⊙ d_old``, the error neuron ``v``, the feedback ``W_{ℓ+1}ᵀ e_{ℓ+1}`` (W appears
-twice), ``φ′`` (needs φ″) and the output nudging ``g(r, y)``. This is exact for any γ, error
-mode (GLE or IE), activation (φ″ = 0 almost everywhere for the piecewise-linear ones), loss and
-batch size. For γ = 0 the error path cannot influence the rates, its adjoint is exactly zero and
-it is skipped (not an approximation).
+forward pass is therefore bit-for-bit the engine's, docs/model.md "The discrete scheme") and keeps
+references to the arrays every step creates (memory ∝ window, never ∝ run). :func:`backward_exact`
+then runs hand-written reverse-mode differentiation through every step, *including the error
+neurons*: for γ ≠ 0 the error e feeds back into the soma (``u̇ = (s + γ e - u)/τm``), so ``dL/dθ``
+also flows through ``ε = φ′(ŭ_old) ⊙ d_old``, the error neuron ``v``, the feedback
+``W_{ℓ+1}ᵀ e_{ℓ+1}`` (W appears twice), ``φ′`` (needs φ″) and the output nudging ``g(r, y)``. This
+is exact for any γ, error mode (GLE or IE), activation (φ″ = 0 almost everywhere for the
+piecewise-linear ones), loss and batch size. For γ = 0 the error path cannot influence the rates,
+its adjoint is exactly zero and it is skipped (not an approximation).
 
-Continuous-time adjoint, paper Eq. 9 (spec §4 "Continuous-time adjoint")
+Continuous-time adjoint, paper Eq. 9 (docs/model.md "Exact gradients", the continuous adjoint)
 ------------------------------------------------------------------------
 For γ = 0 the adjoint of the soma dynamics ``τm u̇ = -u + s``, ``ŭ = u + τr u̇`` is, per layer,
 
@@ -49,28 +49,30 @@ For γ = 0 the adjoint of the soma dynamics ``τm u̇ = -u + s``, ``ŭ = u + τr
 (paper Eq. 9; ``I⁺_τm D⁻_τr = (1 - iωτr)/(1 - iωτm)``, Eq. 11), integrated *backward* in time
 from ``λ = 0`` at the window's end, and ``-dJ/dW_ℓ = Σ_k ⟨λ_k ⊗ r_{ℓ-1,k}⟩ dt`` (⟨·⟩: batch
 mean). :func:`backward_adjoint` and :func:`adjoint_traces` integrate it with the *discrete*
-adjoint of the Euler step (the transpose of the forward recursion, spec §4): with
-``a = dt/τm``, ``ρ = τr/τm`` and ``P`` the adjoint of the soma potential,
+adjoint of the Euler step (the transpose of the forward recursion, docs/model.md "Exact
+gradients"): with ``a = dt/τm``, ``ρ = τr/τm`` and ``P`` the adjoint of the soma potential,
 
     λ_k = ρ α_k + a P_{k+1},    P_k = (1 - a) P_{k+1} + (1 - ρ) α_k,    P_K = 0,
 
-and the one-dt Jacobi latency of the forward pass (spec §3) becomes a one-dt *advance* going
-down: ``α_{ℓ,k} = φ′(ŭ_{ℓ,k}) ⊙ W_{ℓ+1}ᵀ λ_{ℓ+1,k+1}``, ``α_{L,k} = φ′(ŭ_{L,k}) ⊙ β(y_{k+1} -
-r_{L,k+1})``. For γ = 0 this equals the exact reverse mode to rounding (tested); for γ ≠ 0 it is
-the paper's AM, which ignores the error's feedback into the soma. Layer by layer (top down),
-each is one anti-causal filter over the whole window (scipy.signal.lfilter on reversed time
-when the layer's neurons share τm and τr, a vectorised backward loop otherwise).
+and the one-dt Jacobi latency of the forward pass (docs/model.md "The discrete scheme") becomes a
+one-dt *advance* going down: ``α_{ℓ,k} = φ′(ŭ_{ℓ,k}) ⊙ W_{ℓ+1}ᵀ λ_{ℓ+1,k+1}``,
+``α_{L,k} = φ′(ŭ_{L,k}) ⊙ β(y_{k+1} - r_{L,k+1})``. For γ = 0 this equals the exact reverse mode to
+rounding (tested); for γ ≠ 0 it is the paper's AM, which ignores the error's feedback into the
+soma. Layer by layer (top down), each is one anti-causal filter over the whole window
+(scipy.signal.lfilter on reversed time when the layer's neurons share τm and τr, a vectorised
+backward loop otherwise).
 
 Time axis of λ (for overlays with the GLE error e)
 --------------------------------------------------
 ``λ_k`` is ``-(B/dt) κ ∂L/∂s_k`` with ``s_k = W r_{in,k} + b`` the drive of step ``k``: it is the
 factor that multiplies ``r_{in,k}`` in the weight gradient, exactly as the GLE error ``e_k`` of
-step ``k`` multiplies the same ``r_{in,k}`` in ``ΔW = η e r_inᵀ`` (spec §3 step 5). ``λ_k`` is
-therefore placed at the time ``t_k`` at which :class:`gle_core.simulator.Simulator` records
-``e_k``. In the LE limit (τm = τr) at the output, ``λ_k = α_k``; GLE's ``ε`` lags it by one dt
-(the output error is formed from the start-of-step rate), and each layer adds one dt of GLE
-latency and one dt of adjoint advance, so ``e`` of layer ℓ lags ``λ`` by about ``2(L-ℓ)+1``
-steps in addition to the operator phases (which are equal, paper Eq. 13).
+step ``k`` multiplies the same ``r_{in,k}`` in ``ΔW = η e r_inᵀ`` (docs/model.md "The discrete
+scheme" step 5). ``λ_k`` is therefore placed at the time ``t_k`` at which
+:class:`gle_core.simulator.Simulator` records ``e_k``. In the LE limit (τm = τr) at the output,
+``λ_k = α_k``; GLE's ``ε`` lags it by one dt (the output error is formed from the start-of-step
+rate), and each layer adds one dt of GLE latency and one dt of adjoint advance, so ``e`` of layer ℓ
+lags ``λ`` by about ``2(L-ℓ)+1`` steps in addition to the operator phases (which are equal, paper
+Eq. 13).
 
 Training modes
 --------------
@@ -79,7 +81,8 @@ a.u., one optimizer step (reusing :mod:`gle_core.optimizers`) per window, state 
 gradient cut at the window ends. ``method="exact"`` (reverse mode, any γ) or ``"adjoint"``
 (Eq. 9 form).
 
-:data:`LAGNET_AM` / :func:`run_lagnet_am` -- the AM student of paper Fig. 5 (spec §5).
+:data:`LAGNET_AM` / :func:`run_lagnet_am` -- the AM student of paper Fig. 5 (docs/model.md
+"Published protocols").
 
 This module imports only numpy and scipy.
 """
@@ -336,9 +339,10 @@ def _drive_vjp(net, out, a_g):
 def backward_exact(tape, return_adjoint=False):
     """Exact reverse-mode gradient of L = Σ_k loss_k through every recorded engine step.
 
-    Differentiates the whole discrete step of spec §3 (soma, prospective voltage, rates, φ′,
-    error neurons in GLE or IE mode, feedback ``W_{ℓ+1}ᵀ e_{ℓ+1}`` and output nudging g), with
-    the parameters as they are *now* (they must not have changed since recording).
+    Differentiates the whole discrete step of docs/model.md "The discrete scheme" (soma,
+    prospective voltage, rates, φ′, error neurons in GLE or IE mode, feedback ``W_{ℓ+1}ᵀ e_{ℓ+1}``
+    and output nudging g), with the parameters as they are *now* (they must not have changed since
+    recording).
 
     Parameters
     ----------
@@ -511,7 +515,8 @@ def _adjoint_core(net, r_new, rp_new, y):
 
 
 def backward_adjoint(tape, return_adjoint=True):
-    """Windowed adjoint method, paper Eq. 9 / spec §4: λ = I⁺_τm{D⁻_τr{α}} backward in time.
+    """Windowed adjoint method, paper Eq. 9 / docs/model.md "Exact gradients": λ = I⁺_τm{D⁻_τr{α}}
+    backward in time.
 
     Exact for γ = 0 (equals :func:`backward_exact` to rounding); for γ ≠ 0 it is the
     paper's AM, which leaves out the error's feedback into the soma.

@@ -4,8 +4,8 @@ This module gives the analytic complex transfer functions of the GLE operators (
 Eqs. 1, 2, 11, 12), of the two neuron paths built from them (forward rates, paper Eq. 6;
 GLE errors, paper Eq. 7) and of the adjoint-method operator they are compared with (paper
 Eq. 9), both in continuous time and *exactly* for the engine's explicit Euler scheme
-(spec §3, §6). It also measures gain and phase from simulated traces, so the dashboard
-and the tests can compare a simulation with the closed forms.
+(docs/model.md "The discrete scheme", "Closed-form checks"). It also measures gain and phase from
+simulated traces, so the dashboard and the tests can compare a simulation with the closed forms.
 
 Units and sign conventions
 --------------------------
@@ -19,8 +19,8 @@ Units and sign conventions
 * A retrospective (low-pass) operator ``I⁻`` has negative phase (lag), a prospective operator
   ``D⁺`` positive phase (lead). The forward neuron ``D⁺_τr I⁻_τm`` *lags* when τr < τm, and the
   GLE error path ``D⁺_τm I⁻_τr`` then *leads* by exactly the same phase: the "phase inversion"
-  (spec §6.3). :func:`phase_inversion_mismatch` returns how far a pair of measured phases is from
-  that ideal (0 when forward lag and error lead cancel).
+  (docs/model.md "Closed-form checks" 3). :func:`phase_inversion_mismatch` returns how far a pair
+  of measured phases is from that ideal (0 when forward lag and error lead cancel).
 
 Continuous transfer functions (``dt=None``; paper Eqs. 11, 12)
 --------------------------------------------------------------
@@ -28,7 +28,8 @@ Continuous transfer functions (``dt=None``; paper Eqs. 11, 12)
 forward ``D⁺_τr I⁻_τm = (1+iωτr)/(1+iωτm)``; GLE error ``D⁺_τm I⁻_τr = (1+iωτm)/(1+iωτr)``;
 AM adjoint ``I⁺_τm D⁻_τr = (1-iωτr)/(1-iωτm)``.
 
-Exact discrete transfer functions (``dt`` given; spec §3, §6.1, §6.2)
+Exact discrete transfer functions (``dt`` given; docs/model.md "The discrete scheme", check 1,
+check 2)
 --------------------------------------------------------------------
 With ``z = e^{iω dt}``, one Euler step of the soma is ``u_{k+1} = u_k + dt (s_k - u_k)/τm`` and
 its prospective read-out is ``ŭ_k = u_k + τr (s_k - u_k)/τm``. Writing the *Euler frequency*
@@ -40,7 +41,8 @@ its continuous counterpart with ``iω`` replaced by ``σ``:
 * ``D⁺_τ = 1 + τσ`` -- ``x_k + τ (x_{k+1} - x_k)/dt``, the forward difference the engine forms
   when it computes ``ŭ = u_old + τr u̇`` with ``u̇ = (u_new - u_old)/dt``;
 * forward neuron ``(1 + τr σ)/(1 + τm σ) = τr/τm + (1 - τr/τm) a_m/(z - (1 - a_m))``, which is
-  exactly spec §6.1; the GLE error path ``(1 + τm σ)/(1 + τr σ)`` is spec §6.2.
+  exactly docs/model.md "Closed-form checks" 1; the GLE error path ``(1 + τm σ)/(1 + τr σ)`` is
+  docs/model.md "Closed-form checks" 2.
 
 Consequently the discrete GLE error operator is *exactly* the reciprocal of the discrete forward
 operator (not only in the ``dt → 0`` limit): the phase inversion and Eq. 13 hold to rounding
@@ -48,8 +50,8 @@ error for the Euler scheme too.
 
 The discrete AM adjoint
 ~~~~~~~~~~~~~~~~~~~~~~~
-The spec only gives the continuous AM operator. For the discrete scheme we take the *exact*
-adjoint (transpose) of the discrete forward recursion. The forward map ``s ↦ ŭ`` is a causal
+docs/model.md gives the continuous AM operator (paper Eq. 13). For the discrete scheme we take
+the *exact* adjoint (transpose) of the discrete forward recursion. The forward map ``s ↦ ŭ`` is a causal
 convolution with impulse response ``h_0 = τr/τm``, ``h_k = (1 - τr/τm) a_m (1 - a_m)^{k-1}``
 (k ≥ 1); its transpose is the anti-causal correlation with the same ``h``, whose transfer
 function is ``H(1/z)``, i.e. ``conj(H(z))`` on the unit circle (real impulse response). Reverse-mode
@@ -58,11 +60,11 @@ differentiation of the Euler steps gives exactly this recursion, run backwards i
 the tests). In operator form this is ``I⁺_τm D⁻_τr`` with ``σ → σ* = (1/z - 1)/dt`` (the backward
 difference): ``I⁺_τ = 1/(1 + τσ*)``, ``D⁻_τ = 1 + τσ* = 1 - τ(1 - z⁻¹)/dt``.
 
-The one-step Jacobi latency of the network (spec §3: each layer reads its neighbours'
-start-of-step values, so the forward pass gains a factor ``z⁻¹`` per layer boundary and the error
-pass a factor ``z⁻¹`` per boundary too, while the exact adjoint of a ``z⁻¹`` delay is ``z⁺¹``) is a
-property of the wiring, not of a single neuron; it is deliberately *not* folded into these
-single-neuron transfer functions. Multiply by :func:`step_delay` to include it.
+The one-step Jacobi latency of the network (docs/model.md "The discrete scheme": each layer reads
+its neighbours' start-of-step values, so the forward pass gains a factor ``z⁻¹`` per layer boundary
+and the error pass a factor ``z⁻¹`` per boundary too, while the exact adjoint of a ``z⁻¹`` delay is
+``z⁺¹``) is a property of the wiring, not of a single neuron; it is deliberately *not* folded into
+these single-neuron transfer functions. Multiply by :func:`step_delay` to include it.
 
 Measuring gain and phase
 ------------------------
@@ -102,7 +104,7 @@ __all__ = [
 #: ``"forward"``: drive s → prospective voltage ŭ (``D⁺_τr I⁻_τm``);
 #: ``"gle_error"``: ε → e (``D⁺_τm I⁻_τr``, paper Eq. 7);
 #: ``"am_adjoint"``: α → λ (``I⁺_τm D⁻_τr``, paper Eq. 9);
-#: ``"ie_error"``: ε → e in instantaneous-error mode (identity, spec §4).
+#: ``"ie_error"``: ε → e in instantaneous-error mode (identity, docs/model.md "Exact gradients").
 KINDS = ("forward", "gle_error", "am_adjoint", "ie_error")
 
 _TWO_PI = 2.0 * np.pi
@@ -189,7 +191,7 @@ def _dt_or_none(dt, *integrated):
 def retrospective(omega, tau, dt=None):
     """Transfer function of the retrospective (causal low-pass) operator ``I⁻_τ``.
 
-    Paper Eqs. 1 and 12 (with the spec §1 normalisation ``τ ẏ = -y + x``):
+    Paper Eqs. 1 and 12 (with the docs/model.md "Operators" normalisation ``τ ẏ = -y + x``):
     ``I⁻_τ(ω) = 1/(1 + iωτ)``.
 
     Parameters
@@ -322,7 +324,7 @@ def _ratio(omega, num_tau, num_name, den_tau, den_name, dt, adjoint):
 def forward_neuron(omega, tau_m, tau_r, dt=None):
     """Forward path of a GLE neuron: drive ``s`` → prospective voltage ``ŭ``.
 
-    ``ŭ = D⁺_τr I⁻_τm {s}`` (paper Eq. 6 and Postulate 1; spec §2), so
+    ``ŭ = D⁺_τr I⁻_τm {s}`` (paper Eq. 6 and Postulate 1; docs/model.md "The network"), so
     ``H(ω) = (1 + iωτr)/(1 + iωτm)`` (Eqs. 11, 12). It lags for τr < τm (retrospective neuron),
     is the identity for τr = τm (LE neuron) and leads for τr > τm (prospective neuron).
 
@@ -334,9 +336,10 @@ def forward_neuron(omega, tau_m, tau_r, dt=None):
         Membrane and rate time constants (a.u., > 0), broadcast against ``omega``.
     dt : float, optional
         ``None`` for continuous time; otherwise the exact steady-state response of the Euler
-        scheme of spec §3 step 4 (linear φ, γ = 0), spec §6.1:
-        ``τr/τm + (1 - τr/τm) a_m/(z - (1 - a_m))``, ``z = e^{iω dt}``, ``a_m = dt/τm``
-        (equivalently ``(1 + τr σ)/(1 + τm σ)``, ``σ = (z - 1)/dt``). Requires ``dt < 2 τm``.
+        scheme of docs/model.md "The discrete scheme" step 4 (linear φ, γ = 0), docs/model.md
+        "Closed-form checks" 1: ``τr/τm + (1 - τr/τm) a_m/(z - (1 - a_m))``, ``z = e^{iω dt}``,
+        ``a_m = dt/τm`` (equivalently ``(1 + τr σ)/(1 + τm σ)``, ``σ = (z - 1)/dt``). Requires
+        ``dt < 2 τm``.
 
     Returns
     -------
@@ -352,7 +355,7 @@ def forward_neuron(omega, tau_m, tau_r, dt=None):
 
 
 def gle_error(omega, tau_m, tau_r, dt=None):
-    """GLE error path: ``ε`` → ``e = D⁺_τm I⁻_τr {ε}`` (paper Eq. 7; spec §2).
+    """GLE error path: ``ε`` → ``e = D⁺_τm I⁻_τr {ε}`` (paper Eq. 7; docs/model.md "The network").
 
     ``H(ω) = (1 + iωτm)/(1 + iωτr)``: the time constants are swapped with respect to
     :func:`forward_neuron`, and ``H`` is exactly its reciprocal (the "phase inversion"). The DC gain
@@ -366,8 +369,9 @@ def gle_error(omega, tau_m, tau_r, dt=None):
         Membrane and rate time constants of the neuron (a.u., > 0).
     dt : float, optional
         ``None`` for continuous time; otherwise the exact response of the error neuron's Euler
-        scheme (spec §3 step 3: ``v̇ = (ε - v)/τr``, ``v ← v + dt v̇``, ``e = v + τm v̇``),
-        spec §6.2: ``τm/τr + (1 - τm/τr) a_r/(z - (1 - a_r))``, ``a_r = dt/τr``. This equals
+        scheme (docs/model.md "The discrete scheme" step 3: ``v̇ = (ε - v)/τr``, ``v ← v + dt v̇``,
+        ``e = v + τm v̇``), docs/model.md "Closed-form checks" 2:
+        ``τm/τr + (1 - τm/τr) a_r/(z - (1 - a_r))``, ``a_r = dt/τr``. This equals
         ``1/forward_neuron(omega, tau_m, tau_r, dt)`` exactly. Requires ``dt < 2 τr``.
 
     Returns
@@ -384,7 +388,8 @@ def gle_error(omega, tau_m, tau_r, dt=None):
 
 
 def am_adjoint(omega, tau_m, tau_r, dt=None):
-    """Adjoint-method error operator ``λ = I⁺_τm D⁻_τr {α}`` (paper Eq. 9; spec §4).
+    """Adjoint-method error operator ``λ = I⁺_τm D⁻_τr {α}`` (paper Eq. 9; docs/model.md "Exact
+    gradients").
 
     ``H(ω) = (1 - iωτr)/(1 - iωτm)``, the adjoint (complex conjugate) of :func:`forward_neuron`.
     Paper Eq. 13: it has the same phase as :func:`gle_error` and the reciprocal gain.
@@ -423,7 +428,7 @@ def transfer(kind, omega, tau_m, tau_r, dt=None):
     kind : {"forward", "gle_error", "am_adjoint", "ie_error"}
         ``"forward"``: :func:`forward_neuron`; ``"gle_error"``: :func:`gle_error`;
         ``"am_adjoint"``: :func:`am_adjoint`; ``"ie_error"``: the instantaneous-error baseline
-        (``e = ε``, spec §4), i.e. 1 at every ω.
+        (``e = ε``, docs/model.md "Exact gradients"), i.e. 1 at every ω.
     omega : array_like of float
         Angular frequency (rad per a.u.).
     tau_m, tau_r : float or array_like of float
@@ -459,8 +464,9 @@ def transfer(kind, omega, tau_m, tau_r, dt=None):
 def step_delay(omega, dt, steps=1):
     """Transfer function ``z^{-steps}`` of a delay by ``steps`` Euler steps, ``z = e^{iω dt}``.
 
-    Use it to add the network's Jacobi latency (spec §3: one dt per layer boundary) to the
-    single-neuron transfer functions; ``steps < 0`` is an advance (the adjoint of a delay).
+    Use it to add the network's Jacobi latency (docs/model.md "The discrete scheme": one dt per
+    layer boundary) to the single-neuron transfer functions; ``steps < 0`` is an advance (the
+    adjoint of a delay).
 
     Parameters
     ----------
@@ -545,10 +551,10 @@ def lead_time(phase, omega):
 def phase_inversion_mismatch(phase_forward, phase_error):
     """How far a (forward, error) pair of phases is from the ideal GLE phase inversion.
 
-    GLE's forward rates lag by exactly the phase that its errors lead by (spec §6.3), so
-    ``phase_forward + phase_error = 0``. This returns ``wrap(phase_forward + phase_error)`` in rad:
-    0 for perfect inversion; for the instantaneous-error baseline (error phase 0) it is the
-    uncompensated forward lag.
+    GLE's forward rates lag by exactly the phase that its errors lead by (docs/model.md
+    "Closed-form checks" 3), so ``phase_forward + phase_error = 0``. This returns
+    ``wrap(phase_forward + phase_error)`` in rad: 0 for perfect inversion; for the
+    instantaneous-error baseline (error phase 0) it is the uncompensated forward lag.
     """
     return wrap_phase(np.asarray(phase_forward, dtype=float) + np.asarray(phase_error, dtype=float))
 

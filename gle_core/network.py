@@ -1,7 +1,7 @@
-"""Layered networks of GLE neurons, integrated with the exact discrete scheme of the spec.
+"""Layered networks of GLE neurons, integrated with the discrete scheme of docs/model.md.
 
-Notation (spec §2, paper Eqs. 6-8). For layer ℓ = 1..L with presynaptic rates r_{ℓ-1}
-(r_0 = x, the input):
+Notation (docs/model.md "The network", paper Eqs. 6-8). For layer ℓ = 1..L with presynaptic rates
+r_{ℓ-1} (r_0 = x, the input):
 
 * soma (membrane) potential ``u``:        τm u̇ = -u + W r_{ℓ-1} + b + γ e          (Eq. 6)
 * prospective voltage ``prospective_voltage`` ŭ = u + τr u̇  (= D⁺_τr{u}),  rate r = φ(ŭ)
@@ -99,7 +99,7 @@ class GLENetwork:
     Notes
     -----
     Explicit Euler of τ ẏ = -y + x is stable for dt < 2τ and free of oscillation for
-    dt ≤ τ (spec §6.9); every τ must therefore be ≥ ``dt``.
+    dt ≤ τ (docs/model.md "Closed-form checks" 9); every τ must therefore be ≥ ``dt``.
     """
 
     def __init__(self, layer_sizes, activations, tau_m, tau_r, weights=None, biases=None, *,
@@ -199,7 +199,8 @@ class GLENetwork:
         return out
 
     def _check_tau(self, kind, layer, arr):
-        """τ must be ≥ the τ floor (itself ≥ dt): explicit Euler stability, spec §6.9."""
+        """τ must be ≥ the τ floor (itself ≥ dt): explicit Euler stability, docs/model.md
+        "Closed-form checks" 9."""
         arr = np.asarray(arr, dtype=float)
         floor = self.tau_floor
         allowed = f"[{floor:g}, inf) a.u." + (f" (the tau floor; dt = {self.dt:g})"
@@ -269,14 +270,15 @@ class GLENetwork:
         return getattr(self, kind)
 
     def clamp_time_constants(self):
-        """Apply the τ floor (spec §2 'Clamps') in place."""
+        """Apply the τ floor (docs/model.md "The network" 'Clamps') in place."""
         for arrs in (self.tau_m, self.tau_r):
             for a in arrs:
                 np.maximum(a, self.tau_floor, out=a)
 
     # ------------------------------------------------------------------ state
     def reset_state(self, batch_size=None):
-        """Set every state to zero (spec §3: 'All states start at zero')."""
+        """Set every state to zero (docs/model.md "The discrete scheme": 'All states start at
+        zero')."""
         if batch_size is not None:
             self.batch_size = int(batch_size)
         B = self.batch_size
@@ -308,7 +310,8 @@ class GLENetwork:
 
     # ------------------------------------------------------------------ cost
     def output_error_drive(self, output, target):
-        """g = β (y - r) for MSE, β (onehot(y) - softmax(r)) for cross-entropy (spec §2)."""
+        """g = β (y - r) for MSE, β (onehot(y) - softmax(r)) for cross-entropy (docs/model.md "The
+        network")."""
         if self.loss == "mse":
             return self.beta * (target - output)
         return self.beta * (self.one_hot(target) - softmax(output, axis=-1))
@@ -345,7 +348,8 @@ class GLENetwork:
         return x
 
     def step(self, x, target=None):
-        """Advance all layers by one Euler step ``dt`` (spec §3, steps 1-7).
+        """Advance all layers by one Euler step ``dt`` (docs/model.md "The discrete scheme", steps
+        1-7).
 
         Parameters
         ----------
@@ -417,7 +421,8 @@ class GLENetwork:
         return out_old
 
     def local_gradients(self, kind, layer):
-        """Energy gradient ∂E/∂θ estimated from the last step (spec §3 step 5).
+        """Energy gradient ∂E/∂θ estimated from the last step (docs/model.md "The discrete scheme"
+        step 5).
 
         Batch means of the local plasticity signals, with the sign of a gradient (the
         optimizer *descends*): ∂E/∂W = -⟨e r_{ℓ-1}ᵀ⟩, ∂E/∂b = -⟨e⟩, ∂E/∂τm = ⟨e ⊙ u̇⟩ and the

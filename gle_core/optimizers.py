@@ -1,4 +1,4 @@
-"""Optimizers applied once per Euler step (spec §3 step 8).
+"""Optimizers applied once per Euler step (docs/model.md "The discrete scheme" step 8).
 
 Each optimizer descends a gradient ``grad`` (∂E/∂θ, as returned by
 :meth:`gle_core.network.GLENetwork.local_gradients`) and updates the parameter array in
@@ -61,7 +61,8 @@ class Momentum(SGD):
 
 
 class Adam(SGD):
-    """Adam with bias correction, betas (0.9, 0.999), ε = 1e-8 (spec §3 step 8)."""
+    """Adam with bias correction, betas (0.9, 0.999), ε = 1e-8 (docs/model.md "The discrete scheme"
+    step 8)."""
 
     name = "adam"
 

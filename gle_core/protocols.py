@@ -1,4 +1,5 @@
-"""The published teacher/student protocols (spec §5) as data, and a runner.
+"""The published teacher/student protocols (docs/model.md "Published protocols") as data, and a
+runner.
 
 * :data:`LAGLINE` -- the chain input → n1 → n2 of paper Fig. 4.
 * :data:`LAGNET`  -- the small network 1 → 2 → 2 → 1 of paper Fig. 5 (GLE student).
@@ -18,7 +19,8 @@ from .config import build_simulator
 __all__ = ["LAGLINE", "LAGNET", "LAGNET_AM", "PROTOCOLS", "run_protocol", "run_lagnet_am",
            "summarize", "student_config", "make_protocol"]
 
-#: Paper Fig. 4 (spec §5): teacher w = (1, 2), τm = (1, 2), τr = 0.1; student w, τm ~ U(0, 1)
+#: Paper Fig. 4 (docs/model.md "Published protocols"): teacher w = (1, 2), τm = (1, 2), τr = 0.1;
+#: student w, τm ~ U(0, 1)
 LAGLINE = {
     "name": "lagline",
     "title": "Chain teacher/student (paper Fig. 4)",
@@ -38,7 +40,8 @@ LAGLINE = {
     "duration": 4050.0,
 }
 
-#: Paper Fig. 5 (spec §5), GLE side: only W1 learns; W2, W3 are the teacher's.
+#: Paper Fig. 5 (docs/model.md "Published protocols"), GLE side: only W1 learns; W2, W3 are the
+#: teacher's.
 LAGNET = {
     "name": "lagnet",
     "title": "Small network teacher/student (paper Fig. 5)",

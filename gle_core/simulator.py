@@ -245,8 +245,9 @@ class Simulator:
         ----------
         rule : {"gle", "ie", "am"} or LearningRule
             ``"gle"``/``"ie"`` also set the network's error mode. A window the old rule had
-            begun is dropped (its parameters had not changed); time, state, parameters,
-            optimizer and probes carry on.
+            begun is dropped (its parameters had not changed) and the optimizer's moments
+            restart (they averaged the old rule's gradients, per step or per window); time,
+            state, parameters and probes carry on.
         **options
             Options of a rule given by name (``window``, ``method``, ``loss_scale``,
             ``keep_adjoint`` for ``"am"``).
@@ -260,6 +261,7 @@ class Simulator:
         if self._rule is not None:
             self._rule.reset()
             self._rule.sim = None
+            self.optimizer.reset()
         new.bind(self)
         self._rule = new
         return new

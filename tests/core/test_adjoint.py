@@ -173,12 +173,12 @@ def test_discrete_adjoint_operator_has_the_gle_phase_and_inverse_gain():
     H = complex(cl[0], -cl[1]) / complex(ca[0], -ca[1])
     z = np.exp(1j * om * dt)
     sig = (z - 1) / dt
-    gle_error = (1 + tm * sig) / (1 + tr * sig)     # discrete GLE error operator (spec §6.2)
+    gle_error = (1 + tm * sig) / (1 + tr * sig)     # discrete GLE error operator (model.md check 2)
     am_adjoint = (1 + tr * np.conj(sig)) / (1 + tm * np.conj(sig))   # I⁺_τm D⁻_τr, σ → σ*
     assert abs(H - am_adjoint) < 1e-9
     assert np.angle(H) == pytest.approx(np.angle(gle_error), abs=1e-9)   # equal phase
     assert abs(H) * abs(gle_error) == pytest.approx(1.0, abs=1e-9)       # inverse gain
-    assert np.angle(H) == pytest.approx(0.6882, abs=1e-4)     # spec §6.2's example phase
+    assert np.angle(H) == pytest.approx(0.6882, abs=1e-4)     # model.md check 2's example phase
     assert abs(H) == pytest.approx(1 / 1.4044, abs=1e-4)       # and its inverse gain
     # continuous Eq. 11: (1 - iωτr)/(1 - iωτm), to O(ω dt)
     assert np.angle(H) == pytest.approx(np.arctan(om * tm) - np.arctan(om * tr), abs=5e-3)
@@ -200,7 +200,8 @@ def _xcorr_lag(a, b, start, stop, max_lag):
 
 
 def _chain_errors_and_adjoint(activation, mode, omega=1.0, K=8000, dt=0.01):
-    """Chain input → n1 → n2 (spec §5 teacher), student off the teacher, γ = 0, no learning."""
+    """Chain input → n1 → n2 (docs/model.md "Published protocols" teacher), student off the
+    teacher, γ = 0, no learning."""
     t = dt * np.arange(K)
     x = np.sin(omega * t)[:, None, None]
     teacher = GLENetwork([1, 1, 1], activation, [1.0, 2.0], 0.1, [[[1.0]], [[2.0]]], dt=dt,
@@ -414,7 +415,8 @@ def test_lagnet_am_first_windows():
 
 
 def test_lagnet_gle_and_am_students_reach_the_teacher():
-    """Paper Fig. 5 (spec §5): both reach W1 = (-0.5, 1) within 1e-2 (≈ 35 s together)."""
+    """Paper Fig. 5 (docs/model.md "Published protocols"): both reach W1 = (-0.5, 1) within 1e-2 (≈
+    35 s together)."""
     from gle_core.protocols import run_protocol
     gle = run_protocol("lagnet", seed=0)
     am = run_lagnet_am(seed=0)

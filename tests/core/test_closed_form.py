@@ -1,4 +1,5 @@
-"""Spec §6 closed-form checks 4-9 on the engine (1-3 are in test_transfer_functions.py)."""
+"""Spec "Closed-form checks" closed-form checks 4-9 on the engine (1-3 are in
+test_transfer_functions.py)."""
 import numpy as np
 import pytest
 
@@ -27,7 +28,7 @@ def drive(net, rng, n, target=True):
 
 
 def test_le_limit_prospective_voltage_is_instantaneous_and_errors_are_bp():
-    """§6.4: τm = τr ⇒ ŭ = W r + b + γ e at every step, and e = ε (GLE errors = BP errors)."""
+    """check 4: τm = τr ⇒ ŭ = W r + b + γ e at every step, and e = ε (GLE errors = BP errors)."""
     rng = np.random.default_rng(1)
     sizes = (2, 4, 3, 2)
     tau = [rng.uniform(0.3, 2.0, n) for n in sizes[1:]]
@@ -51,7 +52,7 @@ def test_le_limit_prospective_voltage_is_instantaneous_and_errors_are_bp():
 
 
 def test_tau_r_equal_dt_is_a_leaky_integrator_read_one_step_ahead():
-    """§6.5: τr = dt ⇒ ŭ_k = u_{k+1}: the plain leaky integrator, read one step ahead."""
+    """check 5: τr = dt ⇒ ŭ_k = u_{k+1}: the plain leaky integrator, read one step ahead."""
     net = GLENetwork([1, 1], "linear", tau_m=0.7, tau_r=0.01, weights=[[[1.3]]], dt=0.01,
                      gamma=0.0)
     worst = 0.0
@@ -71,7 +72,7 @@ def test_tau_r_equal_dt_is_a_leaky_integrator_read_one_step_ahead():
 
 @pytest.mark.parametrize("tau_m,tau_r", [(1.0, 0.1), (1.0, 1.0), (0.5, 2.0)])
 def test_step_response(tau_m, tau_r):
-    """§6.6: s: 0 → 1 ⇒ ŭ_k = 1 - (1 - τr/τm)(1 - a_m)^k; the output jumps to τr/τm at once."""
+    """check 6: s: 0 → 1 ⇒ ŭ_k = 1 - (1 - τr/τm)(1 - a_m)^k; the output jumps to τr/τm at once."""
     dt = 0.01
     net = GLENetwork([1, 1], "linear", tau_m=tau_m, tau_r=tau_r, weights=[[[1.0]]], dt=dt,
                      gamma=0.0)
@@ -89,7 +90,7 @@ def test_step_response(tau_m, tau_r):
 
 @pytest.mark.parametrize("mode", ["gle", "ie"])
 def test_energy_identity(mode):
-    """§6.7: u_old + τm u̇ - (W r + b) = γ e holds exactly at every step."""
+    """check 7: u_old + τm u̇ - (W r + b) = γ e holds exactly at every step."""
     rng = np.random.default_rng(7)
     net = random_net(rng, dt=0.01, gamma=0.8, beta=0.3, batch_size=4, error_mode=mode)
     worst = 0.0
@@ -105,7 +106,7 @@ def test_energy_identity(mode):
 
 
 def test_constant_input_equilibrium():
-    """§6.8: constant input, γ = 0 ⇒ u → W r + b; errors e → ε (DC gain 1)."""
+    """check 8: constant input, γ = 0 ⇒ u → W r + b; errors e → ε (DC gain 1)."""
     rng = np.random.default_rng(3)
     net = random_net(rng, dt=0.02, gamma=0.0, beta=0.5, batch_size=2)
     x = np.array([[0.3, -0.7], [1.0, 0.2]])
@@ -123,7 +124,7 @@ def test_constant_input_equilibrium():
 @pytest.mark.parametrize("kind", ["tau_m", "tau_r"])
 @pytest.mark.parametrize("bad", [0.0, -1.0, 0.004])
 def test_unstable_time_constants_are_rejected(kind, bad):
-    """§6.9: explicit Euler needs τ ≥ dt here (stable for dt < 2τ, oscillation-free ≥ dt)."""
+    """check 9: explicit Euler needs τ ≥ dt here (stable for dt < 2τ, oscillation-free ≥ dt)."""
     kw = {"tau_m": 1.0, "tau_r": 0.1}
     kw[kind] = [1.0, bad]
     with pytest.raises(GLEParameterError) as exc:
@@ -142,7 +143,8 @@ def test_time_constant_change_between_steps_is_validated():
 
 
 def test_first_step_has_no_error_flow():
-    """Spec §3: all states start at zero, so r' = 0 and no error flows in the first step."""
+    """Spec "The discrete scheme": all states start at zero, so r' = 0 and no error flows in the
+    first step."""
     net = GLENetwork([1, 2, 1], "tanh", tau_m=1.0, tau_r=0.3, dt=0.01, seed=0)
     net.step(np.ones((1, 1)), np.ones((1, 1)))
     assert np.all(net.inst_error[-1] == 0) and np.all(net.error[-1] == 0)

@@ -58,7 +58,8 @@ def test_cross_entropy_output_drive_and_loss():
 
 
 def test_local_gradients_are_the_papers_plasticity_signals():
-    """ΔW = η⟨e r_inᵀ⟩, Δb = η⟨e⟩, Δτm = -η⟨e u̇⟩, Δτr = +η⟨ε u̇⟩ (spec §2), as gradients."""
+    """ΔW = η⟨e r_inᵀ⟩, Δb = η⟨e⟩, Δτm = -η⟨e u̇⟩, Δτr = +η⟨ε u̇⟩ (docs/model.md "The network"), as
+    gradients."""
     rng = np.random.default_rng(0)
     net = GLENetwork([2, 3, 2], ["tanh", "linear"], 1.0, [0.3, 0.5], dt=0.01, seed=0,
                      batch_size=4, gamma=0.5)

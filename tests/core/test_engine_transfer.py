@@ -1,4 +1,4 @@
-"""Spec §6.1-6.3 on the engine itself: simulated gain/phase equal the exact-discrete
+"""Spec check 1-6.3 on the engine itself: simulated gain/phase equal the exact-discrete
 transfer functions of gle_core.fourier (and the continuous ones to O(ω dt))."""
 import numpy as np
 import pytest
@@ -34,7 +34,8 @@ def error_run(tau_m, tau_r, omega, periods=6):
 
 
 def test_spec_example_forward_and_error():
-    """§6.1/6.2: τm = 1, τr = 0.1, dt = 0.01, ω = 1 (the spec's numbers are the discrete ones)."""
+    """Closed-form checks 1 and 2: τm = 1, τr = 0.1, dt = 0.01, ω = 1 (docs/model.md quotes
+    the discrete scheme's numbers)."""
     f, e = forward_run(1.0, 0.1, 1.0), error_run(1.0, 0.1, 1.0)
     assert f.gain == pytest.approx(0.7121, abs=5e-5) and f.phase == pytest.approx(-0.6882, abs=5e-5)
     assert e.gain == pytest.approx(1.4044, abs=5e-5) and e.phase == pytest.approx(0.6882, abs=5e-5)
@@ -51,6 +52,6 @@ def test_engine_matches_exact_discrete_transfer_functions(tau_m, tau_r, omega):
     # continuous formulas hold to O(ω dt)
     gf, pf = gain_phase(transfer("forward", omega, tau_m, tau_r))
     assert abs(f.phase - pf) < 2 * omega * DT and abs(f.gain / gf - 1) < 2 * omega * DT
-    # phase inversion (§6.3): error leads by exactly the phase the rate lags
+    # phase inversion (check 3): error leads by exactly the phase the rate lags
     assert f.phase + e.phase == pytest.approx(0.0, abs=1e-9)
     assert np.sign(f.phase) == np.sign(tau_r - tau_m)

@@ -1,5 +1,5 @@
-"""Tests for gle_core.fourier: transfer functions (spec §1, §6; paper Eqs. 11-13) and the
-gain/phase measurement used by the dashboard."""
+"""Tests for gle_core.fourier: transfer functions (docs/model.md "Operators", "Closed-form checks";
+paper Eqs. 11-13) and the gain/phase measurement used by the dashboard."""
 from __future__ import annotations
 
 import math
@@ -33,7 +33,7 @@ OMEGAS = np.logspace(-2, 2, 41)
 # ------------------------------------------------------------------------ simulators
 
 def simulate_soma(s, tau_m, tau_r, dt):
-    """Spec §3 step 4 with γ = 0, linear φ: returns ŭ_k for drive s_k."""
+    """Spec "The discrete scheme" step 4 with γ = 0, linear φ: returns ŭ_k for drive s_k."""
     u = 0.0
     out = np.empty_like(s)
     for k, sk in enumerate(s):
@@ -44,7 +44,7 @@ def simulate_soma(s, tau_m, tau_r, dt):
 
 
 def simulate_error_neuron(eps, tau_m, tau_r, dt):
-    """Spec §3 step 3 (GLE mode): returns e_k for input ε_k."""
+    """Spec "The discrete scheme" step 3 (GLE mode): returns e_k for input ε_k."""
     v = 0.0
     out = np.empty_like(eps)
     for k, ek in enumerate(eps):
@@ -73,10 +73,11 @@ def n_transient(tau, dt, decay=1e-13):
     return int(math.ceil(math.log(decay) / math.log(abs(1.0 - dt / tau)))) + 1
 
 
-# ------------------------------------------------------------ spec §6.1 / §6.2 example
+# ------------------------------------------------------------ docs/model.md "Closed-form checks" 1
+# / check 2 example
 
 def test_spec_example_numbers_are_the_discrete_ones():
-    # Spec §6.1/6.2 example: tau_m = 1, tau_r = 0.1, dt = 0.01, omega = 1.
+    # Spec check 1/6.2 example: tau_m = 1, tau_r = 0.1, dt = 0.01, omega = 1.
     # Finding: the quoted numbers (0.7121, -0.6882; 1.4044, +0.6882) are those of the EXACT
     # DISCRETE (Euler) transfer functions. The continuous formula gives 0.7106 / -0.6857 and
     # 1.4072 / +0.6857, which do NOT match to 4 decimals (an O(omega dt) = 1 % difference).
@@ -236,11 +237,11 @@ def test_elementary_discrete_converges(op):
 # ----------------------------------------------- exact discrete vs simulated recursion
 
 FWD_CASES = [  # tau_m, tau_r, omega, dt
-    (1.0, 0.1, 1.0, 0.01),     # spec §6.1 example
+    (1.0, 0.1, 1.0, 0.01),     # model.md check 1 example
     (2.0, 0.1, 0.5, 0.01),     # chain teacher's second neuron
     (0.5, 1.5, 3.0, 0.05),     # prospective neuron (tau_r > tau_m)
     (1.0, 0.1, 20.0, 0.04),    # omega dt = 0.8: far from continuous
-    (1.0, 0.01, 5.0, 0.01),    # tau_r = dt (spec §6.5)
+    (1.0, 0.01, 5.0, 0.01),    # tau_r = dt (model.md check 5)
 ]
 
 
@@ -255,7 +256,8 @@ def test_forward_formula_matches_simulation(tm, tr, w, dt):
     fit = measure_gain_phase(t[win], s[win], uh[win], w)
     assert fit.ok, fit.reason
     assert fit.periods >= 2
-    # spec §6.1 promises agreement to ~1e-12; observed ~1e-14 (transient decayed below 1e-13)
+    # docs/model.md "Closed-form checks" 1 promises agreement to ~1e-12; observed ~1e-14 (transient
+    # decayed below 1e-13)
     g, p = gain_phase(forward_neuron(w, tm, tr, dt=dt))
     assert abs(fit.gain - g) <= 1e-12
     assert abs(fit.phase - p) <= 1e-12
@@ -266,7 +268,7 @@ def test_forward_formula_matches_simulation(tm, tr, w, dt):
 
 
 ERR_CASES = [
-    (1.0, 0.1, 1.0, 0.01),     # spec §6.2 example
+    (1.0, 0.1, 1.0, 0.01),     # model.md check 2 example
     (2.0, 0.5, 0.7, 0.05),
     (0.5, 1.5, 3.0, 0.05),
     (1.0, 0.1, 10.0, 0.05),    # a_r = 0.5

@@ -1,4 +1,5 @@
-"""Learning on the published chain protocol (paper Fig. 4, spec §5): GLE against IE."""
+"""Learning on the published chain protocol (paper Fig. 4, docs/model.md "Published protocols"):
+GLE against IE."""
 import numpy as np
 import pytest
 
@@ -42,7 +43,8 @@ def test_gle_learns_the_chain_and_ie_does_not(short_runs):
 
 @pytest.mark.slow
 def test_full_published_chain_protocol_recovers_the_teacher():
-    """Spec §5: 4050 a.u., batch 100: w and τm within 1e-3, loss < 1e-9; IE fails."""
+    """Spec "Published protocols": 4050 a.u., batch 100: w and τm within 1e-3, loss < 1e-9; IE
+    fails."""
     gle = run_protocol("lagline", "gle", seed=0)
     assert gle["max_abs_W_error"] < 1e-3
     assert gle["max_abs_tau_m_error"] < 1e-3

@@ -191,3 +191,14 @@ def test_periodic_stimuli_are_tabulated_once():
     sim.run_steps(2500)
     np.testing.assert_allclose(sim.trace("input")[:, 0],
                                stim.sample(0.01 * np.arange(2500))[:, 0, 0], atol=1e-11)
+
+
+def test_switching_rules_restarts_the_optimizers_moments():
+    sim = _sim()
+    sim.optimizer = __import__("gle_core").Momentum(1.0, 0.9)
+    sim.run_steps(50)
+    assert sim.optimizer.state
+    sim.set_rule("am", window=0.2)
+    assert sim.optimizer.state == {}
+    sim.run_steps(40)
+    assert set(sim.optimizer.state) == {("W", 0), ("W", 1)}
