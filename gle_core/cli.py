@@ -145,6 +145,7 @@ def _run_one(config, out, quiet=False):
         elif bar is not None:
             bar.set_postfix_str(f"epoch {info['epoch']} batch {info['batch']}/"
                                 f"{info['n_batches']} train_loss {info['train_loss']:.3f} "
+                                f"running_acc {info['running_acc']:.0f}% "
                                 f"val_acc {state['val_acc']:.1f}%")
     try:
         history = train(config, out, progress=progress, data=data)

@@ -375,7 +375,8 @@ def train(config, out, *, progress=None, data=None, chunk_hook=None):
         Output directory; the run writes ``out/seed-S/``.
     progress : callable, optional
         ``progress(kind, info)`` with kind ``"batch"`` (info: epoch, batch, n_batches,
-        train_loss) after every minibatch of samples and ``"epoch"`` (info: the epoch's
+        train_loss so far, running_acc: the read-out accuracy of stream 0's samples so far
+        in the epoch, %) after every minibatch of samples and ``"epoch"`` (info: the epoch's
         row) after every epoch.
     data : dict, optional
         A :func:`load_data` result (default: loaded with ``config.data_args``).
@@ -397,9 +398,11 @@ def train(config, out, *, progress=None, data=None, chunk_hook=None):
                        hidden=config.hidden)
     schedule = ReduceOnPlateau(config.lr, factor=0.5, patience=2)
     L = src.steps_per_sample
+    # recorded per step, one minibatch long: the batch-mean loss (the training loss) and
+    # stream 0's output (its sample's read-out: the running accuracy of the progress bar)
     sim = Simulator(net, src.inputs, target=src.targets, optimizer="adam", lr=config.lr,
-                    learn={"W": True, "b": True}, record=(), record_every=L,
-                    backend=config.backend, window=1)
+                    learn={"W": True, "b": True}, record=("output", "loss"),
+                    record_every=1, record_stream=0, backend=config.backend, window=L)
     history, epoch = [], 0
     if os.path.exists(ckpt_path):
         meta, arrays = load_checkpoint(ckpt_path)
@@ -427,13 +430,17 @@ def train(config, out, *, progress=None, data=None, chunk_hook=None):
     n_batches = src.samples_per_stream
     while epoch < config.epochs:
         t0 = time.perf_counter()
-        loss_sum = 0.0
+        loss_sum, hits = 0.0, 0
         for j in range(n_batches):
             sim.run_steps(L)
-            loss_sum += sim.last_loss
+            loss_sum += float(np.mean(sim.trace("loss")))
+            first = epoch * src.steps_per_epoch + j * L
+            label0 = src.labels[src.sample_index([first])[0][0, 0]]
+            hits += int(np.argmax(sim.trace("output").sum(axis=0)) == label0)
             if progress is not None:
                 progress("batch", {"epoch": epoch + 1, "batch": j + 1,
-                                   "n_batches": n_batches, "train_loss": loss_sum / (j + 1)})
+                                   "n_batches": n_batches, "train_loss": loss_sum / (j + 1),
+                                   "running_acc": 100.0 * hits / (j + 1)})
             if chunk_hook is not None:
                 chunk_hook()
         t_train = time.perf_counter() - t0
@@ -443,7 +450,8 @@ def train(config, out, *, progress=None, data=None, chunk_hook=None):
         epoch += 1
         row = {"epoch": epoch, "val_acc": 100 * ev["accuracy"], "val_loss": ev["loss"],
                "train_loss": loss_sum / n_batches, "lr": lr_used,
-               "wall_s": time.perf_counter() - t0, "train_s": t_train}
+               "wall_s": time.perf_counter() - t0, "train_s": t_train,
+               "train_acc_stream0": 100.0 * hits / n_batches}
         history.append(row)
         save_checkpoint(ckpt_path, config, net, sim.optimizer, schedule, epoch, history)
         _write_csv(csv_path, history)
