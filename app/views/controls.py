@@ -106,7 +106,11 @@ def log_slider(state, name, lo, hi, step=0.02, **kw):
         **{"sizing_mode": "stretch_width", **kw})
     slider.doc = p.doc
 
+    echo = [False]                    # the slider is following the state: not a user change
+
     def to_state(event):
+        if echo[0]:
+            return
         new = _round_sig(10 ** event.new)
         if not math.isclose(new, getattr(state, name), rel_tol=1e-9):
             setattr(state, name, new)
@@ -116,7 +120,13 @@ def log_slider(state, name, lo, hi, step=0.02, **kw):
         if math.isclose(_round_sig(10 ** slider.value), v, rel_tol=1e-9):
             return                    # the change came from this slider: no echo
         if v > 0:
-            slider.value = min(max(math.log10(v), slider.start), slider.end)
+            # a value off the slider's 3-digit grid (learned, loaded, from a link) or beyond
+            # its end must not come back rounded or clamped as a new setting
+            echo[0] = True
+            try:
+                slider.value = min(max(math.log10(v), slider.start), slider.end)
+            finally:
+                echo[0] = False
 
     slider.param.watch(to_state, "value")
     state.param.watch(to_widget, name)
