@@ -92,7 +92,6 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 import numpy as np
-from scipy.signal import lfilter
 from scipy.special import softmax
 
 from .activations import SECOND_DERIVATIVES, ZERO_CURVATURE
@@ -472,6 +471,7 @@ def _anticausal(alpha, tau_m, tau_r, dt):
     tau_m, tau_r : array, shape (n,)
         a.u.
     """
+    from scipy.signal import lfilter   # scipy.signal costs ~1 s to import: only when used
     K = alpha.shape[0]
     if K == 0:
         return np.empty_like(alpha)
