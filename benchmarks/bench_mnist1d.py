@@ -21,7 +21,6 @@ import shutil
 import tempfile
 import time
 
-import numpy as np
 
 from gle_core import Simulator
 from gle_core.datasets import LabelledSequences, evaluate

@@ -10,11 +10,8 @@ import threading
 import numpy as np
 import pytest
 
-pytest.importorskip("distributed")
-pytest.importorskip("mnist1d")
-
-from gle_core.distributed import run_seeds  # noqa: E402
-from gle_core.mnist1d import RunConfig, load_data, read_epochs, train  # noqa: E402
+from gle_core.distributed import run_seeds
+from gle_core.mnist1d import RunConfig, load_data, read_epochs, train
 
 TINY = dict(hidden=6, train_samples=200, val_samples=50, batch_size=10, epochs=5)
 

@@ -17,7 +17,6 @@ from gle_core import GLEParameterError
 from gle_core.mnist1d import (NETWORK_GUARD, RunConfig, hidden_taus, load_data,
                               make_network, n_parameters, read_epochs, train)
 
-pytest.importorskip("mnist1d")
 
 
 @pytest.fixture(scope="session")
