@@ -1,6 +1,13 @@
-"""Export: the traces on screen as CSV, and the figures as PNG or SVG.
+"""Export: the recorded history and the traces on screen as CSV, the figures as PNG or SVG.
 
-* CSV (:func:`traces_csv`): one row per displayed sample, a ``t`` column and one column per
+* History CSV (:func:`history_csv`, the "Download history (CSV)" button): the run since t = 0
+  as :class:`gle_lab.history.History` recorded it -- ``t``, ``input``, ``r_<neuron>``,
+  ``r_<neuron>_teacher``, ``e_<neuron>``, ``eps_<neuron>``, ``loss``, every weight
+  ``W_<pre>_to_<post>``, ``b_<neuron>``, ``tau_m_<neuron>``, ``tau_r_<neuron>`` -- after ``#``
+  comment lines with the settings, the link, and the sampling interval. Its length is bounded
+  (:data:`gle_lab.history.HISTORY_ROWS` rows at most: the whole run, at full resolution for
+  the first 81.9 a.u. and ever more coarsely after, see that module).
+* Window CSV (:func:`traces_csv`): one row per displayed sample, a ``t`` column and one column per
   signal (``input``, ``r_<neuron>``, ``r_<neuron>_teacher``, ``e_<neuron>``, ``eps_<neuron>``,
   plus any further column a view adds to the trace source), preceded by ``#`` comment lines with
   the preset, seed, every shared parameter and the link that reproduces the run. It is exactly
@@ -68,7 +75,32 @@ def header_lines(dashboard):
             if v is not None:
                 lines.append(f"{k}: {v}")
         lines.append(f"link: {sharing.query_string()}")
+        lines.append(f"url: {sharing.link_url()}")
     return lines
+
+
+def history_csv(dashboard):
+    """The recorded history (see module doc) as CSV text."""
+    st = dashboard.state
+    hist = st.history
+    rows = hist.rows() if hist is not None else np.zeros((0, len(st.history_columns())))
+    every = hist.every if hist is not None else 1
+    out = io.StringIO()
+    lines = header_lines(dashboard)
+    lines[0] = ("GLE Lab recorded history (since t = 0; time in a.u.; at most "
+                f"{hist.capacity if hist is not None else 0} rows, the sampling interval "
+                "doubling whenever they are full)")
+    lines = [ln for ln in lines if not ln.startswith("decimation:")]
+    lines.insert(4, f"sampling: one row per {every} Euler step(s) = {every * st.net.dt:g} a.u.")
+    lines.insert(5, "columns: W_<pre>_to_<post> weights, b biases, tau_m/tau_r time constants "
+                    "(learned values as they evolve); r_<n>_teacher the teacher's rates")
+    for line in lines:
+        out.write(f"# {line}\n")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(hist.columns if hist is not None else st.history_columns())
+    for row in rows:
+        writer.writerow([repr(float(v)) if np.isfinite(v) else "" for v in row])
+    return out.getvalue()
 
 
 def traces_csv(dashboard):
@@ -108,10 +140,17 @@ class ExportView:
 
     def __init__(self, dashboard):
         self.dash = dashboard
+        self.history = pn.widgets.FileDownload(
+            callback=self._history_file, filename="gle-lab-history.csv", embed=False,
+            label="Download history (CSV)", sizing_mode="stretch_width",
+            css_classes=["gle-csv-history"],
+            description="The run since t = 0: input, rates, e, ε, loss, W, b, τm, τr "
+                        "(bounded: at most 8192 rows, ever more coarsely sampled).")
         self.csv = pn.widgets.FileDownload(
             callback=self._csv_file, filename="gle-lab-traces.csv", embed=False,
-            label="Download traces (CSV)",
-            sizing_mode="stretch_width", css_classes=["gle-csv"])
+            label="Download visible window (CSV)",
+            sizing_mode="stretch_width", css_classes=["gle-csv"],
+            description="The traces on screen, as drawn (with the λ overlay when shown).")
         self.format = pn.widgets.RadioButtonGroup(
             name="Figure format", options=["PNG", "SVG"], value="PNG",
             sizing_mode="stretch_width", css_classes=["gle-figure-format"])
@@ -121,11 +160,17 @@ class ExportView:
             "Figures: use the save icon in each figure's toolbar. **PNG** is saved as drawn "
             "(canvas). Switch to **SVG** to save vector files (redraws are slower: pause "
             "first).", styles={"font-size": "12px", "color": "#555"}, margin=(0, 10))
-        self.pane = pn.Card(self.csv, pn.pane.Str("Figure format (toolbar save icon):",
+        self.pane = pn.Card(self.history, self.csv, pn.pane.Str("Figure format (toolbar save icon):",
                                                   margin=(4, 10, 0, 10)),
                             self.format, self.help, title="Export", collapsed=False,
                             sizing_mode="stretch_width", margin=(4, 4),
                             header_background="#eef2f7", css_classes=["gle-export"])
+        self.pane.visible = not dashboard.state.is_hidden("export")
+
+    def _history_file(self):
+        st = self.dash.state
+        self.history.filename = f"gle-lab-{st.preset}-seed{st.seed}-history.csv"
+        return io.StringIO(history_csv(self.dash))
 
     def _csv_file(self):
         st = self.dash.state

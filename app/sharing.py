@@ -39,12 +39,18 @@ import param
 import panel as pn
 
 from .presets import PRESETS
+from gle_core import GLEParameterError
+
 from .state import GROUPS
 
 #: a control change reaches the address bar (and the link field) this much later (ms)
 URL_DELAY_MS = 300
 SESSION_FORMAT = "gle-lab-session"
-SESSION_VERSION = 1
+SESSION_VERSION = 2
+#: parameter kinds a session file stores as learned (values of the network when saved)
+LEARNED_KINDS = ("W", "b", "tau_m", "tau_r")
+#: the control that locks each learned kind (``b`` has none)
+LEARNED_CONTROL = {"W": "weight", "b": None, "tau_m": "tau_m", "tau_r": "tau_r"}
 
 #: scalar LabState parameters carried in the URL (order = order of application)
 SCALARS = ("waveform", "omega", "amplitude", "error_mode", "beta", "gamma", "lr",
@@ -663,9 +669,11 @@ class Sharing:
     def session_dict(self):
         """The session as a JSON-able dict (load it back with :meth:`load_session`)."""
         st = self.state
+        learned = {kind: [np.asarray(a, dtype=float).tolist() for a in st.net.parameters(kind)]
+                   for kind in LEARNED_KINDS}
         return {"format": SESSION_FORMAT, "version": SESSION_VERSION,
                 "preset_title": st.cfg["title"], "t_saved": float(st.sim.t),
-                "url": self.query_string(), "state": self.values()}
+                "url": self.link_url(), "state": self.values(), "learned": learned}
 
     def session_json(self):
         return json.dumps(self.session_dict(), indent=2, ensure_ascii=False)
@@ -695,11 +703,59 @@ class Sharing:
         try:
             with self.state.changes_from("the session file"):
                 problems = self.apply(values, reset=True)
+                learned = data.get("learned")
+                if isinstance(learned, dict) and \
+                        not [p for p in problems if p[0] in ("preset", "seed")]:
+                    problems += self._apply_learned(learned)
         finally:
             self._source = "the link"
         if not problems:
+            since = (f" from the parameters learned until t = {float(data['t_saved']):.4g} a.u."
+                     if isinstance(learned, dict) and isinstance(data.get("t_saved"),
+                                                                 (int, float)) else "")
             self.state.notify(f"Session loaded: “{self.state.cfg['title']}”, seed "
-                              f"{self.state.seed}, restarted at t = 0.", "success")
+                              f"{self.state.seed}, restarted at t = 0{since}.", "success")
+        return problems
+
+    def _apply_learned(self, learned):
+        """Set the network's parameters to a session file's learned values (they become the
+        session's settings: Reset and links keep them). Locked kinds are left alone."""
+        st = self.state
+        problems = []
+        for kind in LEARNED_KINDS:
+            layers = learned.get(kind)
+            if layers is None:
+                continue
+            current = st.net.parameters(kind)
+            try:
+                arrays = [np.asarray(a, dtype=float) for a in layers]
+            except (TypeError, ValueError):
+                problems.append((f"learned {kind}", "not a list of numbers"))
+                continue
+            if [a.shape for a in arrays] != [np.shape(c) for c in current]:
+                problems.append((f"learned {kind}", "does not match this preset's shape"))
+                continue
+            control = LEARNED_CONTROL[kind]
+            if control is not None and st.is_locked(control) and \
+                    any(not np.array_equal(a, c) for a, c in zip(arrays, current)):
+                st.refuse_locked(control, "its learned values", source="the session file")
+                problems.append((f"learned {kind}", LOCKED))
+                continue
+            for layer, a in enumerate(arrays):
+                for index in np.ndindex(a.shape):
+                    v = float(a[index])
+                    idx = index if len(index) > 1 else index[0]
+                    if v == float(np.asarray(current[layer])[index]):
+                        continue
+                    try:
+                        st.net.set_parameter(kind, layer, v, index=idx)
+                    except GLEParameterError as exc:
+                        problems.append((f"learned {kind}", str(exc)))
+                        continue
+                    st._overrides[(kind, layer, idx)] = v
+        st._sync_controls_from_network()
+        st.tau_version += 1
+        self._mirror()
         return problems
 
     # ------------------------------------------------------------------ widgets

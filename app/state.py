@@ -12,6 +12,7 @@ The state knows nothing about Bokeh or Panel layouts; views read from it.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -23,6 +24,7 @@ from gle_core import fourier, physics
 from gle_core.config import build_simulator, build_stimulus
 
 from .am import AM_LR_FACTOR, AM_METHOD, AM_WINDOW
+from .history import History, gradient_alignment
 from .presets import PRESETS, get_preset
 
 #: waveform name -> label
@@ -43,6 +45,10 @@ MAX_STEPS_PER_FRAME = 2000
 MAX_FRAME_GAP = 0.1
 #: display points per neuron trace in the scrolling window
 DISPLAY_POINTS = 1000
+#: the GLE/exact alignment is measured over windows of TW a.u. (the AM window), at most
+#: this many steps, starting at most every ALIGN_EVERY wall seconds (it costs ~25 ms of CPU)
+ALIGN_MAX_STEPS = 600
+ALIGN_EVERY = 2.0
 #: whole periods used by the sliding-window phase fit
 FIT_PERIODS = 2
 #: a fit is trusted below this relative residual (phase readouts)
@@ -504,6 +510,11 @@ class LabState(param.Parameterized):
         return {"type": "constant", "value": a}
 
     def _restart_clock(self):
+        self.history = None             # the recorded history restarts with the run
+        self._align = None
+        self._align_last = -math.inf
+        if not math.isnan(self.alignment):
+            self.alignment = float("nan")
         self._seen = 0
         self._step_acc = 0.0
         self._t_change = 0.0
@@ -950,7 +961,91 @@ class LabState(param.Parameterized):
             self._fail(exc)
             return n
         self.frames += 1
+        self._record_history(n)
+        self._measure_alignment(n)
         return n
+
+    # =============================================================== history and alignment
+    def history_columns(self):
+        """Names of the recorded history's columns (the CSV export's header)."""
+        labels = self.labels
+        cols = ["t", "input"]
+        cols += [f"r_{lab}" for lab in labels]
+        if self.teacher_sim is not None:
+            cols += [f"r_{lab}_teacher" for lab in labels]
+        cols += [f"e_{lab}" for lab in labels] + [f"eps_{lab}" for lab in labels] + ["loss"]
+        cols += [self._weight_column(k) for k in self.param.weight_select.objects.values()]
+        for kind in ("b", "tau_m", "tau_r"):
+            cols += [f"{kind}_{lab}" for lab in labels]
+        return cols
+
+    def _weight_column(self, key):
+        layer, post, pre = key
+        sizes = self.net.layer_sizes
+        labels = self.labels
+        pre_name = ((f"x{pre}" if sizes[0] > 1 else "input") if layer == 0 else
+                    labels[sum(sizes[1:layer]) + pre])
+        return f"W_{pre_name}_to_{labels[sum(sizes[1:layer + 1]) + post]}"
+
+    def _record_history(self, n):
+        """Append the last ``n`` steps to :attr:`history` (see :class:`gle_lab.history.History`)."""
+        probes = self.sim.probes
+        if "W" not in probes or n > len(probes["t"]):
+            return
+        if self.history is None:
+            self.history = History(self.history_columns())
+        parts = [probes["t"].last(n)[:, None], probes["input"].last(n)[:, :1],
+                 probes["r"].last(n)]
+        if self.teacher_sim is not None:
+            tr = self.teacher_sim.probes["r"]
+            m = min(n, len(tr))
+            rows = tr.last(m)
+            if m < n:
+                rows = np.vstack([np.full((n - m, rows.shape[1]), np.nan), rows])
+            parts.append(rows)
+        parts += [probes["error"].last(n), probes["inst_error"].last(n),
+                  probes["loss"].last(n)[:, None]]
+        parts += [probes[k].last(n) for k in ("W", "b", "tau_m", "tau_r")]
+        block = np.concatenate([np.asarray(p, dtype=float).reshape(n, -1) for p in parts],
+                               axis=1)
+        if block.shape[1] == len(self.history.columns):
+            self.history.extend(block)
+
+    def _measure_alignment(self, n):
+        """Update :attr:`alignment` when a window of the run is complete (see its doc)."""
+        if not self.learn_W or self.am_mode or "target" not in self.sim.probes:
+            if self._align is not None or not math.isnan(self.alignment):
+                self._align = None
+                self.alignment = float("nan")
+            return
+        probes = self.sim.probes
+        total = probes["t"].total
+        if self._align is None:
+            now = time.monotonic()
+            if now - self._align_last < ALIGN_EVERY:
+                return
+            # the window starts after this frame: a copy of the network (parameters and
+            # state) as it is now, and the probe row where the window begins
+            self._align_last = now
+            self._align = (self.net.copy(), total)
+            return
+        net0, start = self._align
+        K = min(int(round(float(self.am_window) / self.net.dt)), ALIGN_MAX_STEPS)
+        if total - start < K:
+            return
+        self._align = None
+        if total - start > len(probes["t"]):
+            return                      # the window's rows left the probes' ring buffer
+        back = total - start
+        x = probes["input"].last(back)[:K]
+        y = probes["target"].last(back)[:K]
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
+            return
+        try:
+            cos = gradient_alignment(net0, net0.get_state(), x, y)
+        except (FloatingPointError, GLEParameterError, ValueError):
+            cos = float("nan")
+        self.alignment = cos
 
     def _diagnose(self):
         """Plausible causes of a divergence, most likely first (plain sentences)."""

@@ -110,6 +110,7 @@ class PhaseView(pn.viewable.Viewer):
         relation = (f'<div class="gle-relation">Neuron <b>{lab}</b>: '
                     f'<b>τr = {tr:.3g}</b> {rel} <b>τm = {tm:.3g}</b><br>→ {story}<br>'
                     f'<span style="color:#666">{w_txt}</span>'
+                    f'{self._alignment()}'
                     f'<div class="gle-status">{ro.status}</div></div>')
         badge = f'<span class="gle-mode">{label}</span>'
         err_title = ("Error e vs. ε (D⁺τm I⁻τr)" if mode == "gle"
@@ -119,6 +120,18 @@ class PhaseView(pn.viewable.Viewer):
                              ro.card("forward"), omega)
                 + self._card("error", err_title + badge, ro.card("error"), omega)
                 + relation + '</div>')
+
+    def _alignment(self):
+        """The GLE / exact-gradient alignment line (state.alignment), tooltip = definition."""
+        cos = getattr(self.state, "alignment", float("nan"))
+        if not np.isfinite(cos):
+            return ""
+        tip = ("Cosine similarity between the weight update of GLE over the last window "
+               "(Σ e rᵀ, Eq. 8, before the optimizer) and minus the exact gradient of that "
+               "window's loss (reverse mode through the same Euler steps, TW a.u.), both at "
+               "the window's parameters. 1: GLE descends along the exact gradient.")
+        return (f'<div class="gle-alignment" title="{tip}" data-cos="{cos:.4f}">'
+                f'ΔW<sub>GLE</sub> ∥ −∇W L<sub>exact</sub>: <b>cos = {cos:.3f}</b></div>')
 
     def update(self):
         html = self.render()
