@@ -413,6 +413,9 @@ class Dashboard:
         doc.add_next_tick_callback(run)
 
     def _on_playing(self, event):
+        if not event.new and self.state.sim is not None:
+            # the clock follows at 3 Hz while playing: show the exact time once paused
+            self.controls.clock.object = f"t = {self.state.sim.t:.1f} a.u."
         if self.callback is None:
             return
         if event.new and not self.callback.running:
