@@ -127,7 +127,7 @@ def _run_one(config, out, quiet=False):
 
     from tqdm import tqdm
 
-    from .mnist1d import load_data, summarize, train, write_summary
+    from .mnist1d import collect_histories, load_data, summarize, train, write_summary
     data = load_data(config.data_args)
     bar = None if quiet else tqdm(total=config.epochs, unit="epoch", file=sys.stderr,
                                   desc=f"mnist1d {config.net} {config.mode} seed {config.seed}")
@@ -152,11 +152,14 @@ def _run_one(config, out, quiet=False):
     finally:
         if bar is not None:
             bar.close()
-    summary = summarize({config.seed: history}, config.net)
+    # the summary covers every seed run into ``out`` with these arguments
+    histories = collect_histories(out, config)
+    histories[config.seed] = history
+    summary = summarize(histories, config.net)
     summary["mode"] = config.mode
     write_summary(os.path.join(out, "summary.json"), summary)
     from .distributed import write_plots
-    summary["plots"] = write_plots(out, {config.seed: history}, config.net)
+    summary["plots"] = write_plots(out, histories, config.net)
     return summary
 
 

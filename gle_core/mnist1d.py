@@ -460,6 +460,27 @@ def train(config, out, *, progress=None, data=None, chunk_hook=None):
     return history
 
 
+def collect_histories(out, config):
+    """{seed: history} of every ``out/seed-S`` run made with the arguments of ``config``
+    (the seed and the number of epochs aside), read from the checkpoints."""
+    ident = config.identity()
+    ident.pop("seed")
+    found = {}
+    if not os.path.isdir(out):
+        return found
+    for name in sorted(os.listdir(out)):
+        path = os.path.join(out, name, "checkpoint.npz")
+        if not (name.startswith("seed-") and os.path.exists(path)):
+            continue
+        with np.load(path) as d:
+            meta = json.loads(str(d["meta"]))
+        other = RunConfig(**meta["config"]).identity()
+        seed = other.pop("seed")
+        if other == ident:
+            found[int(seed)] = meta["history"]
+    return found
+
+
 def summarize(histories, net="15k"):
     """Table-1-style numbers: per-seed final and best accuracy, mean ± std over seeds."""
     finals = {int(s): h[-1]["val_acc"] for s, h in histories.items()}

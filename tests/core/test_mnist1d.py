@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from gle_core import GLEParameterError
-from gle_core.mnist1d import (NETWORK_GUARD, RunConfig, hidden_taus, load_data,
-                              make_network, n_parameters, read_epochs, train)
+from gle_core.mnist1d import (NETWORK_GUARD, RunConfig, collect_histories, hidden_taus,
+                              load_data, make_network, n_parameters, read_epochs,
+                              summarize, train)
 
 
 
@@ -212,3 +213,15 @@ def test_config_validation_names_the_parameter():
                          ({"lr": 0}, "lr")):
         with pytest.raises(GLEParameterError, match=name):
             RunConfig(**kwargs)
+
+
+def test_summary_covers_every_seed_run_with_the_same_arguments(tmp_path, data):
+    small = {"hidden": 4, "train_samples": 20, "val_samples": 10, "batch_size": 10,
+             "epochs": 1}
+    hist = {s: train(RunConfig(seed=s, **small), str(tmp_path), data=data) for s in (1, 2)}
+    train(RunConfig(seed=3, **dict(small, hidden=5)), str(tmp_path), data=data)
+    found = collect_histories(str(tmp_path), RunConfig(seed=9, **small))
+    assert sorted(found) == [1, 2]
+    assert found[2][-1]["val_acc"] == hist[2][-1]["val_acc"]
+    s = summarize(found)
+    assert s["mean"] == pytest.approx((hist[1][-1]["val_acc"] + hist[2][-1]["val_acc"]) / 2)
