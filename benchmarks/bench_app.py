@@ -11,6 +11,10 @@ Run:  python benchmarks/bench_app.py [--seconds 10] [--no-browser]
    /proc of the server process), CPU while paused, and slider-to-paint latency (a τr change in
    the browser → the server recomputes the Fourier curves → the new data is painted: two
    animation frames after the change arrives).
+3. Per page layout (presentation 1280×720, default 1600×1000, phone 390×844): time from
+   navigation to the first streamed trace painted, frames/s, server CPU per frame, slider →
+   painted and slider → phase-card flip painted (τr across τm: the card's class changes in
+   the page, then two animation frames). Targets: flip ≤ 150 ms median, first trace ≤ 2.5 s.
 """
 from __future__ import annotations
 
@@ -103,6 +107,118 @@ LATENCY = """async (value) => {
 }"""
 
 
+STREAMING = """() => window.Bokeh && Bokeh.documents.length > 0 &&
+  [...Bokeh.documents[0].all_models].some(m => m.data && m.data.eps0 !== undefined &&
+                                                 m.data.t.length > 0)"""
+#: the page layouts measured: (name, viewport width, height, phone?)
+LAYOUTS = (("presentation", 1280, 720, False), ("default", 1600, 1000, False),
+           ("phone", 390, 844, True))
+#: set before the page loads: the time (ms after navigation start) at which the first
+#: streamed trace rows are painted (data in the trace source, then two animation frames)
+FIRST_PAINT_INIT = """
+window.__gle_first_paint = null;
+(function poll() {
+  try {
+    if (window.Bokeh && Bokeh.documents.length)
+      for (const m of Bokeh.documents[0].all_models)
+        if (m.data && m.data.eps0 !== undefined && m.data.t.length > 0) {
+          requestAnimationFrame(() => requestAnimationFrame(() => {
+            window.__gle_first_paint = performance.now(); }));
+          return;
+        }
+  } catch (e) {}
+  requestAnimationFrame(poll);
+})();
+"""
+#: slider → the phase card's colour and word flip painted (τr across τm = 1)
+FLIP = """async (value) => {
+  const doc = Bokeh.documents[0];
+  let slider = null;
+  for (const m of doc.all_models)
+    if (m.title === 'τr prospective (a.u.)' && m.start !== undefined) slider = m;
+  const find = (root) => { const hit = root.querySelector('.gle-view-phase');
+    if (hit) return hit;
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) {
+      const f = find(el.shadowRoot); if (f) return f; }
+    return null; };
+  const host = find(document);
+  const card = () => { const el = host.shadowRoot.querySelector('#gle-forward');
+    return el ? el.className : ''; };
+  const before = card();
+  const t0 = performance.now();
+  const painted = new Promise(resolve => {
+    const obs = new MutationObserver(() => {
+      if (card() !== before) { obs.disconnect();
+        requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now()))); }
+    });
+    obs.observe(host.shadowRoot, {subtree: true, childList: true, attributes: true,
+                                  characterData: true});
+  });
+  slider.value = value;
+  // no flip within 10 s (a value on the same side of τm): not a measurement
+  const timeout = new Promise(resolve => setTimeout(() => resolve(NaN), 10000));
+  return (await Promise.race([painted, timeout])) - t0;
+}"""
+
+
+def layouts(b, srv, seconds, results):
+    """Per page layout: navigation → first trace painted, frames/s, slider → painted and
+    slider → card flip painted (phase_inversion preset)."""
+    pid = srv.proc.pid
+    for name, width, height, phone in LAYOUTS:
+        ctx = b.new_context(viewport={"width": width, "height": height}, is_mobile=phone,
+                            has_touch=phone)
+        ctx.add_init_script(FIRST_PAINT_INIT)
+        page = ctx.new_page()
+        page.set_default_timeout(60000)
+        page.goto(srv.url)
+        page.wait_for_function("() => window.__gle_first_paint !== null")
+        first = page.evaluate("() => window.__gle_first_paint")
+        time.sleep(2.0)
+        page.evaluate(COUNT_FRAMES)
+        c0, t0 = _cpu_seconds(pid), time.perf_counter()
+        time.sleep(seconds)
+        frames = page.evaluate("() => window.__frames")
+        c1, t1 = _cpu_seconds(pid), time.perf_counter()
+        fps = frames / (t1 - t0)
+        paint = []
+        for i in range(12):
+            a, d = page.evaluate(LATENCY, -0.5 if i % 2 == 0 else 0.2)
+            paint.append(d)
+            time.sleep(0.25)
+        page.evaluate(LATENCY, -1.0)          # τr = 0.1 < τm = 1: the rate card lags
+        time.sleep(1.0)
+        flips = []
+        for i in range(10):
+            # τr = 2 (> τm = 1: the rate card flips to LEADS), then back to 0.1 (LAGS)
+            flip = page.evaluate(FLIP, 0.3 if i % 2 == 0 else -1.0)
+            if flip == flip:                    # NaN: no flip seen
+                flips.append(flip)
+            time.sleep(0.4)
+        flips = flips or [float("nan")]
+        paint.sort()
+        flips.sort()
+        row = {"first_ms": first, "fps": fps,
+               "cpu_ms": (c1 - c0) / max(frames, 1) * 1e3,
+               "paint_ms": statistics.median(paint), "paint_p90": paint[int(0.9 * len(paint))],
+               "flip_ms": statistics.median(flips), "flip_p90": flips[int(0.9 * len(flips))],
+               "load": os.getloadavg()[0]}
+        for k, v in row.items():
+            results.setdefault(f"{name}:{k}", []).append(v)
+        print(f"  {name:12s} {width}×{height}: first trace painted {first:6.0f} ms after "
+              f"navigation; {fps:5.1f} frames/s; server {row['cpu_ms']:.2f} ms CPU/frame; "
+              f"slider → painted {row['paint_ms']:.0f} ms (p90 {row['paint_p90']:.0f}); "
+              f"slider → card flip painted {row['flip_ms']:.0f} ms (p90 "
+              f"{row['flip_p90']:.0f}); load {row['load']:.2f}")
+        # paused before closing: the session lingers until the server reaps it (~15 s) and
+        # must not take CPU from the next layout's measurement
+        page.locator(".gle-play button").click()
+        page.wait_for_function("() => [...Bokeh.documents[0].all_models].some(m => "
+                               "m.css_classes && m.css_classes.includes('gle-play') && "
+                               "m.active === false)")
+        ctx.close()
+
+
 def browser(seconds=10.0, preset_learning=True, results=None):
     from playwright.sync_api import sync_playwright
 
@@ -115,8 +231,7 @@ def browser(seconds=10.0, preset_learning=True, results=None):
             b = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
             page = b.new_page(viewport={"width": 1600, "height": 1000})
             page.goto(srv.url)
-            page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && "
-                                   "Bokeh.documents[0].roots().length > 0")
+            page.wait_for_function(STREAMING, timeout=60000)   # the layout is composed
             time.sleep(2.0)
             page.evaluate(COUNT_FRAMES)
             c0, t0 = _cpu_seconds(pid), time.perf_counter()
@@ -168,6 +283,41 @@ def browser(seconds=10.0, preset_learning=True, results=None):
             c1, t1 = _cpu_seconds(pid), time.perf_counter()
             print(f"  paused: server CPU {(c1 - c0) / (t1 - t0) * 100:.2f} % of a core")
             res.setdefault("paused_pct", []).append((c1 - c0) / (t1 - t0) * 100)
+            print("\n  Layouts (phase_inversion preset; slider → card flip: τr 0.1 ↔ 2 across "
+                  "τm = 1):")
+            layouts(b, srv, seconds, res)
+            b.close()
+    finally:
+        srv.stop()
+
+
+def screenshots(directory):
+    """assets/screenshot-{projector,wide,phone}.png: the three layouts, streaming."""
+    from playwright.sync_api import sync_playwright
+
+    from conftest import PanelServer
+
+    srv = PanelServer()
+    try:
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            for name, (w, h, phone) in {"projector": (1280, 720, False),
+                                        "wide": (1920, 1080, False),
+                                        "phone": (390, 844, True)}.items():
+                ctx = b.new_context(viewport={"width": w, "height": h}, is_mobile=phone,
+                                    has_touch=phone)
+                page = ctx.new_page()
+                page.goto(srv.url)
+                page.wait_for_function(STREAMING, timeout=60000)
+                # a few periods of the input on screen, and a measured phase on the cards
+                page.wait_for_function("() => [...Bokeh.documents[0].all_models].some(m => "
+                                       "m.data && m.data.eps0 !== undefined && "
+                                       "m.data.t.length > 0 && m.data.t[m.data.t.length-1] > 16)",
+                                       timeout=120000)
+                path = os.path.join(directory, f"screenshot-{name}.png")
+                page.screenshot(path=path)
+                print("wrote", path)
+                ctx.close()
             b.close()
     finally:
         srv.stop()
@@ -180,7 +330,12 @@ def main():
     ap.add_argument("--no-browser", action="store_true")
     ap.add_argument("--runs", type=int, default=1, help="browser runs; medians are reported")
     ap.add_argument("--no-in-process", action="store_true")
+    ap.add_argument("--screenshots", metavar="DIR", default=None,
+                    help="only write the three layouts' screenshots into DIR (e.g. assets)")
     args = ap.parse_args()
+    if args.screenshots:
+        screenshots(args.screenshots)
+        return
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if not args.no_in_process:
         in_process(args.frames)
@@ -199,6 +354,11 @@ def main():
                                ("learn_cpu_ms", "server CPU ms per frame, chain"),
                                ("paused_pct", "paused CPU % of a core")):
                 print(f"  {label:38s} {statistics.median(results[key]):8.2f}")
+            for name, *_ in LAYOUTS:
+                print(f"  {name}: " + ", ".join(
+                    f"{k} {statistics.median(results[f'{name}:{k}']):.1f}"
+                    for k in ("first_ms", "fps", "cpu_ms", "paint_ms", "paint_p90", "flip_ms",
+                              "flip_p90", "load")))
 
 
 if __name__ == "__main__":

@@ -39,13 +39,16 @@ NEW_TRACES_END = """(() => {
 })()"""
 
 
-def test_lambda_overlay_streams_in_dotted_black_with_a_legend(app_page):
+def test_lambda_overlay_streams_dash_dot_in_its_neurons_colour_with_a_legend(app_page):
     page = app_page
     page.wait_for_function(f"() => {{ const r = ({LAMBDA})(); return r && r[0] > 100; }}")
     n, t_end, lam_max, finite = page.evaluate(LAMBDA)
     assert finite and 0.05 < lam_max < 5.0       # phase_inversion: |λ| ~ 0.5
     color, dash = page.evaluate(LAMBDA_STYLE)
-    assert color == "black" and len(dash) == 2 and dash[0] < dash[1]   # dotted
+    # the neuron's colour (one colour per neuron across the page), told apart from e (solid)
+    # and ε (dotted) by its dash-dot style
+    from gle_lab.views.style import neuron_color
+    assert color.lower() == neuron_color(0).lower() and len(dash) == 4     # dash-dot
     assert "λ n1 (AM)" in page.evaluate(LEGEND)
     # refreshed while running: the overlay's end follows the traces
     page.wait_for_function(f"() => ({LAMBDA})()[1] > {t_end} + 0.5")

@@ -19,8 +19,10 @@ SERIES = """(col) => {
   return null;
 }"""
 MODEL = """([title, attr]) => {
+  // a locked control's title carries a lock: "🔒 τm membrane (a.u.)"
   for (const m of Bokeh.documents[0].all_models)
-    if (m.title === title && m[attr] !== undefined) return m[attr];
+    if (typeof m.title === 'string' && (m.title === title || m.title === '🔒 ' + title) &&
+        m[attr] !== undefined) return m[attr];
   return null;
 }"""
 
@@ -69,6 +71,7 @@ def test_teacher_flags_hide_and_lock_controls(page, server):
     assert not page.get_by_text("Learning rate η").is_visible()
     assert page.locator(".gle-tau-r").is_visible()
     assert page.evaluate(MODEL, ["τm membrane (a.u.)", "disabled"]) is True
+    assert page.evaluate(MODEL, ["τm membrane (a.u.)", "title"]).startswith("🔒")   # looks locked
     assert page.evaluate(MODEL, ["τr prospective (a.u.)", "disabled"]) is False
     titles = page.evaluate("""() => [...Bokeh.documents[0].all_models]
       .filter(m => m.title && m.title.text !== undefined && m.renderers)

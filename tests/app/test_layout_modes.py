@@ -1,0 +1,130 @@
+"""Page layouts, toasts, locks and divergence messages of the dashboard, without a browser
+(issue #10; the browser side is tests/ui/test_layout.py)."""
+from __future__ import annotations
+
+import panel as pn
+import pytest
+from bokeh.document import Document
+from bokeh.models import Legend
+from panel.viewable import Viewer
+
+from gle_lab.main import Dashboard
+
+
+def _walk(obj):
+    yield obj
+    for child in getattr(obj, "objects", []) or []:
+        yield from _walk(child)
+
+
+@pytest.fixture
+def dash():
+    d = Dashboard()
+    d.layout.get_root(Document())
+    return d
+
+
+def _legend_side(fig):
+    for side in ("right", "below"):
+        if any(isinstance(o, Legend) for o in getattr(fig, side)):
+            return side
+    return None
+
+
+def test_every_view_is_a_viewer_with_its_css_class(dash):
+    views = {"activity": dash.activity, "errors": dash.errors, "fourier": dash.fourier,
+             "learning": dash.learning, "phase": dash.phase,
+             "microcircuit": dash.microcircuit, "lesson": dash.lesson}
+    for name, view in views.items():
+        assert isinstance(view, Viewer), name
+        assert f"gle-view-{name}" in view.__panel__().css_classes, name
+    assert "gle-view-controls" in dash.sidebar.css_classes
+
+
+@pytest.mark.parametrize("size,present,mode", [
+    ("1280x720", None, "present"), ("1920x1080", None, "wide"), ("390x844", None, "phone"),
+    ("1920x1080", True, "present"), ("1280x720", False, "wide"), ("390x844", True, "phone")])
+def test_the_reported_viewport_and_the_present_flag_pick_the_layout(dash, size, present, mode):
+    dash.state.present = present
+    dash.set_viewport(size)
+    assert dash.mode == mode
+    assert dash.present_toggle.value == (mode == "present")
+    fig = dash.activity.pane.object
+    assert (fig.toolbar_location is None) == (mode != "wide")
+    assert _legend_side(fig) == ("below" if mode == "phone" else "right")
+    assert f"gle-phase-{mode}" in dash.phase.pane.css_classes
+    cards = [o for o in dash.sidebar.objects if isinstance(o, pn.Card)]
+    if mode == "wide":
+        assert cards[0] is dash.controls.cards["experiment"]
+        assert any(isinstance(o, pn.Row) for o in dash.root.objects)    # sidebar beside plots
+    else:
+        # the selected neuron's τ sliders first, open; the other cards closed
+        assert cards[0] is dash.controls.cards["neuron"] and not cards[0].collapsed
+        assert all(c.collapsed for c in cards[1:4])
+    if mode == "phone":
+        # one column: cards, one plot, the τ sliders (the sidebar), below each other
+        objs = dash.root.objects
+        order = [objs.index(o) for o in (dash.phase.panel, dash.activity.panel, dash.sidebar)]
+        assert order == sorted(order)
+    if mode == "present":
+        h = int(size.split("x")[1])
+        assert dash.activity.pane.object.height == min(max(h - 330, 260), 620)
+
+
+def test_bad_viewport_reports_are_ignored(dash):
+    before = dash.mode
+    for text in ("", "abc", "0x0", "-5x100", "1280"):
+        dash.set_viewport(text)
+        assert dash.mode == before
+
+
+def test_present_button_sets_the_flag_and_the_layout(dash):
+    dash.set_viewport("1920x1080")
+    assert dash.mode == "wide"
+    dash.present_toggle.value = True
+    assert dash.state.present is True and dash.mode == "present"
+    dash.present_toggle.value = False
+    assert dash.state.present is False and dash.mode == "wide"
+
+
+def test_news_is_a_toast_and_trouble_a_banner(dash):
+    dash.state.notify("Lesson step: something <b>bold</b>.", "info")
+    assert "Lesson step" in dash.toast.object and "&lt;b&gt;" in dash.toast.object
+    assert not dash.alert.visible                       # nothing pushes the page down
+    dash.state.notify("Some shared values could not be used.", "warning")
+    assert dash.alert.visible and dash.alert.alert_type == "warning"
+
+
+def test_lesson_step_is_marked_done(dash):
+    dash.lesson.buttons[0].clicks += 1
+    assert dash.state.tau_r == 2.0
+    assert dash.lesson.buttons[0].label.startswith("✓ 1.")
+    assert "gle-done" in dash.lesson.buttons[0].css_classes
+    assert not dash.lesson.buttons[1].label.startswith("✓")
+    assert "Lesson step" in dash.toast.object
+
+
+def test_locked_controls_carry_a_lock(dash):
+    dash.state.locked = ["tau_m"]
+    assert dash.controls.tau_m.label.startswith("🔒 ")
+    assert not dash.controls.tau_r.label.startswith("🔒")
+    dash.state.locked = []
+    assert dash.controls.tau_m.label == dash.state.param.tau_m.label
+
+
+def test_divergence_message_sits_at_its_control_with_reset_and_undo(dash):
+    st = dash.state
+    st.beta = 10.0
+    st.gamma = 100.0                        # dt (1 + γβ) / τm far above 2: explicit Euler blows up
+    for _ in range(200):
+        dash.tick(n_steps=200)
+        if st.failed:
+            break
+    assert st.failed and st.fail_cause == "gamma"
+    card = dash.controls.cards["learning"]
+    assert dash.cause_box in card.objects and not card.collapsed
+    assert "diverged" in dash.cause_text.object
+    assert dash.alert.visible and dash.alert_undo.visible
+    dash.cause_undo.clicks += 1                         # "Reset and undo the last change"
+    assert not st.failed and st.gamma != 100.0 and st.sim.t == 0
+    assert dash.cause_box not in card.objects and not dash.alert_undo.visible
