@@ -174,6 +174,8 @@ def main(argv=None):
     if args.max_heavy_sessions is not None:
         from gle_lab.capacity import HEAVY
         HEAVY.max_sessions = args.max_heavy_sessions or None
+    from gle_lab.mnist import warm_up      # before forking: every worker inherits it
+    warm_up()
     # an error while handling one browser's input is shown to that session only
     pn.config.exception_handler = report_exception
     app = guarded_app(lambda: create_app(args.preset), limiter=limiter,

@@ -40,8 +40,8 @@ class MnistOutputView(Viewer):
                       "Σ output", height=200, x_range=FactorRange(*CLASSES))
         bars.vbar(x="cls", top="sum", width=0.8, source=self.bars, fill_color="color",
                   line_color="#1a1a1a", line_width="line")
-        for c in range(10):         # a dot in each class's line colour under its bar
-            bars.scatter([CLASSES[c]], [0], color=CLASS_COLORS[c], size=7)
+        # a dot in each class's line colour under its bar (one renderer for all ten)
+        bars.scatter(CLASSES, [0] * 10, color=CLASS_COLORS, size=7)
         self.lines_fig, self.bars_fig = lines, bars
         return _row(lines, bars)
 
