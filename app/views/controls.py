@@ -284,8 +284,10 @@ class ControlsView:
         """The sidebar; ``cards`` keeps each card by group name (teacher mode hides them)."""
         card = dict(sizing_mode="stretch_width", margin=(4, 4), header_background="#eef2f7")
         self.cards = {
-            "experiment": pn.Card(self.preset, self.description, self.seed, title="Experiment",
-                                  **card),
+            "experiment": pn.Card(self.preset, self.description, self.seed, pn.pane.HTML(
+                "<a href='?preset=mnist1d'>Learning a real task: MNIST-1D (paper Fig. 6) "
+                "→</a>", css_classes=["gle-mnist-link"], margin=(2, 10)),  # its own page
+                title="Experiment", **card),
             "neuron": pn.Card(self.neuron, with_tip(self.tau_m), with_tip(self.tau_r),
                               self.weight_select, with_tip(self.weight),
                               title="Neuron (student)", **card),
