@@ -18,7 +18,8 @@ SLIDER_DEBOUNCE_MS = 5
 TOUCH_CSS = """
 @media (max-width: 480px) {
   .bk-btn, select, input {min-height: 44px;}
-  .noUi-horizontal {height: 12px; margin: 26px 22px 18px;}
+  .bk-slider-title {margin-bottom: 16px;}
+  .noUi-horizontal {height: 12px; margin: 8px 22px 18px;}
   .noUi-horizontal .noUi-handle {width: 44px; height: 44px; right: -22px; top: -17px;
                                  border-radius: 22px;}
   .noUi-handle::before, .noUi-handle::after {display: none;}

@@ -152,7 +152,7 @@ class MicrocircuitView(Viewer):
                  text_font_size=f"{FONT_PX - 2}px", text_align="center",
                  text_baseline="bottom", text_color="#222222")
         for src in (ins, target):
-            fig.text("x", "y", text="label", source=src, y_offset=-14,
+            fig.text("x", "y", text="label", source=src, y_offset=16,   # below the node
                      text_font_size=f"{FONT_PX - 2}px", text_align="center",
                      text_baseline="top", text_color="#222222")
         add_legend(fig, side="below")                 # outside: it never covers a node
