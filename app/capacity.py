@@ -360,7 +360,8 @@ def heavy_full_page(message=HEAVY_FULL_MESSAGE):
         f"<div style='font-size:28px;font-weight:700'>{html.escape(message)}.</div>"
         f"<p style='font-size:16px;color:#444'>A network learning MNIST-1D live takes most "
         f"of a processor core, so this server runs only {HEAVY.max_sessions or 'a few'} at "
-        f"a time. The other GLE Lab presets are open.</p>"
+        f"a time; a place frees up about half a minute after its visitor closes the tab. "
+        f"The other GLE Lab presets are open.</p>"
         f"<p style='font-size:16px'><a href='' onclick='location.reload();return false'>"
         f"Try again</a> · <a href='?preset=phase_inversion'>Open another preset</a></p>"
         f"</div>", sizing_mode="stretch_width")

@@ -2,7 +2,6 @@
 against gle_core's own read-out, the per-process cap of heavy sessions."""
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
@@ -195,3 +194,21 @@ def test_serve_option_max_heavy_sessions():
     assert parse_args([]).max_heavy_sessions is None      # capacity.DEFAULT_MAX_HEAVY
     with pytest.raises(SystemExit):
         parse_args(["--max-heavy-sessions", "-1"])
+
+
+def test_validation_after_an_epoch_is_gle_cores_on_a_snapshot(mnist, monkeypatch):
+    """The per-epoch point: gle_core's evaluate on held-out samples, from a snapshot of the
+    network taken when the epoch ended (later learning does not leak into it)."""
+    monkeypatch.setattr(mnist, "VAL_SAMPLES", 20)
+    lab = mnist.MnistLab(start="scratch", streams=10, seed=5)
+    lab.advance(n_steps=L + 17)
+    d = mnist.dataset()
+    src = LabelledSequences(d["x_val"][:20], d["y_val"][:20], 10, DT, 20, shuffle=False)
+    expected = evaluate(lab.net, src)["accuracy"]
+    lab._start_validation()
+    epoch, _, fut = lab._pending_val
+    lab.advance(n_steps=L)                 # learning goes on meanwhile
+    fut.result(timeout=120)
+    lab._check_validation()
+    assert lab.validations == [(epoch, pytest.approx(100 * expected))]
+    assert lab._pending_val is None
