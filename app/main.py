@@ -108,7 +108,7 @@ def touch_targets(obj):
 class Dashboard:
     """A live GLE Lab session: state, views, layout and the frame callback."""
 
-    def __init__(self, preset="phase_inversion", seed=0):
+    def __init__(self, preset="phase_inversion", seed=None):
         self.state = st = LabState(preset=preset, seed=seed)
         self.traces = TraceStream(st)
         self.activity = ActivityView(st, self.traces)
@@ -196,14 +196,8 @@ class Dashboard:
                              styles={"border-bottom": "1px solid #ccc", "flex-wrap": "wrap",
                                      "align-items": "center"},
                              css_classes=["gle-header-row"])
-        extra = [self.sharing.panel(), self.export.panel]
-        try:
-            from gle_lab.views.teacher import TeacherView
-            self.teacher = TeacherView(st, self.sharing)
-            extra.append(self.teacher.panel)
-        except ImportError:         # the QR code's package missing: no teacher-link card
-            self.teacher = None
-        self.sidebar = self.controls.sidebar(extra=tuple(extra))
+        # Sharing's panel holds the Share card and the Teacher-link card (dashboard.teacher)
+        self.sidebar = self.controls.sidebar(extra=(self.sharing.panel(), self.export.panel))
         touch_targets(self.sidebar)
         self.messages = pn.Column(self.alert, self.alert_undo, self.alert_reset,
                                   sizing_mode="stretch_width", margin=0)
@@ -518,7 +512,7 @@ class Dashboard:
         self.render_frame(force=True)
 
 
-def create_app(preset="phase_inversion", seed=0):
+def create_app(preset="phase_inversion", seed=None):
     """A new session's dashboard layout (servable); the simulation starts on page load.
 
     Under any server (``gle-lab``, ``panel serve app/main.py``): an error raised by one

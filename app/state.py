@@ -105,6 +105,13 @@ SHORT = {"tau_m": "τm", "tau_r": "τr", "weight": "the weight", "weight_select"
 VALUE_CONTROLS = ("tau_m", "tau_r", "weight")
 
 
+def preset_seed(preset):
+    """The seed a preset opens with (its ``ui.seed``, default 0) unless the user chose one:
+    a typical draw of its random initial parameters (the chain's U(0, 1) τm draw of seed 0
+    hits the floor τm = τr for both neurons, the LE limit the experiment is not about)."""
+    return int(PRESETS[preset].get("ui", {}).get("seed", 0))
+
+
 def _cap(text):
     """First letter upper-case (ASCII only: "τm" stays "τm")."""
     return text[0].upper() + text[1:] if text and text[0].isascii() else text
@@ -369,8 +376,12 @@ class LabState(param.Parameterized):
                                       "control shows its end; views show the true value beside "
                                       "it.")
 
-    def __init__(self, preset="phase_inversion", seed=0, **params):
+    def __init__(self, preset="phase_inversion", seed=None, **params):
         super().__init__(**params)
+        # ``seed`` None: the preset's default seed (``ui.seed``), until the user picks one
+        self._seed_chosen = seed is not None
+        if seed is None:
+            seed = preset_seed(preset)
         self._syncing = False
         self._lock_hold = False         # a locked change was refused: its dispatch is mute
         self._guard_depth = 0
@@ -744,7 +755,8 @@ class LabState(param.Parameterized):
     def _on_preset(self):
         if self._syncing:
             return
-        self._rebuild(self.preset, self.seed)
+        seed = self.seed if self._seed_chosen else preset_seed(self.preset)
+        self._rebuild(self.preset, seed)
         self.notify(f"Rebuilt the simulation for “{self._cfg['title']}” (new network shape "
                     f"{self.net.layer_sizes}).", "info")
 
@@ -752,6 +764,7 @@ class LabState(param.Parameterized):
     def _on_seed(self):
         if self._syncing:
             return
+        self._seed_chosen = True
         self._rebuild(self.preset, self.seed)
         self.notify(f"Rebuilt the simulation with seed {self.seed}.", "info")
 

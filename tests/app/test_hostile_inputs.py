@@ -27,7 +27,7 @@ from panel.io.state import set_curdoc
 
 from gle_lab.capacity import register_dashboard, report_exception
 from gle_lab.main import Dashboard
-from gle_lab.state import MAX_STEPS_PER_FRAME
+from gle_lab.state import MAX_STEPS_PER_FRAME, preset_seed
 
 NAN, INF = float("nan"), float("inf")
 
@@ -208,7 +208,7 @@ def test_hostile_url_value_falls_back_with_notice(case):
     st = d.state
     text = assert_alert(d, "warning", *names)
     assert len(text) < 2000                            # long values are shortened
-    assert st.seed == 0 and st.lr <= 1.0 and math.isfinite(st.omega)
+    assert st.seed == preset_seed(st.preset) and st.lr <= 1.0 and math.isfinite(st.omega)
     assert all(np.all(np.asarray(a) >= st.net.dt) for a in st.net.tau_r)
     next_tick_works(d)
 
