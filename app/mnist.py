@@ -81,7 +81,7 @@ def _lower_priority():
     """Validation is background work: below the frame loops of every session (Linux
     niceness is per thread)."""
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 5)
     except (AttributeError, OSError):
         pass
 
