@@ -174,8 +174,12 @@ def main(argv=None):
     if args.max_heavy_sessions is not None:
         from gle_lab.capacity import HEAVY
         HEAVY.max_sessions = args.max_heavy_sessions or None
-    from gle_lab.mnist import warm_up      # before forking: every worker inherits it
-    warm_up()
+    try:                                    # before forking: every worker inherits it
+        from gle_lab.mnist import warm_up
+        warm_up()
+    except Exception as exc:                                   # noqa: BLE001
+        print(f"gle-lab: MNIST-1D not preloaded ({type(exc).__name__}: {exc}); its first "
+              f"visitor will wait for it", file=sys.stderr)
     # an error while handling one browser's input is shown to that session only
     pn.config.exception_handler = report_exception
     app = guarded_app(lambda: create_app(args.preset), limiter=limiter,
