@@ -18,15 +18,26 @@ Per-neuron values are comma lists in the order of the neuron labels (``n1, n2`` 
 ``n1.0, n1.1, n2.0 ...``); weights ``W`` are listed layer by layer, row-major (post × pre), in
 the order of the "Weight" selector. The lists hold the *settings* (preset values plus the user's
 changes), not values learned during the run, so a link restarts the same run from t = 0: with
-the same seed it produces the same traces.
+the same seed it produces the same traces. Numbers are written with :data:`LINK_DIGITS` (lists)
+or :data:`SCALAR_DIGITS` (scalars) significant digits; a value equal to the current one at that
+precision is left as it is when a link is applied, so a rounded link still reproduces the
+preset's random draws exactly. The Share field holds the full absolute link
+(:meth:`Sharing.link_url`: the page's own address from ``pn.state.location``).
 
 Teacher mode: ``hide=`` and ``lock=`` take comma lists of control groups (``experiment``,
-``neuron``, ``input``, ``learning``, ``display``, ``playback``, ``share``) or single controls
-(``preset``, ``seed``, ``tau_m``, ``tau_r``, ``weight``, ``omega`` ...). Hidden controls are
-not shown; locked ones are shown disabled. ``views=`` lists the visible views.
+``neuron``, ``input``, ``learning``, ``display``, ``playback``) and cards (``share``,
+``export``, ``teacher``) or single controls (``preset``, ``seed``, ``tau_m``, ``tau_r``,
+``weight``, ``omega`` ...). They are the session state's :attr:`LabState.hidden` and
+:attr:`LabState.locked`, which every path respects: a locked value is refused by the state
+itself (controls, lesson steps), and links and session files skip it with a notice. A later URL
+change or a session file never removes a flag (a file may add some). ``views=`` lists the
+visible views. :meth:`Sharing.teacher_link` builds a link with chosen flags (the "Teacher
+link" card, :mod:`gle_lab.views.teacher`).
 
-A session file (JSON) holds the same values plus a format tag; loading it applies them through
-the same validation and restarts the run at t = 0.
+A session file (JSON) holds the same values plus a format tag and the parameters learned until
+it was saved (``learned``: W, b, τm, τr per layer); loading it applies the values through the
+same validation, restarts the run at t = 0 and sets the learned parameters, which become the
+session's settings (Reset and links keep them).
 """
 from __future__ import annotations
 
