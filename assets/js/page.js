@@ -251,16 +251,20 @@
       }
     }, 300);
   }
+  // a control the teacher hid or locked has no shortcut either
+  const usable = (cls) => { const m = model(cls); return m != null && m.visible !== false &&
+                                                         !m.disabled; };
   function act(key) {
     if (key === " ") {
+      if (!usable("gle-play")) return false;
       const m = model("gle-play");
-      if (m && !m.disabled) { m.active = !m.active; return true; }
-      const b = buttonOf("gle-play"); if (b) { b.click(); return true; }
-    } else if (key === "ArrowRight") {
-      const b = buttonOf("gle-step"); if (b && !b.disabled) { b.click(); return true; }
-    } else if (key === "r" || key === "R") {
-      const b = buttonOf("gle-reset"); if (b && !b.disabled) { b.click(); return true; }
+      m.active = !m.active;
+      return true;
     }
+    const cls = key === "ArrowRight" ? "gle-step" : "gle-reset";
+    if (!usable(cls)) return false;
+    const b = buttonOf(cls);
+    if (b && !b.disabled) { b.click(); return true; }
     return false;
   }
   if (!gle.keys) {
