@@ -35,7 +35,9 @@ import time
 
 import numpy as np
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+# GLE_BENCH_ROOT: measure another checkout (e.g. the engine before a change) with this script
+ROOT = os.environ.get("GLE_BENCH_ROOT") or \
+    os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
 
 from gle_core import GLENetwork, Simulator, inputs  # noqa: E402
@@ -72,20 +74,24 @@ CASES = {
 
 
 def per_step_us(sim, n, repeats):
+    """Median wall and CPU µs per step (CPU: of every thread of this process; on a shared
+    machine the CPU figure is the one that compares across load)."""
     sim.run_steps(n // 4)                 # warm up: learning on, caches filled
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         sim.run_steps(n)
-        times.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(times), times
+        wall.append((time.perf_counter() - t0) / n * 1e6)
+        cpu.append((time.process_time() - c0) / n * 1e6)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def sampling_us(sim, repeats=5):
     """µs per step that sampling the stimulus (and target) costs, in blocks of sim.chunk;
     0 when the simulator reads a table of one period built once (periodic inputs)."""
     dt = sim.network.dt
-    if sim.stimulus.step_table(dt) is not None and \
+    table = getattr(sim.stimulus, "step_table", None)   # absent in older engines
+    if table is not None and table(dt) is not None and \
             (sim.target is None or sim.target.step_table(dt) is not None):
         return 0.0
     t = np.arange(sim.chunk) * sim.network.dt + 123.0
@@ -175,6 +181,7 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     import numba
+    print(f"engine {ROOT}")
     print(f"numpy {np.__version__}, numba {numba.__version__}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} (shared machine: times vary with it)")
     t0 = time.perf_counter()
@@ -184,19 +191,22 @@ def main():
 
     scale = 0.2 if args.quick else 1.0
     head = (f"{'case':36s} {'numpy µs/step':>14s} {'numba µs/step':>14s} {'ratio':>7s} "
-            f"{'stimulus µs/step':>17s}")
+            f"{'stimulus µs/step':>17s} {'CPU numpy':>10s} {'CPU numba':>10s}")
     print(head)
     print("-" * len(head))
     for name, (factory, n_np, n_nb) in CASES.items():
-        res = {}
+        res, cpu = {}, {}
         for backend, n in (("numpy", n_np), ("numba", n_nb)):
             sim = factory(backend)
             sim.backend = backend
-            res[backend], _ = per_step_us(sim, max(50, int(n * scale)), args.repeats)
+            res[backend], cpu[backend] = per_step_us(sim, max(50, int(n * scale)),
+                                                     args.repeats)
         samp = sampling_us(factory("numpy"))
         print(f"{name:36s} {res['numpy']:14.1f} {res['numba']:14.2f} "
-              f"{res['numpy'] / res['numba']:6.1f}x {samp:17.2f}", flush=True)
-    print("(median of", args.repeats, "runs; every step includes reading the stimulus)")
+              f"{res['numpy'] / res['numba']:6.1f}x {samp:17.2f} {cpu['numpy']:10.1f} "
+              f"{cpu['numba']:10.2f}", flush=True)
+    print("(median of", args.repeats, "runs; every step includes reading the stimulus; "
+          "wall and CPU µs/step)")
 
     if args.quick:
         return

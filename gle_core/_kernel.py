@@ -1,34 +1,35 @@
 """Compiled fast path of :meth:`gle_core.simulator.Simulator.run_steps` (numba).
 
-The numpy code in :mod:`gle_core.network`, :mod:`gle_core.optimizers` and
-:mod:`gle_core.simulator` is the reference; this module runs the *same* loop compiled:
+The numpy code in :mod:`gle_core.network`, :mod:`gle_core.optimizers`,
+:mod:`gle_core.rules` and :mod:`gle_core.simulator` is the reference; this module runs the
+*same* loop compiled, for the per-step local rules (GLE and IE):
 
-* teacher forward step (a :class:`~gle_core.network.GLENetwork` run without target; its old
-  output rate is the student's target),
-* the student's full step (docs/model.md "The discrete scheme" steps 1-7, GLE and IE error modes,
-the seven activations,
-  MSE and cross-entropy),
-* the local gradients and the optimizer update (SGD, momentum, Adam, exactly as
-  :mod:`gle_core.optimizers`), with per-kind learning rates, per-(kind, layer) learn flags and
-  ``learn_from``, followed by the τ floor clamp,
-* loss accumulation and recording into the simulator's ring buffers (``record_every``,
-  ``record_stream``), and the periodic ``|x| ≤ 1e12`` bound check.
+* the teacher's forward step (a network run without target; its old output rate is the
+  student's target),
+* the student's full step (docs/model.md "The discrete scheme" steps 1-7: GLE and IE error
+  modes, the seven activations, MSE and cross-entropy),
+* the local gradients and the optimizer update (SGD, momentum, Adam, as
+  :mod:`gle_core.optimizers`; written once, :func:`_optimizer_step`), with per-kind learning
+  rates, the learning ``(kind, layer)`` pairs and ``learn_from``, then the τ floor,
+* loss accumulation, recording into the simulator's ring buffers (``record_every``,
+  ``record_stream``), and the bound check every ``BOUND_CHECK_EVERY`` steps.
 
-Per-layer arrays are packed into flat buffers with offsets, so one compiled kernel serves
-every network shape (numba compiles once per machine: ``cache=True``). A state buffer has
-shape ``(2, N_VARS, batch * n_neurons)``: two copies used in turn (the step reads copy
-``cur`` and writes copy ``1 - cur``), so a step whose result is not finite is simply not
-committed and the network keeps its last finite state. Within one variable, layer ℓ occupies
-``[batch * noff[ℓ], batch * noff[ℓ + 1])`` as a neuron-major ``(n_ℓ, batch)`` block, so the
-elementwise loops run over the batch with unit stride and vectorize; layers with
-``n_ℓ n_{ℓ-1} batch ≥ _BLAS_MIN`` use BLAS (``np.dot``) for W r, Wᵀ e and e rᵀ.
+Everything it reads and writes comes from a :class:`gle_core.plan.KernelPlan` (layouts,
+slot numbers and status codes are defined there, once): packed parameters, the two-copy
+state buffer (a step reads copy ``cur`` and writes ``1 - cur``, so a step whose result is
+not finite is not committed and the network keeps its last finite state), optimizer moments
+and probe storage. The simulator builds the plan and caches it; between calls the network's
+arrays are views into it, so nothing is packed again unless the structure changes. One
+compiled kernel serves every network shape (``cache=True``: numba compiles once per
+machine). Elementwise loops run over the batch with unit stride and vectorize (tanh, exp
+and log1p are evaluated without libm calls for that); layers with ``n_ℓ n_{ℓ-1} batch ≥
+_BLAS_MIN`` use BLAS for W r, Wᵀ e and e rᵀ.
 
-The Python driver :func:`run_steps` packs the simulator's current parameters, states and
-optimizer moments before every block of at most ``Simulator.chunk`` steps and writes them back
-after it, so the two backends can be swapped (and parameters changed) between calls. The
-results equal the numpy path's up to rounding (libm instead of numpy's SIMD exp/tanh, other
-summation orders): ~1e-16 per step, which stays ≤ 1e-12 unless the run itself amplifies
-1-ulp perturbations (see tests/core/test_kernel.py).
+The input of step k is row ``k - x0`` of a block of samples, or row ``k mod n`` of a table
+of one period of a periodic stimulus. The results equal the numpy path's up to rounding
+(polynomial tanh/exp/log1p within a few ulps of libm and numpy, other summation orders):
+~1e-16 per step, which stays ≤ 1e-12 unless the run itself amplifies 1-ulp perturbations
+(see tests/core/test_kernel.py).
 """
 from __future__ import annotations
 

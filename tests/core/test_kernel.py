@@ -414,13 +414,21 @@ def test_numba_matches_numpy_under_a_learning_rate_schedule():
     assert a.lr < 1e-3
 
 
-@pytest.mark.parametrize("stimulus", ["smoothed_square", "constant", "array"])
-def test_numba_matches_numpy_on_tabulated_periodic_inputs(stimulus):
-    """Periodic inputs are read from a one-period table by both backends."""
-    stims = {"smoothed_square": lambda: inputs.SmoothedSquare(period=0.8, sigma=0.02,
-                                                              max_shift=0.5),
-             "constant": lambda: inputs.Constant(0.7),
-             "array": lambda: inputs.ArrayInput(np.sin(np.arange(37) * 0.3), 0.01)}
+STIMULI = {"smoothed_square": lambda: inputs.SmoothedSquare(period=0.8, sigma=0.02,
+                                                           max_shift=0.5),
+           "constant": lambda: inputs.Constant(0.7),
+           "array": lambda: inputs.ArrayInput(np.sin(np.arange(37) * 0.3), 0.01),
+           "sine": lambda: inputs.Sine(omega=1.3, amplitude=0.8, phase=0.2),
+           "sum_of_sines": lambda: inputs.SumOfSines([0.49, 1.07, 1.98]),
+           "callable": lambda: inputs.CallableInput(lambda t: np.cos(2.0 * t) ** 2)}
+TABULATED = ("smoothed_square", "constant", "array")
+
+
+@pytest.mark.parametrize("stimulus", sorted(STIMULI))
+def test_numba_matches_numpy_on_every_built_in_input(stimulus):
+    """Periodic inputs are read from a one-period table, the others sampled in blocks, by
+    both backends alike."""
+    stims = STIMULI
     sims = []
     for backend in ("numpy", "numba"):
         net = random_net(np.random.default_rng(5), [1, 3, 1], ["softplus", "linear"], B=3)
@@ -429,7 +437,7 @@ def test_numba_matches_numpy_on_tabulated_periodic_inputs(stimulus):
                               learn={"W": True, "tau_m": True}, record=RECORDABLE, window=64,
                               seed=4, backend=backend))
     a, b = sims
-    assert a._x_table is not None
+    assert (a.stimulus.step_table(0.01) is not None) == (stimulus in TABULATED)
     for n in (3, 250, 700):
         a.run_steps(n)
         b.run_steps(n)
