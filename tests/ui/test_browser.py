@@ -21,6 +21,12 @@ TOGGLE = """() => {
   for (const m of Bokeh.documents[0].all_models)
     if (m.type === 'Toggle' && m.css_classes.includes('gle-play')) return m.active;
 }"""
+CLOCK = """() => { const find = (root) => { const h = root.querySelector('.gle-clock');
+    if (h) return h; for (const el of root.querySelectorAll('*')) if (el.shadowRoot) {
+      const f = find(el.shadowRoot); if (f) return f; } return null; };
+  const host = find(document);
+  const pre = host && host.shadowRoot && host.shadowRoot.querySelector('pre');
+  return pre ? pre.textContent : ''; }"""
 FIGURES = """() => [...Bokeh.documents[0].all_models]
   .filter(m => m.type === 'Figure' || (m.title && m.title.text !== undefined && m.renderers))
   .map(m => m.title.text)"""
@@ -62,9 +68,7 @@ def test_page_loads_with_all_views(app_page):
     assert page.locator(".gle-forward-analytic").get_attribute("data-phase") == "-0.6882"
     assert page.locator(".gle-error-analytic").get_attribute("data-phase") == "0.6882"
     n1, t1 = traces(page)
-    time.sleep(0.5)
-    n2, t2 = traces(page)
-    assert t2 > t1 and n2 >= n1                 # data keep streaming
+    page.wait_for_function(f"() => ({TRACES})()[1] > {t1}")      # data keep streaming
 
 
 def test_tau_r_slider_flips_phase_readout(app_page):
@@ -91,24 +95,23 @@ def test_pause_play_reset(app_page):
     wait_streaming(page, 50)
     page.locator(".gle-play button").click()    # pause
     page.wait_for_function(f"() => ({TOGGLE})() === false")
-    time.sleep(0.3)                              # frames already in flight arrive
-
-    def still():
-        a = traces(page)
-        time.sleep(0.6)
-        return traces(page) == a
-    wait_until(still, timeout=5)                 # paused: no new data (for 0.6 s)
+    # paused: the clock shows the exact time and the traces end there (frames in flight in)
+    page.wait_for_function(f"""() => {{ const c = parseFloat(({CLOCK})().split('=')[1]);
+        const tr = ({TRACES})(); return tr && tr[1] !== null && Math.abs(tr[1] - c) <= 0.1; }}""")
+    _, t_paused = traces(page)
+    # nothing runs while paused: one Step adds exactly one frame (speed/30 = 0.13 a.u.)
+    page.locator(".gle-step button").click()
+    page.wait_for_function(f"() => ({TRACES})()[1] > {t_paused}")
     n2, t2 = traces(page)
-    page.locator(".gle-play button").click()    # play
-    time.sleep(0.6)
-    n3, t3 = traces(page)
-    assert t3 > t2 + 0.5                         # resumed at ~4 a.u./s
+    assert t2 - t_paused <= 4.0 / 30 + 0.02
+    page.locator(".gle-play button").click()    # play: resumed at ~4 a.u./s
+    page.wait_for_function(f"() => ({TRACES})()[1] > {t2} + 0.5")
     # reset while paused, so the cleared traces stay put however slowly the page polls
     page.locator(".gle-play button").click()    # pause
     page.wait_for_function(f"() => ({TOGGLE})() === false")
     page.locator(".gle-reset button").click()
     page.wait_for_function(TRACES.replace("return [t.length", "return t.length === 0 && [t.length"))
-    time.sleep(0.6)
+    page.wait_for_function(f"() => parseFloat(({CLOCK})().split('=')[1]) === 0")
     assert traces(page) == [0, None]             # cleared, and it stays cleared while paused
     page.locator(".gle-play button").click()    # play again: it runs on from t = 0
     first = page.wait_for_function(TRACES.replace(
