@@ -128,3 +128,11 @@ def test_divergence_message_sits_at_its_control_with_reset_and_undo(dash):
     dash.cause_undo.clicks += 1                         # "Reset and undo the last change"
     assert not st.failed and st.gamma != 100.0 and st.sim.t == 0
     assert dash.cause_box not in card.objects and not dash.alert_undo.visible
+
+
+def test_a_learned_value_beyond_its_slider_is_shown_beside_it(dash):
+    st, label = dash.state, dash.state.param.tau_m.label
+    st.out_of_range = {"tau_m": 69.5}
+    assert "learned: 69.5" in dash.controls.tau_m.label
+    st.out_of_range = {}
+    assert dash.controls.tau_m.label == label
