@@ -212,3 +212,20 @@ def test_validation_after_an_epoch_is_gle_cores_on_a_snapshot(mnist, monkeypatch
     lab._check_validation()
     assert lab.validations == [(epoch, pytest.approx(100 * expected))]
     assert lab._pending_val is None
+
+
+def test_an_epoch_end_starts_validation(mnist, monkeypatch):
+    """Epoch = every training sample once on every stream; its end (wherever a frame's steps
+    happen to stop) starts one validation, whose point is labelled with that epoch."""
+    monkeypatch.setattr(mnist, "TRAIN_SAMPLES", 20)
+    monkeypatch.setattr(mnist, "VAL_SAMPLES", 10)
+    lab = mnist.MnistLab(start="scratch", streams=10, seed=3)
+    spe = lab.source.steps_per_epoch
+    assert spe == 2 * L
+    lab.advance(n_steps=spe - 5)
+    assert lab._pending_val is None and lab.epoch == 0
+    lab.advance(n_steps=97)                 # the epoch ends inside this frame
+    assert lab._pending_val is not None and lab._pending_val[0] == 1
+    lab._pending_val[2].result(timeout=120)
+    lab.advance(n_steps=1)
+    assert [e for e, _ in lab.validations] == [1]
