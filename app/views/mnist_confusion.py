@@ -23,7 +23,8 @@ class MnistConfusionView(Viewer):
         t, p = np.meshgrid(np.arange(10), np.arange(10), indexing="ij")
         self.source = ColumnDataSource({"true": [CLASSES[i] for i in t.ravel()],
                                         "pred": [CLASSES[j] for j in p.ravel()],
-                                        "count": np.zeros(100), "text": [""] * 100})
+                                        "count": np.zeros(100), "text": [""] * 100,
+                                        "ink": ["#1a1a1a"] * 100})
         self.matrix = np.zeros((10, 10), dtype=int)
         self._shown = None
         self.pane = pn.pane.Bokeh(self._figure(), sizing_mode="stretch_width")
@@ -38,7 +39,7 @@ class MnistConfusionView(Viewer):
         fig.rect("pred", "true", width=1, height=1, source=self.source,
                  fill_color={"field": "count", "transform": self.mapper}, line_color="white")
         fig.text("pred", "true", text="text", source=self.source, text_align="center",
-                 text_baseline="middle", text_font_size="10px", text_color="#1a1a1a")
+                 text_baseline="middle", text_font_size="10px", text_color="ink")
         self.fig = fig
         return fig
 
@@ -56,7 +57,10 @@ class MnistConfusionView(Viewer):
         self.mapper.high = max(1, int(m.max()))
         self.source.patch({"count": [(slice(0, 100), m.ravel().astype(float))],
                            "text": [(slice(0, 100), [str(v) if v else "" for v in
-                                                     m.ravel()])]})
+                                                     m.ravel()])],
+                           # white on the dark cells, dark on the light ones
+                           "ink": [(slice(0, 100), ["#ffffff" if v > m.max() / 2 else
+                                                    "#1a1a1a" for v in m.ravel()])]})
         n = int(m.sum())
         self.fig.title.text = (f"Confusion, last {n} samples "
                                f"({100 * np.trace(m) / n:.0f} % right)" if n else

@@ -40,6 +40,7 @@ class MnistCreditView(Viewer):
         err.legend.location = "top_left"
         err.legend.orientation = "horizontal"
         err.legend.label_text_font_size = "10px"
+        err.legend.background_fill_alpha = 0.6
         self.mapper = LinearColorMapper(palette=HEAT_PALETTE, low=-1, high=1)
         heat = figure("Rates r of hidden layer 3 (neurons × steps of the last sample)",
                       "steps ago → now", "neuron", height=250)
