@@ -506,10 +506,13 @@ if HAVE_NUMBA:
              has_teacher, t_sizes, t_acts, t_noff, t_woff, t_P, t_S, t_cur, t_gamma, t_gle,
              B, dt, learn_from, a_kind, a_layer, a_poff, lrs, opt_code, mu, b1, b2, oeps,
              slot_off, M, V, slot_init, slot_count, U, scal, record_every, j, probes,
-             rec_on, totals, limit, sbuf, res):
+             rec_on, totals, limit, sbuf, res, local_on, tape_on, T, TY, THY, TL, tpos):
         """Run up to ``n_steps`` steps of the Simulator loop (teacher, student, loss,
-        local learning, recording); stops early at a non-finite value (nothing of that step
-        is committed) or after a step that fails the bound check (committed).
+        local learning if ``local_on``, recording); stops early at a non-finite value (nothing
+        of that step is committed) or after a step that fails the bound check (committed).
+        With ``tape_on`` every committed step ``i`` also stores its new state in
+        ``T[tpos + i + 1]``, its target in ``TY`` (``THY`` flags one) and its loss in ``TL``
+        (a :class:`gle_core.plan.KernelTape` of the windowed rule).
 
         Step k reads input row ``k - x0`` of ``X`` (``(k - x0) % xp`` when ``xp > 0``: a
         table of one period) and likewise the target from ``Y``. See
@@ -563,7 +566,7 @@ if HAVE_NUMBA:
                     status = S_BAD_LOSS
                     break
             # ---- learning: gradients into U[0]; the updates are checked, then applied below
-            learning = n_act > 0 and k * dt >= learn_from - 1e-9
+            learning = local_on and n_act > 0 and k * dt >= learn_from - 1e-9
             if learning:
                 bad_a = -1
                 for a in range(n_act):
@@ -618,6 +621,18 @@ if HAVE_NUMBA:
                         if P[q] < tau_floor:
                             P[q] = tau_floor
             done = i + 1
+            if tape_on:                   # the window's record for the exact gradient
+                p = tpos + i
+                Tn = T[p + 1]
+                for v in range(Tn.shape[0]):
+                    Sv = S[cur, v]
+                    for q in range(Sv.shape[0]):
+                        Tn[v, q] = Sv[q]
+                TL[p] = lval if has_y else np.nan
+                THY[p] = 1 if has_y else 0
+                if has_y:
+                    for q in range(nout * B):
+                        TY[p, q] = yarr[ybase + q]
             # ---- record
             if (k + 1) % record_every == 0:
                 if rec_on[P_T]:
@@ -683,7 +698,11 @@ if HAVE_NUMBA:
 
 
 # ---------------------------------------------------------------------------------- driver
-def run(plan, n, k0, inputs, lrs, learn_from, scal, record_every, record_stream, limit):
+_NO_TAPE = (np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros(1, np.int64), np.zeros(1))
+
+
+def run(plan, n, k0, inputs, lrs, learn_from, scal, record_every, record_stream, limit,
+        local=True, tape=None):
     """Run ``n`` steps from step ``k0`` on ``plan`` (a :class:`~gle_core.plan.KernelPlan`
     whose :meth:`~gle_core.plan.KernelPlan.pull` has been called).
 
@@ -695,6 +714,10 @@ def run(plan, n, k0, inputs, lrs, learn_from, scal, record_every, record_stream,
         no target).
     lrs : array (4,)
         Learning rate per parameter kind.
+    local : bool
+        Apply the local rule's per-step updates (False under the windowed rule).
+    tape : KernelTape, optional
+        Record the steps into it, from its ``pos`` (the windowed rule's open window).
     scal : array (3,)
         Loss accumulator, its count and the last recorded mean loss (updated in place).
 
@@ -718,7 +741,10 @@ def run(plan, n, k0, inputs, lrs, learn_from, scal, record_every, record_stream,
          sp.B, net.dt, float(learn_from), opt.kind, opt.layer, opt.poff, lrs, opt.code,
          opt.mu, opt.b1, opt.b2, opt.eps, opt.off, opt.M, opt.V, opt.init, opt.count,
          plan.U, scal, int(record_every), int(record_stream), plan.probes.arrays,
-         plan.probes.on, plan.probes.totals, float(limit), plan.sbuf, plan.res)
+         plan.probes.on, plan.probes.totals, float(limit), plan.sbuf, plan.res, bool(local),
+         tape is not None, *(_NO_TAPE if tape is None else (tape.T, tape.Y, tape.has_y,
+                                                           tape.loss)),
+         0 if tape is None else int(tape.pos))
     return int(plan.res[R_DONE]), int(plan.res[R_STATUS])
 
 

@@ -168,13 +168,13 @@ class WindowTape:
     _FWD = ("u_dot", "prospective_voltage", "r", "r_prime")
     _ERR = ("error", "inst_error", "error_state", "feedback", "output_drive")
 
-    def __init__(self, network, error_path=None):
+    def __init__(self, network, error_path=None, initial=None):
         if not isinstance(network, GLENetwork):
             raise GLEParameterError("network", type(network).__name__, "a GLENetwork")
         self.network = network
         self.error_path = bool(network.gamma != 0.0) if error_path is None else bool(error_path)
         self._names = self._FWD + (self._ERR if self.error_path else ())
-        self.initial = self._snapshot()
+        self.initial = self._snapshot() if initial is None else tuple(initial)
         self.steps = []
         self.losses = []
         self.t0 = network.steps * network.dt
@@ -203,6 +203,17 @@ class WindowTape:
         self.losses.append(np.nan if y is None else net.loss_value(out, y))
         self.steps.append((x, y, self._snapshot()))
         return out
+
+    @property
+    def names(self):
+        """The state attributes a snapshot holds, in order (``initial`` and every step's)."""
+        return self._names
+
+    def append(self, x, y, snapshot, loss):
+        """Add a step taken elsewhere (the compiled kernel): its input, target (or None),
+        the state after it (one value per :attr:`names`) and its loss."""
+        self.steps.append((x, y, tuple(snapshot)))
+        self.losses.append(loss)
 
     def t(self):
         """Times t_k = t0 + k dt (a.u.) of the recorded steps, shape (K,)."""

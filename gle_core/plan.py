@@ -38,7 +38,7 @@ from .optimizers import SGD, Adam, Momentum
 
 __all__ = ["VAR_NAMES", "N_VARS", "SIGNALS", "SIGNAL", "KIND", "OPTIMIZER_CODES",
            "ACTIVATION_CODES", "STATUS", "Unsupported", "PackedNetwork", "OptimizerSlots",
-           "ProbeSlots", "KernelPlan", "kernel_layout"]
+           "ProbeSlots", "KernelPlan", "KernelTape", "kernel_layout"]
 
 # ----------------------------------------------------------------------------- slot numbers
 #: state variables of a packed network: the recorded states, then the error arriving from
@@ -398,6 +398,40 @@ class KernelPlan:
                     return SimulationDiverged(name, l + 1, t,
                                               float(a[~np.isfinite(a)].flat[0]), detail)
         return SimulationDiverged("u", 1, t, float("nan"), detail)
+
+
+class KernelTape:
+    """Where the kernel writes one window of the windowed rule (truncated BPTT).
+
+    ``T[0]`` is the student's state at the window's start, ``T[i + 1]`` the state after its
+    step ``i`` (layout of ``S[cur]``); ``Y[i]`` the step's target (kernel layout) when
+    ``has_y[i]``; ``loss[i]`` its loss. :attr:`pos` steps are filled.
+    """
+
+    def __init__(self, packed, steps, n_out):
+        self.packed = packed
+        B, N = packed.B, packed.N
+        self.T = np.empty((steps + 1, N_VARS, B * N))
+        self.T[0] = packed.S[packed.cur]
+        self.Y = np.zeros((steps, n_out * B))
+        self.has_y = np.zeros(steps, np.int64)
+        self.loss = np.full(steps, np.nan)
+        self.pos = 0
+
+    def snapshot(self, i, names):
+        """State ``i`` of ``T`` as a :class:`~gle_core.adjoint.WindowTape` snapshot: per
+        name of ``names`` the per-layer (batch, n_ℓ) views (``output_drive``: one array)."""
+        pk, L = self.packed, self.packed.net.n_layers
+        out = []
+        for name in names:
+            if name == "output_drive":
+                out.append(pk.layer_view(self.T, i, V_D, L - 1))
+            elif name == "feedback":
+                out.append([pk.layer_view(self.T, i, V_D, l) for l in range(L - 1)])
+            else:
+                var = VAR_NAMES.index(name)
+                out.append([pk.layer_view(self.T, i, var, l) for l in range(L)])
+        return out
 
 
 def kernel_layout(block, kind, n_channels, batch, one_hot=False):

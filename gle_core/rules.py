@@ -175,6 +175,7 @@ class WindowedRule(LearningRule):
 
     def reset(self):
         self.tape = None
+        self.kernel_tape = None        # where the compiled path records the open window
         self.n_updates = 0
         self.last_gradients = None
         self.last_window = None
@@ -222,7 +223,7 @@ class WindowedRule(LearningRule):
         self.last_gradients = scaled
         self.last_window_loss = res.loss
         self.last_window = res if self.keep_adjoint else None
-        self.tape = None
+        self.tape = self.kernel_tape = None
 
     def __repr__(self):
         return (f"WindowedRule(window={self.window!r}, method={self.method!r}, "

@@ -23,10 +23,10 @@ from .inputs import as_stimulus
 from .network import PARAMETER_KINDS, STATE_NAMES, GLENetwork
 from .optimizers import make_optimizer
 from .plan import (BOUND_CHECK_EVERY, DIVERGENCE_LIMIT, S_BAD_LOSS, S_BAD_STUDENT,
-                   S_BAD_TEACHER, S_OK, S_UNBOUNDED, SIGNALS, KernelPlan, Unsupported,
-                   kernel_layout)
+                   S_BAD_TEACHER, S_OK, S_UNBOUNDED, SIGNALS, KernelPlan, KernelTape,
+                   Unsupported, kernel_layout)
 from .probes import RingBuffer
-from .rules import LearningRule, LocalRule, make_rule
+from .rules import LocalRule, WindowedRule, make_rule
 
 __all__ = ["Simulator", "RECORDABLE", "DEFAULT_RECORD", "BACKENDS", "check_inputs",
            "parse_learning_rates", "parse_learn"]
@@ -157,7 +157,8 @@ class Simulator:
         How :meth:`run_steps` computes: ``"numpy"`` is the reference implementation,
         ``"numba"`` the compiled kernel of :mod:`gle_core._kernel` (the same results up to
         rounding), ``"auto"`` uses numba when it is installed and the configuration is
-        supported (local rules; the windowed rule runs in numpy). May be changed between
+        supported (for the windowed rule the kernel runs and records the steps, the window's
+        gradient is taken in numpy). May be changed between
         calls.
     """
 
@@ -532,7 +533,7 @@ class Simulator:
         """Why :meth:`run_steps` cannot use the compiled kernel now (``None`` if it can)."""
         if not _have_numba():
             return "numba is not installed"
-        if type(self._rule) is not LocalRule:
+        if type(self._rule) not in (LocalRule, WindowedRule):
             return f"the {self._rule.name} rule runs in numpy"
         try:
             self.kernel_plan()
@@ -542,7 +543,12 @@ class Simulator:
 
     def _run_steps_kernel(self, n, progress):
         """Run through the compiled kernel; returns the steps left for the numpy path (a
-        configuration the kernel does not support, or a target block it cannot take)."""
+        configuration the kernel does not support, or a target block it cannot take).
+
+        Under the windowed rule the kernel runs the window's steps without local updates and
+        records them into a :class:`~gle_core.plan.KernelTape`; the window's exact gradient
+        is then taken in numpy from that record (a window begun by the numpy path ends
+        there)."""
         from . import _kernel
         why = self.kernel_unsupported_reason()
         if why is not None:
@@ -550,52 +556,106 @@ class Simulator:
                 raise GLEParameterError("backend", "numba", "'auto' or 'numpy'", why)
             return n
         plan = self._plan
-        plan.pull()
-        net = self.network
+        net, rule = self.network, self._rule
+        windowed = isinstance(rule, WindowedRule)
+        B, nin, nout = net.batch_size, net.layer_sizes[0], net.layer_sizes[-1]
         lrs = np.array([self._lrs[k] for k in PARAMETER_KINDS])
-        scal = np.array([self._loss_acc, float(self._loss_n), self.last_loss])
         left = n
         since = 0
         cap = 1024 if progress is not None else KERNEL_CALL
-        try:
-            while left > 0:
-                k0 = self.n_steps
-                try:
-                    inputs, avail = self._kernel_inputs(k0)
-                except Unsupported:
-                    if left == n and self._backend == "numba":
-                        raise
-                    break
-                m = min(left, avail, cap)
-                done, status = _kernel.run(plan, m, k0, inputs, lrs, self.learn_from, scal,
-                                           self.record_every, self.record_stream,
-                                           DIVERGENCE_LIMIT)
-                X, x0, xp = inputs[:3]
-                x_last = None
-                if done:
-                    row = (k0 + done - 1 - x0) % xp if xp else k0 + done - 1 - x0
-                    x_last = X[row].reshape(net.layer_sizes[0], net.batch_size).T
-                plan.push(done, x_last, self.teacher is not None or inputs[3] is not None)
-                self.n_steps = k0 + done
-                left -= done
-                if done and self._learning_now(k0 + done - 1):
-                    # as the numpy path, the optimizer holds the rate of the last update
-                    for kind, _ in self._active:
-                        if self._lrs[kind] != 0.0:
-                            self.optimizer.lr = self._lrs[kind]
-                if progress is not None and done:
-                    since += done
-                    if since >= 1000:
-                        progress(since)
-                        since = 0
-                if status != S_OK:
-                    self._raise_kernel_status(plan, status)
-        finally:
+        while left > 0:
+            k0 = self.n_steps
+            if windowed and rule.tape is not None and rule.kernel_tape is None:
+                m = min(left, rule.window_steps - len(rule.tape))
+                self._run_steps_numpy(m, progress)
+                left -= m
+                continue
+            try:
+                inputs, avail = self._kernel_inputs(k0)
+            except Unsupported:
+                if left == n and self._backend == "numba":
+                    raise
+                break
+            m = min(left, avail, cap)
+            plan.pull()
+            tape = None
+            if windowed:
+                if rule.tape is None and self._learning_now(k0):
+                    self._open_kernel_window(plan)
+                tape = rule.kernel_tape
+                if tape is not None:
+                    m = min(m, rule.window_steps - tape.pos)
+                elif self._active:          # stop where learning (the first window) starts
+                    m = min(m, max(1, self._first_learning_step(k0) - k0))
+            scal = np.array([self._loss_acc, float(self._loss_n), self.last_loss])
+            done, status = _kernel.run(plan, m, k0, inputs, lrs, self.learn_from, scal,
+                                       self.record_every, self.record_stream,
+                                       DIVERGENCE_LIMIT, local=not windowed, tape=tape)
             self._loss_acc, self._loss_n, self.last_loss = (float(scal[0]), int(scal[1]),
                                                             float(scal[2]))
+            X, x0, xp = inputs[:3]
+            rows = [(k - x0) % xp if xp else k - x0 for k in range(k0, k0 + done)]
+            x_last = X[rows[-1]].reshape(nin, B).T if done else None
+            plan.push(done, x_last, self.teacher is not None or inputs[3] is not None)
+            self.n_steps = k0 + done
+            left -= done
+            if tape is not None:
+                for i in range(done):
+                    p = tape.pos + i
+                    y = tape.Y[p].reshape(nout, B).T if tape.has_y[p] else None
+                    rule.tape.append(X[rows[i]].reshape(nin, B).T, y,
+                                     tape.snapshot(p + 1, rule.tape.names), tape.loss[p])
+                tape.pos += done
+                if status == S_OK:
+                    updates = rule.n_updates
+                    with np.errstate(over="raise", invalid="raise", divide="raise"):
+                        try:
+                            rule.after_step(True)
+                        except FloatingPointError as exc:
+                            raise net.find_divergence(self.t, str(exc)) from None
+                    if rule.n_updates != updates and self.n_steps % self.record_every == 0:
+                        self._rerecord_parameters()
+            elif done and self._learning_now(k0 + done - 1):
+                # as the numpy path, the optimizer holds the rate of the last update
+                for kind, _ in self._active:
+                    if self._lrs[kind] != 0.0:
+                        self.optimizer.lr = self._lrs[kind]
+            if progress is not None and done:
+                since += done
+                if since >= 1000:
+                    progress(since)
+                    since = 0
+            if status != S_OK:
+                self._raise_kernel_status(plan, status)
         if progress is not None and since:
             progress(since)
         return left
+
+    def _rerecord_parameters(self):
+        """The numpy path records a step after its update: so must the window's last step
+        recorded by the kernel (before the window's update)."""
+        for kind in PARAMETER_KINDS:
+            rb = self.probes.get(kind)
+            if rb is not None and rb.total:
+                rb.data[(rb.total - 1) % rb.capacity] = np.concatenate(
+                    [a.ravel() for a in self.network.parameters(kind)])
+
+    def _first_learning_step(self, k):
+        """The first step ≥ k at which learning is on (``learn_from`` reached)."""
+        dt = self.network.dt
+        ks = max(k, int(np.ceil((self.learn_from - 1e-9) / dt)) - 1)
+        while ks * dt < self.learn_from - 1e-9:
+            ks += 1
+        return ks
+
+    def _open_kernel_window(self, plan):
+        """Start a window of the windowed rule recorded by the kernel."""
+        from .adjoint import WindowTape
+        rule, net = self._rule, self.network
+        kt = KernelTape(plan.student, rule.window_steps, net.layer_sizes[-1])
+        tape = WindowTape(net, error_path=rule.method == "exact" and net.gamma != 0.0)
+        tape.initial = tuple(kt.snapshot(0, tape.names))
+        rule.tape, rule.kernel_tape = tape, kt
 
     def _raise_kernel_status(self, plan, status):
         from .plan import R_BAD_KIND, R_BAD_LAYER

@@ -77,8 +77,10 @@ def _am_simulator(cfg, seed):
     # history=500, record_every=10), a BPTTTrainer; now a Simulator with the windowed rule
     from gle_core.config import build_simulator
     from gle_core.protocols import student_config
-    return build_simulator(student_config(cfg, seed), seed=seed, record=("t", "loss", "W"),
-                           window=500, record_every=10)
+    sim = build_simulator(student_config(cfg, seed), seed=seed, record=("t", "loss", "W"),
+                          window=500, record_every=10)
+    sim.backend = "numpy"       # the reference (the trainer had no compiled path)
+    return sim
 
 
 def lagnet_am():

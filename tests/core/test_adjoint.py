@@ -282,7 +282,8 @@ def _chain_trainer(window, lr, method="exact", gamma=0.5, batch=2, learn=None):
     learn = learn or {"W": True, "b": True, "tau_m": True, "tau_r": True}
     return Simulator(student, stim, teacher, rule="am",
                      rule_options={"window": window, "method": method}, optimizer="sgd",
-                     lr=lr, learn=learn, seed=3, record=("t", "loss", "W"), window=1000)
+                     lr=lr, learn=learn, seed=3, record=("t", "loss", "W"), window=1000,
+                     backend="numpy")     # the reference; tests/core/test_kernel.py compares
 
 
 def _window_data(steps, batch=2, gamma=0.5, start=0):
