@@ -158,8 +158,7 @@ class Simulator:
         ``"numba"`` the compiled kernel of :mod:`gle_core._kernel` (the same results up to
         rounding), ``"auto"`` uses numba when it is installed and the configuration is
         supported (for the windowed rule the kernel runs and records the steps, the window's
-        gradient is taken in numpy). May be changed between
-        calls.
+        gradient is taken in numpy). May be changed between calls.
     """
 
     chunk = 512  # steps sampled from a non-periodic stimulus at once
