@@ -265,7 +265,7 @@ class MnistLab(param.Parameterized):
         self._carry -= n
         return min(n, WINDOW - 1)
 
-    def advance(self, wall_dt=0.0, n_steps=None, budget_s=BUDGET_S):
+    def advance(self, wall_dt=0.0, n_steps=None, budget_s=None):
         """Simulate ``n_steps`` (default: what ``wall_dt`` asks for) within ``budget_s`` of
         simulation time, then collect the new steps of stream 0. Returns the steps
         simulated."""
@@ -273,12 +273,13 @@ class MnistLab(param.Parameterized):
             pass
         return self.last_done
 
-    def advance_slices(self, wall_dt=0.0, n_steps=None, budget_s=BUDGET_S):
+    def advance_slices(self, wall_dt=0.0, n_steps=None, budget_s=None):
         """:meth:`advance` as a generator that yields after every kernel call (~``CHUNK_S``):
         the frame loop lets the server's other sessions run in between."""
         self.last_done = 0
         if self.sim is None or self.diverged is not None:
             return
+        budget_s = BUDGET_S if budget_s is None else budget_s
         want = self.steps_wanted(wall_dt) if n_steps is None else min(int(n_steps),
                                                                          WINDOW - 1)
         done, spent = 0, 0.0

@@ -229,3 +229,31 @@ def test_an_epoch_end_starts_validation(mnist, monkeypatch):
     lab._pending_val[2].result(timeout=120)
     lab.advance(n_steps=1)
     assert [e for e, _ in lab.validations] == [1]
+
+
+def test_served_frame_yields_between_kernel_calls(mnist, monkeypatch):
+    """The served frame (tick_async) simulates the same steps as tick, in slices, and lets
+    other coroutines of the event loop run between them."""
+    import asyncio
+    monkeypatch.setattr(mnist, "CHUNK_S", 1e-9)       # one step per kernel call
+    monkeypatch.setattr(mnist, "BUDGET_S", 60.0)      # a slow machine still does them all
+    mnist.warm_up()
+    dash = mnist.MnistDashboard(start="trained", full_speed=False, speed=1.0)
+    lab = dash.state
+    others = []
+
+    async def neighbour():
+        for _ in range(1000):
+            others.append(lab.sim.n_steps)
+            await asyncio.sleep(0)
+
+    async def run():
+        task = asyncio.ensure_future(neighbour())
+        dash._last_tick = None                         # first frame: one frame period
+        await dash.tick_async()
+        task.cancel()
+    asyncio.run(run())
+    assert lab.sim.n_steps == dash.steps_done[-1] == 36     # 1 sample/s × 0.1 s × 360
+    # the other coroutine ran while the frame was simulating (saw intermediate steps)
+    assert len({n for n in others if 0 < n < 36}) >= 5
+    assert dash.sample.cursor.location == 36
