@@ -142,3 +142,26 @@ def _write_html(path, histories, net):
     tmp = path + ".tmp.html"
     hv.save(plot, tmp, backend="bokeh", fmt="html")
     os.replace(tmp, path)
+
+
+def main(argv=None):
+    """``python -m gle_lab.mnist1d_report OUT [--net 15k|42k]``: the plots of the runs under
+    OUT (``OUT/seed-*/epochs.csv``); prints the paths written as JSON."""
+    import argparse
+    import json
+    p = argparse.ArgumentParser(prog="python -m gle_lab.mnist1d_report",
+                                description="Plot gle-run mnist1d learning curves over the "
+                                            "published ones.")
+    p.add_argument("out", help="the --out folder of gle-run mnist1d")
+    p.add_argument("--net", choices=("15k", "42k"), default="15k")
+    args = p.parse_args(argv)
+    histories = load_histories(args.out)
+    if not histories:
+        p.error(f"no seed-*/epochs.csv under {args.out}")
+    print(json.dumps(write_curves(args.out, histories, args.net)))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())

@@ -13,8 +13,10 @@ an existing cluster given by ``--scheduler``: a shared filesystem).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
+import subprocess
 import sys
 import time
 import uuid
@@ -186,11 +188,17 @@ def run_seeds(configs, out, *, workers=2, scheduler=None, echo=True, on_event=No
 
 
 def write_plots(out, histories, net):
-    """``out/curves.png`` and ``out/curves.html`` through GLE Lab's plotting
-    (:mod:`gle_lab.mnist1d_report`; the engine itself never imports a plotting library).
-    Returns the paths written, or a note why none were."""
-    try:
-        from gle_lab.mnist1d_report import write_curves
-    except ImportError as exc:
-        return {"note": f"no plots: {exc}"}
-    return write_curves(out, histories, net)
+    """``out/curves.png`` and ``out/curves.html`` of the ``seed-*`` runs under ``out``.
+
+    The plots are GLE Lab's (``python -m gle_lab.mnist1d_report``, HoloViews and
+    matplotlib), run as a child process: the engine never imports the app or a plotting
+    library. ``histories`` is accepted for the callers' convenience; the report reads the
+    same ``epochs.csv`` files. Returns the paths written, or a note why none were.
+    """
+    del histories
+    proc = subprocess.run([sys.executable, "-m", "gle_lab.mnist1d_report", str(out),
+                           "--net", str(net)], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        return {"note": "no plots: " + (lines[-1] if lines else f"exit {proc.returncode}")}
+    return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -225,3 +225,24 @@ def test_summary_covers_every_seed_run_with_the_same_arguments(tmp_path, data):
     assert found[2][-1]["val_acc"] == hist[2][-1]["val_acc"]
     s = summarize(found)
     assert s["mean"] == pytest.approx((hist[1][-1]["val_acc"] + hist[2][-1]["val_acc"]) / 2)
+
+
+def test_curves_are_plotted_without_the_engine_importing_the_app(tmp_path):
+    import csv
+    import sys
+
+    from gle_core.distributed import write_plots
+    run = tmp_path / "seed-7"
+    run.mkdir()
+    with open(run / "epochs.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["epoch", "val_acc", "val_loss", "train_loss", "lr", "wall_s"])
+        for e, acc in enumerate((10.0, 25.0, 40.0)):
+            w.writerow([e, acc, 2.3 - 0.05 * e, 2.2, 1e-3, 1.0])
+    before = set(sys.modules)
+    paths = write_plots(str(tmp_path), None, "15k")
+    assert not {m for m in set(sys.modules) - before if m.split(".")[0] in
+                ("gle_lab", "holoviews", "matplotlib", "bokeh")}
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    html = (tmp_path / "curves.html").read_text()
+    assert paths["html"].endswith("curves.html") and "seed 7" in html.lower()
