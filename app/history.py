@@ -17,9 +17,15 @@ Pure numpy (no Panel): :class:`LabState` feeds both from the simulator's probes.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from gle_core.adjoint import exact_gradients
+
+#: one worker thread (per process) computes alignments off the frame callback: a window costs
+#: ~40 ms of CPU (~230 ms on a loaded 2-core machine), which would stall a frame
+ALIGN_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gle-alignment")
 
 #: rows kept by :class:`History` (then it halves its resolution)
 HISTORY_ROWS = 8192

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -24,7 +25,7 @@ from gle_core import fourier, physics
 from gle_core.config import build_simulator, build_stimulus
 
 from .am import AM_LR_FACTOR, AM_METHOD, AM_WINDOW
-from .history import History, gradient_alignment
+from .history import ALIGN_EXECUTOR, History, gradient_alignment
 from .presets import PRESETS, get_preset
 
 #: waveform name -> label
@@ -522,7 +523,7 @@ class LabState(param.Parameterized):
 
     def _restart_clock(self):
         self.history = None             # the recorded history restarts with the run
-        self._align = None
+        self._align = self._align_future = None
         self._align_last = -math.inf
         if not math.isnan(self.alignment):
             self.alignment = float("nan")
@@ -1025,12 +1026,23 @@ class LabState(param.Parameterized):
             self.history.extend(block)
 
     def _measure_alignment(self, n):
-        """Update :attr:`alignment` when a window of the run is complete (see its doc)."""
+        """Update :attr:`alignment` when a window of the run is complete (see its doc).
+
+        The computation runs on :data:`gle_lab.history.ALIGN_EXECUTOR` from copies (the
+        network at the window's start, the window's inputs and targets); its result is
+        taken up by a later frame."""
         if not self.learn_W or self.am_mode or "target" not in self.sim.probes:
-            if self._align is not None or not math.isnan(self.alignment):
-                self._align = None
+            if self._align is not None or self._align_future is not None or \
+                    not math.isnan(self.alignment):
+                self._align = self._align_future = None
                 self.alignment = float("nan")
             return
+        fut = self._align_future
+        if fut is not None:
+            if not fut.done():
+                return
+            self._align_future = None
+            self.alignment = self._alignment_result(fut)
         probes = self.sim.probes
         total = probes["t"].total
         if self._align is None:
@@ -1054,11 +1066,25 @@ class LabState(param.Parameterized):
         y = probes["target"].last(back)[:K]
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
             return
+        self._align_future = ALIGN_EXECUTOR.submit(gradient_alignment, net0, net0.get_state(),
+                                                   x.copy(), y.copy())
+
+    @staticmethod
+    def _alignment_result(fut):
         try:
-            cos = gradient_alignment(net0, net0.get_state(), x, y)
-        except (FloatingPointError, GLEParameterError, ValueError):
-            cos = float("nan")
-        self.alignment = cos
+            return float(fut.result())
+        except (FloatingPointError, GLEParameterError, ValueError, ArithmeticError):
+            return float("nan")
+
+    def finish_alignment(self, timeout=None):
+        """Wait for an alignment being computed and show it (tests, a paused session)."""
+        fut = self._align_future
+        if fut is not None:
+            wait([fut], timeout)
+            if fut.done():
+                self._align_future = None
+                self.alignment = self._alignment_result(fut)
+        return self.alignment
 
     def _diagnose(self):
         """Plausible causes of a divergence, most likely first (plain sentences)."""
