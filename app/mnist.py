@@ -169,6 +169,7 @@ class MnistLab(param.Parameterized):
             params.setdefault(k, v)
         super().__init__(**params)
         self.sim = None
+        self._applying_defaults = False
         self.build()
         self.param.watch(self._on_rebuild, ["start", "streams", "seed"])
         self.param.watch(self._on_mode, "mode")
@@ -217,11 +218,15 @@ class MnistLab(param.Parameterized):
         self.diverged = None
 
     def _on_rebuild(self, *events):
-        names = {e.name for e in events}
-        if "start" in names:
-            with param.parameterized.discard_events(self):
-                for k, v in DEFAULTS[self.start].items():
-                    setattr(self, k, v)
+        if self._applying_defaults:
+            return
+        if "start" in {e.name for e in events}:
+            # a start brings its defaults; announced, so that the controls show them
+            self._applying_defaults = True
+            try:
+                self.param.update(**DEFAULTS[self.start])
+            finally:
+                self._applying_defaults = False
         self.build()
 
     def _on_mode(self, event):

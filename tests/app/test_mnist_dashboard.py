@@ -105,8 +105,6 @@ def test_trained_checkpoint_classifies_as_gle_core(mnist):
                                           shuffle=False), tile=False)
     assert shown == list(ref["predictions"])
     assert [t for t, _ in list(lab.results)[:n]] == list(d["y_val"][order])
-    # a trained network beats chance on these (6 of 6 at chance would be 1e-6)
-    assert np.mean(ref["predictions"] == d["y_val"][order]) >= 0.5
 
 
 def test_controls_change_the_running_simulation(mnist):
@@ -122,6 +120,12 @@ def test_controls_change_the_running_simulation(mnist):
     assert lab.sim is not sim and lab.sim.network.batch_size == 1
     lab.start = "trained"                          # brings the trained defaults
     assert lab.streams == 1 and not lab.learning and lab.meta is not None
+    dash = mnist.MnistDashboard(start="trained")
+    dash.state.start = "scratch"                   # the controls show the new defaults
+    widgets = {w.name: w for w in dash.layout.select(lambda o: hasattr(o, "value")
+                                                     and hasattr(o, "name"))}
+    assert widgets["Parallel streams"].value == 100 == dash.state.sim.network.batch_size
+    assert widgets["Learning on"].value is True and widgets["As fast as possible"].value
     with pytest.raises(ValueError):
         lab.lr = 1.0
 
@@ -252,7 +256,11 @@ def test_served_frame_yields_between_kernel_calls(mnist, monkeypatch):
         dash._last_tick = None                         # first frame: one frame period
         await dash.tick_async()
         task.cancel()
-    asyncio.run(run())
+    # its own thread: pytest-playwright's sync API may hold this thread's event loop
+    import threading
+    t = threading.Thread(target=asyncio.run, args=(run(),))
+    t.start()
+    t.join()
     assert lab.sim.n_steps == dash.steps_done[-1] == 36     # 1 sample/s × 0.1 s × 360
     # the other coroutine ran while the frame was simulating (saw intermediate steps)
     assert len({n for n in others if 0 < n < 36}) >= 5
