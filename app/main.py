@@ -62,6 +62,7 @@ TITLE_HTML = ("<div class='gle-header'><h1 style='display:inline;font-size:26px;
 ROOT_CSS = """
 :host {max-width: 100vw; overflow-x: hidden; font-family: system-ui, sans-serif;
        color: #1a1a1a;}
+@media (max-width: 480px) { :host, .gle-body {min-width: 0 !important;} }
 """
 #: the toast: bottom corner, above everything, never moves the page
 TOAST_CSS = """
@@ -203,13 +204,26 @@ class Dashboard:
                                   sizing_mode="stretch_width", margin=0)
         for obj in (self.header, self.lesson.panel, self.messages, self.cause_box):
             touch_targets(obj)
+        # the containers stay; a layout change only rearranges what they hold (Panel keeps
+        # the models of what stays in its container: a switch costs little)
+        box = dict(sizing_mode="stretch_width", margin=0)
+        self.top = pn.Column(**box)                 # messages, phase cards (, Activity)
+        self.left, self.right = pn.Column(**box), pn.Column(**box)
+        self.mid = pn.Row(self.left, self.right, **box)
+        self.main = pn.Column(self.top, self.mid, **box)
+        self.body = pn.Row(self.sidebar, self.main, css_classes=["gle-body"], **box)
         self.root = pn.Column(self.header, sizing_mode="stretch_width", margin=0,
                               css_classes=["gle-lab"], stylesheets=[ROOT_CSS])
-        doc = pn.state.curdoc
-        served = doc is not None and getattr(doc, "session_context", None) is not None
-        if not served:                  # notebook, tests: no page to ask for its size
-            self.apply_mode("present" if st.present else "wide")
+        # the page reports its size once loaded; until then the likely layout (a phone says
+        # so in its user agent; a link may ask for presentation mode)
+        self.apply_mode(self._guess_mode())
         return self.root
+
+    def _guess_mode(self):
+        agent = (pn.state.headers or {}).get("User-Agent", "") if pn.state.curdoc else ""
+        if "Mobi" in agent:
+            return "phone"
+        return "present" if self.state.present else "wide"
 
     def effective_mode(self):
         """The layout for the reported viewport and the ``present`` flag."""
@@ -271,31 +285,33 @@ class Dashboard:
                                        if not c.startswith("gle-phase-")] + [f"gle-phase-{mode}"]
         self.title.object = TITLE_HTML if mode == "wide" else TITLE_SHORT_HTML
         self.present_toggle.visible = self.help_button.visible = mode != "phone"
-        views = self._views()
-        if mode == "wide":
-            left = pn.Column(views["activity"], views["errors"], sizing_mode="stretch_width",
-                             margin=0)
-            right = pn.Column(views["fourier"], views["microcircuit"],
-                              sizing_mode="stretch_width", margin=0)
-            main = pn.Column(self.messages, views["phase"], pn.Row(left, right,
-                             sizing_mode="stretch_width", margin=0), views["learning"],
-                             sizing_mode="stretch_width", margin=0)
-            body = pn.Row(self.sidebar, main, sizing_mode="stretch_width", margin=0)
-            objs = [self.header, views["lesson"], body]
-        elif mode == "present":
-            main = pn.Column(self.messages, views["phase"], views["activity"],
-                             pn.Row(views["errors"], views["fourier"],
-                                    sizing_mode="stretch_width", margin=0),
-                             pn.Row(views["microcircuit"], pn.Spacer(width=10),
-                                    sizing_mode="stretch_width", margin=0),
-                             views["learning"], sizing_mode="stretch_width", margin=0)
-            body = pn.Row(self.sidebar, main, sizing_mode="stretch_width", margin=0)
-            objs = [self.header, views["lesson"], body]
-        else:   # phone: one column — cards, one plot, the τ sliders; the rest further down
-            objs = [self.header, self.messages, views["phase"], views["activity"],
-                    self.sidebar, views["lesson"], views["errors"], views["fourier"],
-                    views["learning"]]
-        self.root[:] = objs
+        v = self._views()
+        if mode == "phone":
+            # one column: cards, one plot, the τ sliders (sidebar); the rest further down
+            want = [(self.top, []), (self.left, []), (self.right, []),
+                    (self.main, [self.top, self.mid]), (self.body, [self.main]),
+                    (self.root, [self.header, self.messages, v["phase"], v["activity"],
+                                 self.sidebar, v["lesson"], v["errors"], v["fourier"],
+                                 v["learning"]])]
+        else:
+            present = mode == "present"
+            want = [(self.top, [self.messages, v["phase"]] + ([v["activity"]] if present else [])),
+                    (self.left, [v["errors"], v["microcircuit"]] if present else
+                     [v["activity"], v["errors"]]),
+                    (self.right, [v["fourier"]] if present else [v["fourier"], v["microcircuit"]]),
+                    (self.main, [self.top, self.mid, v["learning"]]),
+                    (self.body, [self.sidebar, self.main]),
+                    (self.root, [self.header, v["lesson"], self.body])]
+        # first take out what moves, then put it in its new place: a pane is in one place at
+        # a time (Panel keeps one model per pane and page)
+        for container, objs in want:
+            keep = [o for o in container.objects if any(o is x for x in objs)]
+            if len(keep) != len(container.objects):
+                container[:] = keep
+        for container, objs in want:
+            if len(container.objects) != len(objs) or \
+                    any(a is not b for a, b in zip(container.objects, objs)):
+                container[:] = objs
 
     def _views(self):
         return {"lesson": self.lesson.panel, "phase": self.phase.panel,
@@ -350,18 +366,6 @@ class Dashboard:
             card.insert(0, self.cause_box)
 
     # ------------------------------------------------------------------ reactions
-    def layout_fallback(self):
-        """Compose a layout if the page never reported its size (scripts blocked)."""
-        doc = getattr(self, "_doc", None) or pn.state.curdoc
-        if doc is None:
-            self.apply_mode()
-            return
-
-        def later():
-            if self.mode is None:
-                self.apply_mode()
-        doc.add_timeout_callback(later, 1500)
-
     def _on_structure(self, event):
         self.traces.rebuild()
         self.activity.rebuild()
@@ -531,8 +535,6 @@ def create_app(preset="phase_inversion", seed=None):
     if doc is not None:
         doc.template = VIEWPORT_TEMPLATE  # phones: device width, not a shrunk desktop page
     install_paint_fixes(doc)          # repaint fixes, keyboard, accessibility, viewport size
-    if dash.mode is None:             # until the page reports its size (~at load)
-        pn.state.onload(dash.layout_fallback)
     pn.state.onload(dash.start)
     if doc is not None and doc.session_context is not None:
         register_dashboard(doc, dash)

@@ -110,6 +110,9 @@ LATENCY = """async (value) => {
 STREAMING = """() => window.Bokeh && Bokeh.documents.length > 0 &&
   [...Bokeh.documents[0].all_models].some(m => m.data && m.data.eps0 !== undefined &&
                                                  m.data.t.length > 0)"""
+#: a phone says so in its user agent (the server composes the phone layout at once)
+PHONE_UA = ("Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/120.0 Mobile Safari/537.36")
 #: the page layouts measured: (name, viewport width, height, phone?)
 LAYOUTS = (("presentation", 1280, 720, False), ("default", 1600, 1000, False),
            ("phone", 390, 844, True))
@@ -167,7 +170,7 @@ def layouts(b, srv, seconds, results):
     pid = srv.proc.pid
     for name, width, height, phone in LAYOUTS:
         ctx = b.new_context(viewport={"width": width, "height": height}, is_mobile=phone,
-                            has_touch=phone)
+                            has_touch=phone, **({"user_agent": PHONE_UA} if phone else {}))
         ctx.add_init_script(FIRST_PAINT_INIT)
         page = ctx.new_page()
         page.set_default_timeout(60000)
@@ -305,7 +308,8 @@ def screenshots(directory):
                                         "wide": (1920, 1080, False),
                                         "phone": (390, 844, True)}.items():
                 ctx = b.new_context(viewport={"width": w, "height": h}, is_mobile=phone,
-                                    has_touch=phone)
+                                    has_touch=phone,
+                                    **({"user_agent": PHONE_UA} if phone else {}))
                 page = ctx.new_page()
                 page.goto(srv.url)
                 page.wait_for_function(STREAMING, timeout=60000)

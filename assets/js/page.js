@@ -169,7 +169,7 @@
     const m = model("gle-viewport");
     if (m == null) return false;
     const v = `${window.innerWidth}x${window.innerHeight}`;
-    if (m.value !== v) m.value = v;
+    if (m.value !== v) { m.value = v; gle.reported = performance.now(); }
     return true;
   };
   if (!gle.report()) setTimeout(gle.report, 200);

@@ -63,9 +63,11 @@ def test_the_reported_viewport_and_the_present_flag_pick_the_layout(dash, size, 
         assert all(c.collapsed for c in cards[1:4])
     if mode == "phone":
         # one column: cards, one plot, the τ sliders (the sidebar), below each other
-        objs = dash.root.objects
-        order = [objs.index(o) for o in (dash.phase.panel, dash.activity.panel, dash.sidebar)]
+        flat = list(_walk(dash.root))          # document order
+        order = [next(i for i, o in enumerate(flat) if o is x)
+                 for x in (dash.phase.panel, dash.activity.panel, dash.sidebar)]
         assert order == sorted(order)
+        assert dash.sidebar in dash.root.objects
     if mode == "present":
         h = int(size.split("x")[1])
         assert dash.activity.pane.object.height == min(max(h - 330, 260), 620)

@@ -95,6 +95,9 @@ def test_pause_play_reset(app_page):
     wait_streaming(page, 50)
     page.locator(".gle-play button").click()    # pause
     page.wait_for_function(f"() => ({TOGGLE})() === false")
+    # the server has paused: it relabels the button "Play"
+    page.wait_for_function("""() => [...Bokeh.documents[0].all_models].some(m =>
+        m.type === 'Toggle' && m.css_classes.includes('gle-play') && m.label === 'Play')""")
     # paused: the clock shows the exact time and the traces end there (frames in flight in)
     page.wait_for_function(f"""() => {{ const c = parseFloat(({CLOCK})().split('=')[1]);
         const tr = ({TRACES})(); return tr && tr[1] !== null && Math.abs(tr[1] - c) <= 0.1; }}""")

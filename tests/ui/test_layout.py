@@ -28,6 +28,9 @@ FONTS = """() => {
     }
   return null;
 }"""
+#: a phone says so in its user agent (the server composes the phone layout at once)
+PHONE_UA = ("Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/120.0 Mobile Safari/537.36")
 OVERFLOW = "() => [document.documentElement.scrollWidth, window.innerWidth]"
 #: the smaller dimension of every visible button and slider handle (phone targets)
 TARGETS = """() => {
@@ -54,7 +57,8 @@ def open_page(browser, server, request):
 
     def open_(width, height, query="", phone=False):
         ctx = browser.new_context(viewport={"width": width, "height": height},
-                                  is_mobile=phone, has_touch=phone)
+                                  is_mobile=phone, has_touch=phone,
+                                  **({"user_agent": PHONE_UA} if phone else {}))
         contexts.append(ctx)
         page = ctx.new_page()
         page.set_default_timeout(60000)
