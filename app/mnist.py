@@ -134,8 +134,8 @@ def reference_curve():
 
 def warm_up():
     """Load the data, the checkpoint and the compiled kernel once per server process
-    (``gle-lab`` calls it before forking its workers): the first visitor of the preset then
-    waits for its session, not for ~2 s of numba loading."""
+    (``gle-lab`` runs it in a thread of every serving process): the first visitor of the
+    preset then waits for its session, not for ~2 s of numba loading."""
     t0 = time.perf_counter()
     for start in ("trained", "scratch"):
         MnistLab(start=start, streams=1).advance(n_steps=2)

@@ -160,6 +160,15 @@ def _exit_with_parent():
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _warm_mnist():
+    try:
+        from gle_lab.mnist import warm_up
+        print(f"gle-lab: MNIST-1D preloaded in {warm_up():.1f} s", flush=True)
+    except Exception as exc:                                   # noqa: BLE001
+        print(f"gle-lab: MNIST-1D not preloaded ({type(exc).__name__}: {exc}); its first "
+              f"visitor will wait for it", file=sys.stderr)
+
+
 def main(argv=None):
     args = parse_args(argv)
     import panel as pn
@@ -174,12 +183,6 @@ def main(argv=None):
     if args.max_heavy_sessions is not None:
         from gle_lab.capacity import HEAVY
         HEAVY.max_sessions = args.max_heavy_sessions or None
-    try:                                    # before forking: every worker inherits it
-        from gle_lab.mnist import warm_up
-        warm_up()
-    except Exception as exc:                                   # noqa: BLE001
-        print(f"gle-lab: MNIST-1D not preloaded ({type(exc).__name__}: {exc}); its first "
-              f"visitor will wait for it", file=sys.stderr)
     # an error while handling one browser's input is shown to that session only
     pn.config.exception_handler = report_exception
     app = guarded_app(lambda: create_app(args.preset), limiter=limiter,
@@ -198,6 +201,10 @@ def main(argv=None):
         print(f"GLE Lab running at {url}  ({cap}{procs}; Ctrl+C to stop)", flush=True)
         if args.show:
             server.io_loop.add_callback(server.show, "/gle-lab")
+    # in every serving process, beside the server: the MNIST-1D preset's data and kernel
+    # (its first visitor then waits for the session only; never delays the start)
+    import threading
+    threading.Thread(target=_warm_mnist, name="gle-lab-mnist-warm-up", daemon=True).start()
     try:
         server.start()
         server.io_loop.start()
