@@ -36,8 +36,10 @@ class MnistOutputView(Viewer):
         for c in range(10):
             lines.line("t", f"o{c}", source=self.rates, color=CLASS_COLORS[c], line_width=2)
         lines.x_range.start, lines.x_range.end = 0, 360
-        bars = figure("Σ output per class", "class (outlined: true)",
-                      "Σ output", height=200, x_range=FactorRange(*CLASSES))
+        # relative to the mean over classes: the read-out (argmax) ignores a common offset,
+        # which in a trained network is far larger than the differences between classes
+        bars = figure("Σ output per class − mean", "class (outlined: true)",
+                      "Σ output − mean", height=200, x_range=FactorRange(*CLASSES))
         bars.vbar(x="cls", top="sum", width=0.8, source=self.bars, fill_color="color",
                   line_color="#1a1a1a", line_width="line")
         # a dot in each class's line colour under its bar (one renderer for all ten)
@@ -72,7 +74,8 @@ class MnistOutputView(Viewer):
             colors[pred] = RIGHT if pred == label else WRONG
         width = [0.0] * 10
         width[label] = 3.0
-        self.bars.data = {"cls": CLASSES, "sum": np.asarray(s, float).copy(),
+        s = np.asarray(s, float)
+        self.bars.data = {"cls": CLASSES, "sum": s - s.mean(),
                           "color": colors, "line": width}
         self.prediction = pred
         last = lab.last_result
