@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run deploy/nginx.conf for real, on loopback only: two gle-lab processes behind nginx with TLS
 # (a throw-away self-signed certificate), sticky sessions and websocket upgrade, measured with
-# benchmarks/loadclient.py through the proxy. Everything it starts is stopped at the end.
+# gle_lab.loadclient through the proxy. Everything it starts is stopped at the end.
 #
 #     bash deploy/try_nginx.sh [SESSIONS] [SECONDS]        # default 10 sessions, 15 s
 #
@@ -42,7 +42,7 @@ grep -q "127.0.0.1:$A" "$TMP/nginx.conf" && grep -q "$TMP/cert.pem" "$TMP/nginx.
 
 # 3. two gle-lab processes (what a deployer runs, ports swapped)
 for PORT in $A $B; do
-    (cd "$ROOT" && exec "$PY" -m app.serve --address 127.0.0.1 --port "$PORT" --use-xheaders \
+    (cd "$ROOT" && exec "$PY" -m gle_lab.serve --address 127.0.0.1 --port "$PORT" --use-xheaders \
         --allow-websocket-origin "127.0.0.1:$HTTPS_PORT" --max-sessions 20 --idle-timeout 0 \
         > "$TMP/gle-$PORT.log" 2>&1) &
     PIDS+=($!)
@@ -65,12 +65,12 @@ echo "# http -> $code"
 
 # 6. sessions through the proxy (TLS, websocket upgrade)
 echo "# $SESSIONS sessions through nginx for $SECONDS_ s:"
-NGINX_CPU0=$("$PY" -c "import sys; sys.path.insert(0, '$ROOT/benchmarks'); from loadclient import proc_sample; print(proc_sample($(cat "$TMP/nginx.pid"))[0])")
+NGINX_CPU0=$("$PY" -c "from gle_lab.loadclient import proc_sample; print(proc_sample($(cat "$TMP/nginx.pid"))[0])")
 T0=$(date +%s.%N)
-"$PY" "$ROOT/benchmarks/loadclient.py" "https://127.0.0.1:$HTTPS_PORT/gle-lab" \
+"$PY" -m gle_lab.loadclient "https://127.0.0.1:$HTTPS_PORT/gle-lab" \
     -n "$SESSIONS" -d "$SECONDS_" --insecure --server-pid "${PIDS[0]}" --server-pid "${PIDS[1]}" \
     | tee "$TMP/load.txt"
-"$PY" -c "import sys, time; sys.path.insert(0, '$ROOT/benchmarks'); from loadclient import proc_sample
+"$PY" -c "import time; from gle_lab.loadclient import proc_sample
 c, r = proc_sample($(cat "$TMP/nginx.pid")); print(f'# nginx (master + workers): {(c - $NGINX_CPU0) / (time.time() - $T0):.3f} cores, RSS {r / 2**20:.0f} MB')"
 
 # 7. stickiness: each visitor's page and websocket went to the same gle-lab process
