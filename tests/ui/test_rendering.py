@@ -72,8 +72,9 @@ def test_live_plots_repaint_every_frame_and_the_rest_rarely(app_page):
     page = app_page
     wait_streaming(page, 50)
     counts = page.evaluate(PAINTS, 3.0)
-    for title in ("Activity", "Errors"):
-        assert counts[title] >= 3.0 * 15, counts      # 30 frames/s sent; slow CI ≥ half
+    for title in ("Activity", "Errors"):              # "Errors (GLE)": titled by mode
+        paints = [n for t, n in counts.items() if t.split(" (")[0] == title]
+        assert paints and paints[0] >= 3.0 * 15, counts   # 30 frames/s sent; slow CI ≥ half
     for title in ("Gain |H(ω)|", "Phase arg H(ω)  (+ = leads)", "Weights W, biases b (teacher "
                   "dashed)", "Loss (mean squared error)"):
         assert counts[title] <= 3.0 * 6, str(counts)
