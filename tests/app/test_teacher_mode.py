@@ -160,6 +160,8 @@ def test_teacher_link_builder_makes_a_link_with_qr_code():
     assert q["lock"] == "tau_m,learning" and q["hide"] == "teacher,export,seed"
     assert q["views"] == "phase,activity" and q["preset"] == "chain" and q["seed"] == "1"
     assert t.link_widget.value == t.link
+    assert t.qr.object == ""                 # drawn only once the card is opened
+    t.pane.collapsed = False
     img = re.search(r'src="data:image/svg\+xml;base64,([^"]+)"', t.qr.object)
     svg = base64.b64decode(img.group(1)).decode()
     assert svg.startswith("<svg") and "path" in svg
