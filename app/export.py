@@ -152,7 +152,7 @@ class ExportView:
             sizing_mode="stretch_width", css_classes=["gle-csv"],
             description="The traces on screen, as drawn (with the λ overlay when shown).")
         self.format = pn.widgets.RadioButtonGroup(
-            name="Figure format", options=["PNG", "SVG"], value="PNG",
+            label="Figure format", options=["PNG", "SVG"], value="PNG",
             sizing_mode="stretch_width", css_classes=["gle-figure-format"])
         self.format.param.watch(lambda e: self.apply_format(), "value")
         dashboard.state.param.watch(lambda e: self.apply_format(), "structure")

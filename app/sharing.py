@@ -774,11 +774,11 @@ class Sharing:
         """The "Share" card (link, views, session save/load) above the "Teacher link" card
         (:class:`gle_lab.views.teacher.TeacherView`, also ``dashboard.teacher``)."""
         self.views_widget = pn.widgets.CheckButtonGroup(
-            name="Views", options=list(VIEWS), value=self.visible_views(),
-            button_type="default", orientation="vertical", sizing_mode="stretch_width",
+            label="Views", options=list(VIEWS), value=self.visible_views(),
+            color="default", orientation="vertical", sizing_mode="stretch_width",
             css_classes=["gle-views"])
         self.views_widget.param.watch(lambda e: self.set_views(list(e.new)), "value")
-        self.link = pn.widgets.TextInput(name="Link to this state (same seed = same traces)",
+        self.link = pn.widgets.TextInput(label="Link to this state (same seed = same traces)",
                                          value=self.link_url(), disabled=False,
                                          sizing_mode="stretch_width", css_classes=["gle-link"])
         self.url.param.watch(self._refresh_link, list(KEYS))
