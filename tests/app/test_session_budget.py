@@ -1,0 +1,31 @@
+"""What one visitor costs the server, asserted structurally: Bokeh models per document.
+
+Building and serialising a session costs server CPU roughly in proportion to the number of
+Bokeh models in its document (measured here: ~1 ms of build and ~0.3 ms of serialisation per
+model), so the model count per preset is held below a budget; the seconds themselves are
+measured by ``benchmarks/bench_load.py --arrival`` and reported in docs/deployment.md, never
+asserted. The budgets are today's counts plus ~10 %: a change that adds models per session
+has to raise them here, visibly.
+"""
+import pytest
+from bokeh.document import Document
+from panel.io.state import set_curdoc
+
+from gle_lab.main import create_app
+from gle_lab.presets import PRESETS
+
+#: models per session document, by preset (measured 2026-11-30: 788, 786, 783, 863, 1116;
+#: MNIST-1D 473)
+BUDGET = {"phase_inversion": 870, "le_limit": 870, "leaky_integrator": 870, "chain": 950,
+          "small_network": 1230, "mnist1d": 520}
+
+
+@pytest.mark.parametrize("preset", list(PRESETS) + ["mnist1d"])
+def test_models_per_session_within_budget(preset):
+    doc = Document()
+    with set_curdoc(doc):
+        doc.add_root(create_app(preset).get_root(doc))
+    n = len(doc.models)
+    assert n <= BUDGET[preset], f"{preset}: {n} Bokeh models per session (budget " \
+                                f"{BUDGET[preset]})"
+    assert n > 50                       # a real dashboard, not the "full" page
