@@ -365,3 +365,39 @@ def heavy_full_page(message=HEAVY_FULL_MESSAGE):
         f"<p style='font-size:16px'><a href='' onclick='location.reload();return false'>"
         f"Try again</a> · <a href='?preset=phase_inversion'>Open another preset</a></p>"
         f"</div>", sizing_mode="stretch_width")
+
+
+#: exceptions of a write to a websocket whose browser is already gone (a tab closed, a
+#: dropped Wi-Fi link): expected, and the session is reaped or reconnects by itself
+_GONE = ("WebSocketClosedError", "StreamClosedError")
+
+
+def quiet_closed_websockets(loop=None):
+    """Keep writes to vanished websockets out of the log, once per event loop.
+
+    Tornado schedules every websocket write as a task; when the browser has gone, the task
+    fails with ``WebSocketClosedError`` and asyncio logs "Task exception was never
+    retrieved" with a traceback, once per frame in flight. Those are counted at debug level
+    instead; every other exception still reaches the previous handler.
+    """
+    import asyncio
+    try:
+        loop = loop or asyncio.get_event_loop()
+    except RuntimeError:
+        return
+    previous = loop.get_exception_handler()
+    if getattr(previous, "gle_quiet", False):
+        return
+
+    def handler(lp, context):
+        exc = context.get("exception")
+        if exc is not None and type(exc).__name__ in _GONE:
+            log.debug("write to a closed websocket dropped: %r", exc)
+            return
+        if previous is not None:
+            previous(lp, context)
+        else:
+            lp.default_exception_handler(context)
+    handler.gle_quiet = True
+    loop.set_exception_handler(handler)
+

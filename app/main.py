@@ -523,8 +523,8 @@ def create_app(preset="phase_inversion", seed=None):
     visitor's input is shown in that session only (:func:`gle_lab.capacity.report_exception`
     becomes Panel's exception handler unless one is set), and a closed session is released
     completely, Panel's link registry included (:func:`gle_lab.capacity.purge_links`)."""
-    from gle_lab.capacity import (purge_links, register_dashboard, report_exception,
-                              unregister_dashboard)
+    from gle_lab.capacity import (purge_links, quiet_closed_websockets, register_dashboard,
+                                  report_exception, unregister_dashboard)
     loc = pn.state.location if pn.state.curdoc is not None else None
     if preset == "mnist1d" or (loc is not None and loc.query_params.get("preset") == "mnist1d"):
         from gle_lab.mnist import create_mnist_app      # its own page (issue #14)
@@ -537,6 +537,7 @@ def create_app(preset="phase_inversion", seed=None):
     install_paint_fixes(doc)          # repaint fixes, keyboard, accessibility, viewport size
     pn.state.onload(dash.start)
     if doc is not None and doc.session_context is not None:
+        quiet_closed_websockets()     # a vanished browser's frames: no traceback in the log
         register_dashboard(doc, dash)
         if pn.config.exception_handler is None:
             pn.config.exception_handler = report_exception

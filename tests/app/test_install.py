@@ -7,6 +7,7 @@ imports resolve to site-packages, every preset, lesson and page script is packag
 """
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -36,8 +37,17 @@ def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("install")
     run = lambda *cmd: subprocess.run(cmd, cwd=tmp, capture_output=True, text=True,  # noqa
                                       timeout=600)
+    # build from a copy of the tracked files: nothing stale (an old build/ folder) gets in,
+    # and the checkout is left as it was
+    src = tmp / "src"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
     built = run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp),
-                str(ROOT))
+                str(src))
     assert built.returncode == 0, built.stderr[-3000:]
     wheels = list(tmp.glob("gle_lab-*.whl"))
     assert len(wheels) == 1
