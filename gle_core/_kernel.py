@@ -34,6 +34,7 @@ of one period of a periodic stimulus. The results equal the numpy path's up to r
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -44,7 +45,13 @@ from .plan import (N_KINDS, N_STATES, P_INPUT, P_LOSS, P_OUTPUT, P_PARAM, P_STAT
                    V_D as _D, V_E as _E, V_EPS as _EPS, V_R as _R, V_RP as _RP, V_U as _U,
                    V_UD as _UD, V_UH as _UH, V_V as _V, BOUND_CHECK_EVERY as check_every)
 
+#: set (to anything but "" or "0") to run as if numba were not installed: the numpy path
+#: everywhere, in this process and the processes it starts (CLI runs, Dask workers)
+WITHOUT_NUMBA_ENV = "GLE_LAB_WITHOUT_NUMBA"
+
 try:  # numba is optional: without it the simulator uses the numpy path
+    if os.environ.get(WITHOUT_NUMBA_ENV, "") not in ("", "0"):
+        raise ImportError(f"{WITHOUT_NUMBA_ENV} is set")
     from numba import njit
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised only without numba

@@ -5,7 +5,8 @@ Markers are given by folder (see ``pyproject.toml``): everything under ``tests/u
 everything; ``pytest -m "not ui and not load and not slow"`` is the fast suite.
 
 ``GLE_LAB_WITHOUT_NUMBA=1`` runs the suite as on a machine without numba (and llvmlite): both
-imports fail, so the engine and the app must take their numpy paths.
+imports fail here, and the engine honours the variable in the processes the tests start (CLI
+runs, Dask workers), so everything takes the numpy paths.
 """
 import os
 import sys

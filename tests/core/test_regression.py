@@ -19,6 +19,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_regression_data as M  # noqa: E402
 
+from gle_core._kernel import HAVE_NUMBA  # noqa: E402
+
 RTOL = 1e-12
 STORED = np.load(M.DATA)
 
@@ -43,7 +45,9 @@ def assert_same(case, key, new, old):
     nan_new, nan_old = np.isnan(new), np.isnan(old)
     assert np.array_equal(nan_new, nan_old), (case, key, "NaN positions differ")
     a, b = new[~nan_new], old[~nan_old]
-    if case in EXACT:
+    if case in EXACT and (HAVE_NUMBA or not case.startswith("dash_")):
+        # the dashboard's cases ran on the "auto" backend, numba when the data were stored;
+        # without numba they run on numpy (the same scheme, other rounding)
         assert np.array_equal(a, b), (case, key, float(np.max(np.abs(a - b), initial=0)))
         return
     scale = float(np.max(np.abs(b), initial=0.0)) or 1.0

@@ -48,3 +48,18 @@ def _numpy_reference():
     sim.backend = "numpy"
     sim.run(60.0)
     return json.loads(json.dumps(summarize(sim, PROTOCOLS["lagline"]), default=float))
+
+
+def test_the_environment_switch_reaches_child_processes():
+    """``GLE_LAB_WITHOUT_NUMBA`` makes the engine take its numpy path in a process the suite
+    starts (a CLI run, a Dask worker) as well, where the test's import block does not reach."""
+    import os
+    code = "from gle_core import _kernel; print(_kernel.HAVE_NUMBA)"
+    env = dict(os.environ, GLE_LAB_WITHOUT_NUMBA="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr
+    env["GLE_LAB_WITHOUT_NUMBA"] = "0"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert out.stdout.strip() == "True", out.stderr
