@@ -12,18 +12,12 @@ import math
 
 import numpy as np
 import pytest
-from bokeh.document import Document
 from panel.io.location import Location
 
 from gle_lab.history import History, gradient_alignment
-from gle_lab.main import Dashboard
 
+from .sessions import served
 
-def served(query):
-    d = Dashboard()
-    d.layout.get_root(Document())
-    d.sharing.sync_location(Location(search=query))
-    return d
 
 
 def parse(text):
@@ -48,7 +42,7 @@ def test_history_is_bounded_and_covers_the_whole_run():
 
 
 def test_csv_of_a_chain_run_with_learning_holds_the_history():
-    d = served("?preset=chain&seed=1")
+    d, _ = served("?preset=chain&seed=1")
     st = d.state
     for _ in range(60):                                   # 120 a.u.: learning from t = 50
         d.tick(n_steps=200)
@@ -80,7 +74,7 @@ def test_csv_of_a_chain_run_with_learning_holds_the_history():
 
 
 def test_saved_session_resumes_from_the_learned_parameters():
-    a = served("?preset=chain&seed=2&lr=0.01")
+    a, _ = served("?preset=chain&seed=2&lr=0.01")
     for _ in range(40):
         a.tick(n_steps=250)                               # 100 a.u.: 50 a.u. of learning
     net = a.state.net
@@ -89,7 +83,7 @@ def test_saved_session_resumes_from_the_learned_parameters():
     text = a.sharing.session_json()
     data = json.loads(text)
     assert data["learned"]["W"] == [p.tolist() for p in learned["W"]]
-    b = served("?preset=phase_inversion")
+    b, _ = served("?preset=phase_inversion")
     assert b.sharing.load_session(text) == []
     st = b.state
     assert st.preset == "chain" and st.seed == 2 and st.sim.t == 0.0
@@ -103,7 +97,7 @@ def test_saved_session_resumes_from_the_learned_parameters():
 
 
 def test_alignment_is_near_one_in_the_le_limit():
-    d = served("?preset=chain&tau_m=0.1,0.1&learn_tau_m=false")   # τm = τr = 0.1
+    d, _ = served("?preset=chain&tau_m=0.1,0.1&learn_tau_m=false")   # τm = τr = 0.1
     st = d.state
     assert [float(a[0]) for a in st.net.tau_m] == [0.1, 0.1] and st.learn_W
     assert math.isnan(st.alignment)
@@ -123,7 +117,7 @@ def test_alignment_is_near_one_in_the_le_limit():
 def test_alignment_measures_the_window_it_claims():
     """Away from the LE limit the GLE update still points along the exact gradient, less
     exactly: the function itself, on a chain with τm = 1, 2 and τr = 0.1."""
-    d = served("?preset=chain&tau_m=1,2")
+    d, _ = served("?preset=chain&tau_m=1,2")
     st = d.state
     for _ in range(10):
         d.tick(n_steps=100)
@@ -134,7 +128,7 @@ def test_alignment_measures_the_window_it_claims():
     d.tick(n_steps=K)
     p = st.sim.probes
     cos = gradient_alignment(net0, state, p["input"].last(K), p["target"].last(K))
-    le = served("?preset=chain&tau_m=0.1,0.1")
+    le, _ = served("?preset=chain&tau_m=0.1,0.1")
     for _ in range(10):
         le.tick(n_steps=100)
     s2, n2 = le.state.net.get_state(), le.state.net.copy()

@@ -17,20 +17,16 @@ from panel.io.location import Location
 
 from gle_lab.main import Dashboard
 
+from .sessions import served
+
 #: simulated a.u. of 30 s at speed 50 a.u./s
 RUNAWAY_AU = 30 * 50
 
 
-def served(query):
-    d = Dashboard()
-    d.layout.get_root(Document())
-    d.sharing.sync_location(Location(search=query))
-    return d
-
 
 def test_runaway_learning_never_raises_and_shows_true_values(caplog):
     caplog.set_level(logging.WARNING)
-    d = served("?preset=chain&lr=1&speed=50")
+    d, _ = served("?preset=chain&lr=1&speed=50")
     st = d.state
     assert st.preset == "chain" and st.lr == 1.0 and st.speed == 50.0
     steps = int(round(RUNAWAY_AU / st.net.dt))

@@ -16,14 +16,8 @@ from gle_lab.main import LEARNING_EVERY, Dashboard
 from gle_lab.sharing import KEYS, format_list
 from gle_lab.state import preset_seed
 
+from .sessions import served
 
-def served(query="", preset="phase_inversion"):
-    """A dashboard as a server session builds it: root in a document, then location sync."""
-    d = Dashboard(preset=preset)
-    d.layout.get_root(Document())
-    loc = Location(search=query)
-    d.sharing.sync_location(loc)
-    return d, loc
 
 
 def run(d, frames=8, steps=25):

@@ -20,15 +20,10 @@ from panel.util import edit_readonly
 
 from gle_lab.lessons import LESSONS, apply_step
 from gle_lab.main import Dashboard
+
+from .sessions import served
 from gle_lab.sharing import LOCKED
 
-
-def served(query="", preset="phase_inversion"):
-    d = Dashboard(preset=preset)
-    d.layout.get_root(Document())
-    loc = Location(search=query)
-    d.sharing.sync_location(loc)
-    return d, loc
 
 
 def taus(st):
