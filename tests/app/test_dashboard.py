@@ -97,7 +97,9 @@ def test_phase_readout_follows_tau_r_and_flips_sign(dash):
     assert "LAGS" in html and "LEADS" in html and "-39.4°" in html
     st.tau_r = 3.0                        # τr > τm
     assert ro.forward_analytic_phase > 0 > ro.error_analytic_phase   # analytic at once
-    run_frames(dash, 40, steps=50)
+    # the error neuron now has τr = 3: its transient (e^{-t/3}) must be gone from the fitted
+    # window of two periods before the fit is compared (40 a.u. after the change)
+    run_frames(dash, 80, steps=50)
     ana = np.angle(fourier.transfer("forward", 1.0, 1.0, 3.0, dt=0.01))
     assert ana == pytest.approx(math.atan(3) - math.atan(1), abs=5e-3)   # +0.46 rad
     assert ro.forward_phase == pytest.approx(ana, abs=2e-3)
