@@ -410,7 +410,7 @@ class LabState(param.Parameterized):
         return self._cfg
 
     def _rebuild(self, preset, seed, mode=None):
-        """Build the simulation of ``preset``; ``mode`` "am" runs a windowed-AM trainer."""
+        """Build the simulation of ``preset``; ``mode`` ("gle", "ie", "am") overrides its rule."""
         cfg = get_preset(preset)
         sim = build_simulator(cfg, seed=seed, record=RECORD, window=PROBE_WINDOW)
         lrn = cfg.get("learning", {})
@@ -477,7 +477,7 @@ class LabState(param.Parameterized):
             self._syncing = False
         self.readout = PhaseReadout(error_mode=net.error_mode)
         self._restart_clock()
-        shape = (preset, mode, type(sim).__name__, tuple(net.layer_sizes), tuple(labels),
+        shape = (preset, type(sim).__name__, tuple(net.layer_sizes), tuple(labels),
                  tuple(w_labels), sim.teacher is not None,
                  tuple(sorted(self._learn_layers)))
         if shape == getattr(self, "_shape", None):
@@ -766,7 +766,7 @@ class LabState(param.Parameterized):
         if self._syncing:
             return
         self._seed_chosen = True
-        self._rebuild(self.preset, self.seed)
+        self._rebuild(self.preset, self.seed, mode=self.error_mode)   # a new draw, same rule
         self.notify(f"Rebuilt the simulation with seed {self.seed}.", "info")
 
     @param.depends("neuron", watch=True)
@@ -865,30 +865,28 @@ class LabState(param.Parameterized):
         return self.sim.rule.name == "am"
 
     def _switch_engine(self, mode):
-        """Rebuild for a switch to or from AM, keeping the user's settings (t restarts at 0)."""
-        keep = {k: getattr(self, k) for k in (
-            "neuron", "waveform", "omega", "amplitude", "learn_W", "learn_b", "learn_tau_m",
-            "learn_tau_r", "beta", "gamma", "speed", "window")}
+        """Switch to or from AM with ``sim.set_rule``: time, state, parameters and traces carry on.
+
+        The rate is rescaled between per-step (GLE/IE) and per-window (AM) units; the
+        optimizer's moments restart (they averaged the other rule's gradients).
+        """
         lr = self.lr * (AM_LR_FACTOR if mode == "am" else 1.0 / AM_LR_FACTOR)
-        overrides = dict(self._overrides)
-        self._rebuild(self.preset, self.seed, mode=mode)
-        for (kind, layer, index), value in overrides.items():
-            try:
-                self.net.set_parameter(kind, layer, value, index=index)
-                self._overrides[(kind, layer, index)] = value
-            except GLEParameterError:
-                pass
-        self.param.update(**keep)
+        if mode == "am":
+            self.sim.set_rule("am", window=float(self.am_window), method=AM_METHOD)
+        else:
+            self.sim.set_rule(mode)
+        self.readout.error_mode = self.net.error_mode
+        self.readout.forget()
         self.lr = _round_lr(lr)
-        self._sync_controls_from_network()
+        self.sim.lr = float(self.lr)
         self.tau_version += 1
         if mode == "am":
-            self.notify(f"Rebuilt the simulation for AM learning: exact gradients of windows "
+            self.notify(f"AM learning from t = {self.sim.t:.4g}: exact gradients of windows "
                         f"of TW = {self.am_window:g} a.u., one optimizer step per window "
-                        f"(η = {self.lr:.3g} per window); t restarts at 0.", "info")
+                        f"(η = {self.lr:.3g} per window).", "info")
         else:
-            self.notify(f"Rebuilt the simulation for {mode.upper()} learning (local, every "
-                        f"step; η = {self.lr:.3g} per step); t restarts at 0.", "info")
+            self.notify(f"{mode.upper()} learning from t = {self.sim.t:.4g} (local, every "
+                        f"step; η = {self.lr:.3g} per step).", "info")
 
     @param.depends("am_window", watch=True)
     def _on_am_window(self):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from bokeh.document import Document
 
+from gle_lab.am import AM_LR_FACTOR
 from gle_lab.main import LEARNING_EVERY, Dashboard
 from gle_core import fourier
 from gle_core.adjoint import adjoint_traces
@@ -114,7 +115,7 @@ def test_am_mode_learns_w1_toward_the_teacher_in_windows_and_switching_back_work
     w_teacher = st.sim.teacher.W[0].ravel().copy()
     st.error_mode = "am"
     assert st.am_mode and st.sim.rule.name == "am"
-    assert "AM" in st.message and "t restarts at 0" in st.message
+    assert "AM learning from t = 0" in st.message
     assert d.controls.am_window.visible
     assert st.sim.t == 0.0 and st.sim.rule.window_steps == 300          # TW = 3 a.u., dt = 0.01
     w0 = st.net.W[0].ravel().copy()
@@ -146,12 +147,32 @@ def test_am_mode_learns_w1_toward_the_teacher_in_windows_and_switching_back_work
     assert np.min(np.abs(levels - lt["W0"][-1])) < 1e-12
     assert np.all(np.isfinite(d.traces.source.data["e0"]))
     assert d.errors.update_adjoint() is not None
-    # a shorter window closes the current one; switching back rebuilds a Simulator
+    # a shorter window closes the current one; switching back is a rule switch of the same
+    # running simulation: time, parameters and the traces carry on
     st.am_window = 1.0
     assert st.sim.rule.window_steps == 100
+    sim, t_switch, w_switch = st.sim, st.sim.t, st.net.W[0].copy()
+    n_traces = len(d.traces.source.data["t"])
     st.error_mode = "ie"
-    assert not st.am_mode and st.net.error_mode == "ie" and st.sim.t == 0.0
+    assert not st.am_mode and st.net.error_mode == "ie" and st.sim is sim
+    assert st.sim.t == t_switch > 0 and np.array_equal(st.net.W[0], w_switch)
+    assert f"IE learning from t = {t_switch:.4g}" in st.message
+    assert len(d.traces.source.data["t"]) == n_traces
     assert st.lr == pytest.approx(2e-4) and not d.controls.am_window.visible
     for _ in range(10):
         d.tick(n_steps=20)
     assert np.all(np.isfinite(d.traces.source.data["e0"]))
+
+
+def test_a_new_seed_keeps_the_chosen_learning_rule():
+    d = Dashboard(preset="small_network")
+    d.layout.get_root(Document())
+    st = d.state
+    st.error_mode = "am"
+    st.seed = 3
+    assert st.am_mode and st.error_mode == "am" and st.sim.rule.window_steps == 300
+    assert st.lr == pytest.approx(2e-4 * AM_LR_FACTOR)
+    st.error_mode = "ie"
+    st.seed = 4
+    assert not st.am_mode and st.net.error_mode == "ie" and st.error_mode == "ie"
+    assert st.lr == pytest.approx(2e-4)
