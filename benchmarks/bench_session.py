@@ -1,0 +1,56 @@
+"""What one visitor costs the server: building a session and serialising its document.
+
+    python benchmarks/bench_session.py [--runs 5] [--preset NAME ...]
+
+Per preset, the median over ``--runs`` of the server CPU (process time) to build the session
+(``create_app`` + its Bokeh models) and to serialise the whole document as the server does for
+the first page (``Document.to_json``), with the model count and the JSON size. Target (issue
+#11): build + serialise ≤ 0.3 s of CPU for every preset. Prints, asserts nothing; the load
+average is printed with the figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+from bokeh.document import Document
+from panel.io.state import set_curdoc
+
+from gle_lab.main import create_app
+from gle_lab.presets import PRESETS
+
+
+def one(preset):
+    doc = Document()
+    t0 = time.process_time()
+    with set_curdoc(doc):
+        doc.add_root(create_app(preset).get_root(doc))
+    t1 = time.process_time()
+    js = doc.to_json()
+    t2 = time.process_time()
+    size = len(json.dumps(js, default=str))
+    return t1 - t0, t2 - t1, len(doc.models), size
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--preset", nargs="*", default=list(PRESETS) + ["mnist1d"])
+    args = p.parse_args(argv)
+    one(args.preset[0])                                  # imports, numba, first templates
+    print(f"# session cost, median of {args.runs} (CPU seconds)   loadavg "
+          f"{' '.join(os.getloadavg().__repr__().strip('()').split(', '))}")
+    print(f"{'preset':>18} {'build':>7} {'serialise':>9} {'total':>7} {'models':>6} {'KB':>5}")
+    for preset in args.preset:
+        rows = [one(preset) for _ in range(args.runs)]
+        b = statistics.median(r[0] for r in rows)
+        s = statistics.median(r[1] for r in rows)
+        print(f"{preset:>18} {b:7.3f} {s:9.3f} {b + s:7.3f} {rows[0][2]:6d} "
+              f"{rows[0][3] / 1024:5.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
