@@ -1,8 +1,10 @@
 """Version guards for the few places that rely on private Panel/BokehJS internals.
 
-GLE Lab patches three things that no public API offers (see the call sites):
+GLE Lab patches four things that no public API offers (see the call sites):
 
 * ``assets/js/bokeh_paint_fixes.js`` replaces BokehJS 3.9 repaint internals in the page;
+* :mod:`gle_lab.patch_refs` builds Bokeh 3.9's PATCH-DOC messages without a reference map
+  of the whole document per message;
 * :func:`gle_lab.views.controls.on_click` batches a widget's ``_process_events`` and sets
   ``_debounce`` (Panel 1.9);
 * the frame callback registers itself in ``pn.state._periodic`` so that Panel removes it with
@@ -25,6 +27,7 @@ log = logging.getLogger("gle_lab")
 #: patch name -> (distribution, the major.minor it was written for)
 PATCHED_FOR = {
     "bokeh_paint_fixes": ("bokeh", "3.9"),
+    "bokeh_lazy_patch_refs": ("bokeh", "3.9"),
     "panel_batched_events": ("panel", "1.9"),
     "panel_debounce": ("panel", "1.9"),
     "panel_periodic_registry": ("panel", "1.9"),

@@ -15,6 +15,7 @@ import time
 
 import panel as pn
 
+from gle_lab import patch_refs
 from gle_lab.compat import patch_enabled
 from gle_lab.adjoint_overlay import AdjointOverlay
 from gle_lab.state import LabState
@@ -90,6 +91,8 @@ pn.extension("katex", raw_css=[CSS])   # katex: the lessons' equations
 # a dropped websocket (classroom Wi-Fi) reconnects by itself to the same, still living session
 # (the server keeps an unused session for --unused-session-lifetime, 15 s by default)
 pn.config.reconnect = True
+# a frame's PATCH-DOC costs what it carries, not what the document holds (gle_lab.patch_refs)
+patch_refs.install()
 
 
 def touch_targets(obj):
