@@ -5,7 +5,9 @@
 1. Seconds per epoch of the 15k and 42k networks (4000 samples = 14 400 training steps at
    batch 100, plus the 1000-sample validation at batch 1000), split into training and
    validation, for the numpy and numba backends. The training part is measured on
-   ``--steps`` steps and scaled to 14 400.
+   ``--steps`` steps and scaled to 14 400. Validation (median of 3, numpy: 1 run) by the
+   numpy reference, the compiled pass on one thread and on every CPU this process may use
+   (``taskset -c 1`` for single-core figures); the numba epoch uses the last.
 2. Dask: 4 seeds of a shortened run (``--dask-epochs`` epochs of 400 samples) on a
    LocalCluster of 2 worker processes vs the same 4 runs one after another in this process;
    the ratio (target ≤ 0.6 on 2 cores) and the resident memory of every worker.
@@ -23,7 +25,8 @@ import time
 
 
 from gle_core import Simulator
-from gle_core.datasets import LabelledSequences, evaluate
+from gle_core._kernel import HAVE_NUMBA
+from gle_core.datasets import LabelledSequences, _cpus, evaluate
 from gle_core.mnist1d import DT, N_CLASSES, RunConfig, load_data, make_network, train
 
 STEPS_PER_EPOCH = 14400
@@ -52,24 +55,40 @@ def train_seconds_per_step(data, net_name, backend, steps):
     return (time.perf_counter() - t0) / done
 
 
-def validation_seconds(data, net_name):
+def validation_seconds(data, net_name, backend, threads=None, repeats=3):
+    """Median wall seconds of one validation pass (the compiled pass warmed up first)."""
     val = LabelledSequences(data["x_val"], data["y_val"], N_CLASSES, DT, 1000, shuffle=False)
     net = make_network(net_name, "gle", 0, 100)
-    t0 = time.perf_counter()
-    evaluate(net, val)
-    return time.perf_counter() - t0
+    if backend == "numba":
+        evaluate(net, LabelledSequences(data["x_val"][:10], data["y_val"][:10], N_CLASSES,
+                                        DT, 10, shuffle=False), backend=backend)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        evaluate(net, val, backend=backend, threads=threads)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
 
 
 def bench_epochs(data, steps):
     print(f"== seconds per epoch (training {STEPS_PER_EPOCH} steps at batch 100 scaled from "
           f"{steps}; validation 1000 samples at batch 1000)   loadavg {' '.join(loadavg())}")
+    cpus = _cpus()
     for net_name in ("15k", "42k"):
-        t_val = validation_seconds(data, net_name)
-        for backend in ("numba", "numpy"):
+        vals = {"numpy": validation_seconds(data, net_name, "numpy", repeats=1)}
+        if HAVE_NUMBA:
+            vals["numba"] = validation_seconds(data, net_name, "numba", threads=1)
+            if cpus > 1:
+                vals[f"numba {cpus} threads"] = validation_seconds(data, net_name, "numba")
+        print(f"{net_name:>4} validation: " + ", ".join(f"{k} {v:5.2f} s"
+                                                        for k, v in vals.items()), flush=True)
+        for backend in (("numba", "numpy") if HAVE_NUMBA else ("numpy",)):
+            t_val = vals[backend if cpus == 1 or backend == "numpy"
+                         else f"numba {cpus} threads"]
             n = steps if backend == "numba" else max(360, steps // 4)
             s = train_seconds_per_step(data, net_name, backend, n)
             print(f"{net_name:>4} {backend:>6}: {s * 1e3:6.3f} ms/step -> training "
-                  f"{s * STEPS_PER_EPOCH:6.1f} s + validation {t_val:5.1f} s = "
+                  f"{s * STEPS_PER_EPOCH:6.1f} s + validation {t_val:5.2f} s = "
                   f"{s * STEPS_PER_EPOCH + t_val:6.1f} s/epoch", flush=True)
 
 

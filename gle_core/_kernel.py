@@ -57,7 +57,7 @@ try:  # numba is optional: without it the simulator uses the numpy path
 except ImportError:  # pragma: no cover - exercised only without numba
     HAVE_NUMBA = False
 
-__all__ = ["HAVE_NUMBA", "run", "warm_up"]
+__all__ = ["HAVE_NUMBA", "run", "run_evaluation", "warm_up"]
 
 _LOG2 = math.log(2.0)          # numpy's NPY_LOGE2 as a double
 #: layers with n_out * n_in * batch at least this use BLAS (np.dot) for their products
@@ -388,6 +388,92 @@ if HAVE_NUMBA:
         return -(tot / B)
 
     @njit(cache=True, error_model="numpy")
+    def _forward_step(sizes, acts, noff, woff, P, S, cur, x, B, dt, sbuf):
+        """The forward part of one Euler step (steps 2, 4, 7) for γ = 0 without a target:
+        reads u and r of S[cur], writes u, u̇, ŭ, r, r′ of S[1 - cur] and nothing else.
+
+        With γ = 0 the error neurons cannot reach u, ŭ or r (``s + 0 e = s`` for finite e),
+        so :func:`_net_step` would compute these same values; the error path (ε, v, e and
+        the feedback Wᵀe, half the products) is skipped. Only for the evaluation pass, whose
+        error states are thrown away.
+        """
+        L = sizes.shape[0] - 1
+        N = noff[L]
+        nW = woff[L]
+        nxt = 1 - cur
+        Rc = S[cur, _R]
+        for l in range(L):
+            n = sizes[l + 1]
+            m = sizes[l]
+            lo = B * noff[l]
+            hi = lo + n * B
+            if l == 0:
+                Rin = x[:m * B]
+            else:
+                Rin = Rc[B * noff[l - 1]:lo]
+            Uc = S[cur, _U, lo:hi]
+            Un = S[nxt, _U, lo:hi]
+            UDn = S[nxt, _UD, lo:hi]
+            UHn = S[nxt, _UH, lo:hi]
+            Wl = P[woff[l]:woff[l + 1]]
+            bl = P[nW + noff[l]:nW + noff[l + 1]]
+            tml = P[nW + N + noff[l]:nW + N + noff[l + 1]]
+            trl = P[nW + 2 * N + noff[l]:nW + 2 * N + noff[l + 1]]
+            nB = n * B
+            Sl = sbuf[:nB]
+            _weights_times(Wl, n, m, Rin, Sl, B, n * m * B >= _BLAS_MIN, False)
+            for i in range(n):
+                bi = bl[i]
+                tm = tml[i]
+                tr = trl[i]
+                for b in range(B):
+                    q = i * B + b
+                    u = Uc[q]
+                    ud = ((Sl[q] + bi) - u) / tm
+                    Un[q] = u + dt * ud
+                    UDn[q] = ud
+                    UHn[q] = u + tr * ud
+            _activate(acts[l], UHn, S[nxt, _R, lo:hi], S[nxt, _RP, lo:hi])
+
+    @njit(cache=True, nogil=True, error_model="numpy")
+    def _evaluate(n_steps, X, Yo, sizes, acts, noff, woff, P, S, cur, B, dt, gamma, gle,
+                  sbuf, summed, losses, res):
+        """Run ``n_steps`` steps without target and without learning (the evaluation pass of
+        :func:`gle_core.datasets.evaluate`) and accumulate, per stream ``b``, the output
+        read at every step (the old output rate, as :meth:`GLENetwork.step` returns it) into
+        ``summed[b]`` and its cross-entropy against the one-hot ``Yo`` (neuron-major
+        (n_out, batch), the same at every step) into ``losses[b]``.
+
+        Step ``i`` reads input row ``X[i]``. γ = 0 runs :func:`_forward_step`, otherwise the
+        full :func:`_net_step` without target. ``res[R_CUR]`` receives the copy of ``S``
+        holding the final state. Releases the GIL: independent streams can run in threads.
+        """
+        L = sizes.shape[0] - 1
+        nout = sizes[L]
+        ob = B * noff[L - 1]
+        for i in range(n_steps):
+            Ro = S[cur, _R, ob:ob + nout * B]
+            for b in range(B):                  # as datasets.cross_entropy_per_stream
+                mx = _stream_max(Ro, b, B, nout)
+                se = 0.0
+                for k in range(nout):
+                    se += math.exp(Ro[k * B + b] - mx)
+                lse = math.log(se)
+                row = 0.0
+                for k in range(nout):
+                    o = Ro[k * B + b]
+                    summed[b, k] += o
+                    row += Yo[k * B + b] * ((o - mx) - lse)
+                losses[b] += -row
+            if gamma == 0.0:
+                _forward_step(sizes, acts, noff, woff, P, S, cur, X[i], B, dt, sbuf)
+            else:
+                _net_step(sizes, acts, noff, woff, P, S, cur, X[i], X[i], 0, False, B, dt,
+                          gamma, 0.0, False, gle, sbuf)
+            cur = 1 - cur
+        res[R_CUR] = cur
+
+    @njit(cache=True, error_model="numpy")
     def _gradient(kind, l, sizes, noff, S, cur, x, B, G):
         """∂E/∂θ of (kind, layer l) from the step just computed into S[1 - cur] (docs/model.md "The
         discrete scheme" step 5), written to G (a view of that parameter's size); the presynaptic
@@ -704,6 +790,65 @@ if HAVE_NUMBA:
         return done
 
 
+# ---------------------------------------------------------------------------------- BLAS
+_BLAS_SETTERS = None
+
+
+def _blas_setters():
+    """``openblas_set_num_threads_local`` of every OpenBLAS loaded in this process (the
+    kernel's ``np.dot`` calls the one behind ``scipy.linalg.cython_blas``); empty where
+    there is none or it is too old to have it (OpenBLAS < 0.3.27), or off Linux."""
+    global _BLAS_SETTERS
+    if _BLAS_SETTERS is None:
+        import ctypes
+        import importlib
+        try:
+            importlib.import_module("scipy.linalg.cython_blas")     # the kernel's BLAS
+            with open("/proc/self/maps") as f:
+                paths = sorted({line.split()[-1] for line in f
+                                if "openblas" in line.lower() and ".so" in line})
+        except (ImportError, OSError):
+            paths = []
+        found = []
+        for path in paths:
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for name in ("openblas_set_num_threads_local",
+                         "openblas_set_num_threads_local64_"):
+                fn = getattr(lib, name, None)
+                if fn is not None:
+                    fn.argtypes, fn.restype = [ctypes.c_int], ctypes.c_int
+                    found.append(fn)
+                    break
+        _BLAS_SETTERS = found
+    return _BLAS_SETTERS
+
+
+class single_threaded_blas:
+    """``with single_threaded_blas():`` BLAS calls of *this thread* run on one thread.
+
+    OpenBLAS splits a product over its thread pool above ~2.6e5 multiply-adds (a 53 × 53
+    layer at batch 100 already): at the kernel's sizes that gains nothing on an idle
+    2-core machine (MNIST-1D 15k training 0.38 vs 0.39 ms/step), a step then waits for a
+    core that is busy elsewhere (a 53 × 53 × 1000 product took 0.08-1.2 ms instead of
+    0.14), and parallel evaluation threads (:func:`run_evaluation`) would oversubscribe the
+    cores. The products' rounding may differ in the last bits between one and several
+    OpenBLAS threads, so this also makes the kernel's numbers independent of the number of
+    CPUs the process may use. Thread-local (``openblas_set_num_threads_local``, OpenBLAS ≥
+    0.3.27): other threads keep their setting."""
+
+    def __enter__(self):
+        self.saved = [fn(1) for fn in _blas_setters()]
+        return self
+
+    def __exit__(self, *exc):
+        for fn, old in zip(_blas_setters(), self.saved):
+            fn(old)
+        return False
+
+
 # ---------------------------------------------------------------------------------- driver
 _NO_TAPE = (np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros(1, np.int64), np.zeros(1))
 
@@ -739,20 +884,38 @@ def run(plan, n, k0, inputs, lrs, learn_from, scal, record_every, record_stream,
     opt = plan.opt
     X, x0, xp, Y, y0, yp = inputs
     has_Y = Y is not None
-    _run(int(n), int(k0), X, int(x0), int(xp), Y if has_Y else X, int(y0), int(yp), has_Y,
-         sp.sizes, sp.acts, sp.noff, sp.woff, sp.P, sp.S, sp.cur, net.gamma, net.beta,
-         net.loss == "cross_entropy", net.error_mode == "gle", net.tau_floor,
-         tp is not None, tq.sizes, tq.acts, tq.noff, tq.woff, tq.P, tq.S, tq.cur,
-         teacher.gamma if tp is not None else 0.0,
-         (teacher.error_mode == "gle") if tp is not None else False,
-         sp.B, net.dt, float(learn_from), opt.kind, opt.layer, opt.poff, lrs, opt.code,
-         opt.mu, opt.b1, opt.b2, opt.eps, opt.off, opt.M, opt.V, opt.init, opt.count,
-         plan.U, scal, int(record_every), int(record_stream), plan.probes.arrays,
-         plan.probes.on, plan.probes.totals, float(limit), plan.sbuf, plan.res, bool(local),
-         tape is not None, *(_NO_TAPE if tape is None else (tape.T, tape.Y, tape.has_y,
-                                                           tape.loss)),
-         0 if tape is None else int(tape.pos))
+    with single_threaded_blas():
+        _run(int(n), int(k0), X, int(x0), int(xp), Y if has_Y else X, int(y0), int(yp), has_Y,
+             sp.sizes, sp.acts, sp.noff, sp.woff, sp.P, sp.S, sp.cur, net.gamma, net.beta,
+             net.loss == "cross_entropy", net.error_mode == "gle", net.tau_floor,
+             tp is not None, tq.sizes, tq.acts, tq.noff, tq.woff, tq.P, tq.S, tq.cur,
+             teacher.gamma if tp is not None else 0.0,
+             (teacher.error_mode == "gle") if tp is not None else False,
+             sp.B, net.dt, float(learn_from), opt.kind, opt.layer, opt.poff, lrs, opt.code,
+             opt.mu, opt.b1, opt.b2, opt.eps, opt.off, opt.M, opt.V, opt.init, opt.count,
+             plan.U, scal, int(record_every), int(record_stream), plan.probes.arrays,
+             plan.probes.on, plan.probes.totals, float(limit), plan.sbuf, plan.res, bool(local),
+             tape is not None, *(_NO_TAPE if tape is None else (tape.T, tape.Y, tape.has_y,
+                                                               tape.loss)),
+             0 if tape is None else int(tape.pos))
     return int(plan.res[R_DONE]), int(plan.res[R_STATUS])
+
+
+def run_evaluation(packed, X, Yo, summed, losses):
+    """Step the packed network ``packed`` (a :class:`~gle_core.plan.PackedNetwork`) through
+    the input rows ``X`` (kernel layout ``(steps, n_in * batch)``) without target or
+    learning, adding every stream's outputs to ``summed`` (batch, n_out) and their
+    cross-entropies against the one-hot ``Yo`` (kernel layout ``(n_out * batch,)``) to
+    ``losses`` (batch,); see :func:`_evaluate`. The packed state advances (``packed.cur``);
+    the network object's own arrays are not updated. Releases the GIL while it runs."""
+    net = packed.net
+    res = np.zeros(6, np.int64)
+    sbuf = np.empty(3 * packed.B * int(packed.sizes[1:].max()))
+    with single_threaded_blas():
+        _evaluate(len(X), X, Yo, packed.sizes, packed.acts, packed.noff, packed.woff, packed.P,
+                  packed.S, packed.cur, packed.B, float(net.dt), float(net.gamma),
+                  net.error_mode == "gle", sbuf, summed, losses, res)
+    packed.cur = int(res[R_CUR])
 
 
 def warm_up():
@@ -769,4 +932,7 @@ def warm_up():
     plan.pull()
     X = np.zeros((2, 1))
     run(plan, 2, 0, (X, 0, 0, None, 0, 0), np.full(4, 1e-3), 0.0, np.zeros(3), 1, 0, 1e12)
+    for gamma in (0.0, 1.0):                          # both paths of the evaluation pass
+        net.gamma = gamma
+        run_evaluation(plan.student, X, np.zeros(1), np.zeros((1, 1)), np.zeros(1))
     return time.perf_counter() - t0

@@ -107,6 +107,36 @@ def test_published_networks_and_parameter_counts():
         make_network("99k")
 
 
+# ---------------------------------------------------------------------------- validation
+def test_compiled_validation_equals_the_numpy_reference_on_real_data(data):
+    """The 15k network after 720 training steps (GLE, Adam), validated on 200 held-out
+    samples at batch 200: the compiled pass (one thread and the streams split in two) gives
+    the numpy pass's predictions, and its summed outputs and per-sample losses within 1e-12
+    relative."""
+    from gle_core import Simulator
+    from gle_core._kernel import HAVE_NUMBA
+    from gle_core.datasets import LabelledSequences, evaluate
+    from gle_core.mnist1d import DT, N_CLASSES
+    if not HAVE_NUMBA:
+        pytest.skip("numba is not installed")
+    src = LabelledSequences(data["x_train"], data["y_train"], N_CLASSES, DT, 100, seed=3)
+    net = make_network("15k", "gle", 3, 100)
+    sim = Simulator(net, src.inputs, target=src.targets, optimizer="adam", lr=1e-3,
+                    learn={"W": True, "b": True}, record=(), backend="numba")
+    sim.run_steps(2 * 360 + 17)                  # mid-sample: a state far from zero
+    val = LabelledSequences(data["x_val"][:200], data["y_val"][:200], N_CLASSES, DT, 200,
+                            shuffle=False)
+    ref = evaluate(net, val, backend="numpy")
+    assert len(set(ref["predictions"])) > 2          # a read-out that depends on the input
+    for threads in (1, 2):
+        got = evaluate(net, val, backend="numba", threads=threads)
+        assert np.array_equal(got["predictions"], ref["predictions"])
+        for key in ("summed_output", "losses"):
+            err = np.max(np.abs(got[key] - ref[key])) / np.max(np.abs(ref[key]))
+            assert err <= 1e-12, (threads, key, err)
+        assert got["loss"] == pytest.approx(ref["loss"], rel=1e-12, abs=0)
+
+
 # ---------------------------------------------------------------------------- learning
 def test_a_short_real_run_learns_with_gle_and_less_with_ie(tmp_path, data):
     """1000 real training samples, 3 epochs, hidden size 16 (the 15k architecture, smaller).
