@@ -326,8 +326,9 @@ def _check_dd(network):
 
 
 def _loss_grad(net, out, y):
-    """∂loss_k/∂r_out for the engine's per-step loss (see :meth:`GLENetwork.loss_value`)."""
-    B, n = out.shape
+    """∂loss_k/∂r_out for the engine's per-step loss (see :meth:`GLENetwork.loss_value`);
+    ``out`` (B, n) or stacked steps (K, B, n) with ``y`` of the same leading shape."""
+    B, n = out.shape[-2:]
     if net.loss == "mse":
         return (2.0 / (B * n)) * (out - y)
     yy = net.one_hot(y)
@@ -510,10 +511,19 @@ def _adjoint_core(net, r_new, rp_new, y):
     K = rp_new[0].shape[0]
     out = r_new[L - 1]
     a_r = np.zeros_like(out)
-    for k in range(K - 1):              # r after step k is the output of step k+1
-        yk = y[k + 1] if y is not None else None
-        if yk is not None:
-            a_r[k] = _loss_grad(net, out[k], yk)
+    # r after step k is the output of step k+1: a_r[k] = ∂loss_{k+1}/∂r_out, for all k at
+    # once (the same arithmetic per step as _loss_grad, without a Python loop over K steps)
+    ks = [k for k in range(K - 1) if y is not None and y[k + 1] is not None]
+    if ks:
+        ys = [np.asarray(y[k + 1]) for k in ks]
+        if all(v.shape == ys[0].shape and v.dtype == ys[0].dtype for v in ys):
+            ys = np.stack(ys)
+            if ys.ndim == 2 and np.issubdtype(ys.dtype, np.integer):
+                ys = np.eye(net.layer_sizes[-1])[ys]
+            a_r[ks] = _loss_grad(net, out[ks], ys)
+        else:
+            for k, yk in zip(ks, ys):
+                a_r[k] = _loss_grad(net, out[k], yk)
     a_s = [None] * L
     delta = [None] * L
     for l in range(L - 1, -1, -1):
