@@ -435,8 +435,9 @@ class Dashboard:
             # Panel's PeriodicCallback with background=True: the same timer without the
             # per-frame busy-indicator bookkeeping (two param updates with watchers per frame)
             from panel.io.callbacks import PeriodicCallback
+            # log=False: no two INFO log records per frame and session
             self.callback = PeriodicCallback(callback=self.tick, period=FRAME_MS,
-                                             background=True)
+                                             background=True, log=False)
             doc = pn.state.curdoc
             if doc is not None and patch_enabled("panel_periodic_registry"):
                 # removed with the session, like Panel's own
@@ -555,4 +556,6 @@ def create_app(preset="phase_inversion", seed=None):
 
 
 if __name__.startswith("bokeh_app"):
+    from gle_lab.capacity import log_to_stdout
+    log_to_stdout()
     create_app().servable(title="GLE Lab")

@@ -606,7 +606,7 @@ class MnistDashboard:
         if self.callback is None:
             from panel.io.callbacks import PeriodicCallback
             self.callback = PeriodicCallback(callback=self.tick_async, period=FRAME_MS,
-                                             background=True)
+                                             background=True, log=False)
             doc = pn.state.curdoc
             if doc is not None:
                 pn.state._periodic.setdefault(doc, []).append(self.callback)
