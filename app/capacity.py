@@ -24,6 +24,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import sys
 import threading
 import time
 import weakref
@@ -274,14 +275,29 @@ def _failed_widget(exc):
 
 
 def register_dashboard(doc, dashboard):
-    """Make ``dashboard`` the target of :func:`report_exception` for ``doc``."""
+    """Make ``dashboard`` the target of :func:`report_exception` for ``doc`` (and log the
+    session with the process' live count)."""
     if doc is not None and dashboard is not None:
         _DASHBOARDS[doc] = weakref.ref(dashboard)
+        log.info("session opened (%d live)", len(_DASHBOARDS))
 
 
 def unregister_dashboard(doc):
-    if doc is not None:
-        _DASHBOARDS.pop(doc, None)
+    if doc is not None and _DASHBOARDS.pop(doc, None) is not None:
+        log.info("session closed (%d live)", len(_DASHBOARDS))
+
+
+def log_to_stdout():
+    """GLE Lab's log lines (each session opened/closed with the process' live count,
+    refusals, errors) on standard output, beside the server's own (idempotent)."""
+    root = logging.getLogger("gle_lab")
+    if not any(getattr(h, "_gle_lab", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("gle-lab: %(message)s"))
+        handler._gle_lab = True
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
 
 
 def purge_links(layout):

@@ -588,6 +588,10 @@ async def run_arrival(url, n, over, duration, warmup=2.0, first_frame_timeout=60
     return res
 
 
+#: the server's log line for each session opened or closed (gle_lab.capacity)
+LIVE_RE = re.compile(r"gle-lab: session (?:opened|closed) \((\d+) live\)")
+
+
 class GleLabServer:
     """``gle-lab`` (``python -m gle_lab.serve``) on 127.0.0.1 and a free port; log drained.
 
@@ -626,6 +630,38 @@ class GleLabServer:
     @property
     def pid(self):
         return self.proc.pid
+
+    def live_sessions(self):
+        """The process' live sessions by its last "session opened/closed (N live)" log line
+        (0 before the first one)."""
+        for line in reversed(self.log):
+            m = LIVE_RE.search(line)
+            if m:
+                return int(m.group(1))
+        return 0
+
+    def wait_live_sessions(self, at_most=0, timeout=30.0):
+        """Wait until at most ``at_most`` sessions are live; True if so within ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while self.live_sessions() > at_most:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def wait_for_log(self, pattern, timeout=30.0, since=0):
+        """Wait until a log line from index ``since`` on matches ``pattern`` (a regex);
+        returns the match or None after ``timeout`` s."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.log[since:]:
+                m = rx.search(line)
+                if m:
+                    return m
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                return None
+            time.sleep(0.05)
 
     def stop(self):
         """Terminate the server and, with --num-procs > 1, its forked workers (by pid: the

@@ -173,12 +173,13 @@ def main(argv=None):
     args = parse_args(argv)
     import panel as pn
 
-    from gle_lab.capacity import SessionLimiter, guarded_app, report_exception
+    from gle_lab.capacity import SessionLimiter, guarded_app, log_to_stdout, report_exception
     from gle_lab.main import create_app
     from gle_lab.presets import PRESETS
 
     if args.preset not in PRESETS and args.preset != "mnist1d":
         sys.exit(f"gle-lab: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
+    log_to_stdout()
     limiter = SessionLimiter(args.max_sessions) if args.max_sessions else None
     if args.max_heavy_sessions is not None:
         from gle_lab.capacity import HEAVY

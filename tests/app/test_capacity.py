@@ -277,7 +277,8 @@ def test_cap_shows_full_page_and_frees_places(capped_server):
 
 
 def test_idle_session_is_paused_then_closed(capped_server):
-    time.sleep(2.5)                              # earlier sessions reaped
+    # the earlier tests' sessions reaped: the server logs each closed one with the live count
+    assert capped_server.wait_live_sessions(0, timeout=30)
 
     async def go():
         t = BokehTab(capped_server.url, auth=f"idle:{PASSWORD}")
@@ -442,9 +443,12 @@ def test_destroyed_sessions_are_freed(plain):
     try:
         rss = []
         for _ in range(3):
+            since = len(srv.log)
             res = run_async(run_load, srv.url, 4, 0.5, 0.2)
             assert res.ready == 4
-            time.sleep(2.0)                          # closed sessions reaped
+            # the 4 reaped (each closed session is logged with the live count)
+            assert srv.wait_for_log(r"session closed \(0 live\)", since=since)
+            assert srv.wait_live_sessions(0)
             rss.append(proc_sample(srv.pid)[1] / 2**20)
     finally:
         srv.stop()
