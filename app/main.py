@@ -43,6 +43,13 @@ MEASURE_EVERY, MEASURE_PHASE = 10, 3
 #: sliders of learning parameters follow their learned values every this many frames
 SYNC_EVERY = 15
 
+#: views a served session adds right after its first frame (Dashboard.complete_layout): the
+#: first document is then ~half the models, built, sent and drawn sooner
+LATER_VIEWS = ("errors", "fourier", "microcircuit", "learning")
+#: ms after the page's first frame callback: the first frame is painted before the browser
+#: builds the rest
+COMPLETE_AFTER_MS = 300
+
 #: layouts: "wide" (large monitors), "present" (projector, and any window below
 #: PRESENT_BELOW px wide), "phone" (up to PHONE_MAX px wide: one column)
 PRESENT_BELOW, PHONE_MAX = 1600, 480
@@ -112,7 +119,10 @@ def touch_targets(obj):
 class Dashboard:
     """A live GLE Lab session: state, views, layout and the frame callback."""
 
-    def __init__(self, preset="phase_inversion", seed=None):
+    def __init__(self, preset="phase_inversion", seed=None, progressive=False):
+        #: False until the views below the first screen are in the layout (see
+        #: :meth:`complete_layout`); a dashboard built outside a server is complete at once
+        self.complete = not progressive
         self.state = st = LabState(preset=preset, seed=seed)
         self.traces = TraceStream(st)
         self.activity = ActivityView(st, self.traces)
@@ -289,6 +299,11 @@ class Dashboard:
         self.title.object = TITLE_HTML if mode == "wide" else TITLE_SHORT_HTML
         self.present_toggle.visible = self.help_button.visible = mode != "phone"
         v = self._views()
+        if not self.complete:
+            # the first document: what the first screen shows and the first frame needs; the
+            # other views arrive in one patch right after the first frame (complete_layout)
+            for name in LATER_VIEWS:
+                v[name] = None
         if mode == "phone":
             # one column: cards, one plot, the τ sliders (sidebar); the rest further down
             want = [(self.top, []), (self.left, []), (self.right, []),
@@ -305,6 +320,7 @@ class Dashboard:
                     (self.main, [self.top, self.mid, v["learning"]]),
                     (self.body, [self.sidebar, self.main]),
                     (self.root, [self.header, v["lesson"], self.body])]
+        want = [(container, [o for o in objs if o is not None]) for container, objs in want]
         # first take out what moves, then put it in its new place: a pane is in one place at
         # a time (Panel keeps one model per pane and page)
         for container, objs in want:
@@ -315,6 +331,19 @@ class Dashboard:
             if len(container.objects) != len(objs) or \
                     any(a is not b for a, b in zip(container.objects, objs)):
                 container[:] = objs
+
+    def complete_layout(self):
+        """Add the views left out of the first document (Errors, Fourier, microcircuit,
+        Learning) in one patch. They were built and kept up to date all along; only their
+        Bokeh models were not sent yet."""
+        if self.complete:
+            return
+        self.complete = True
+        mode, self.mode = self.mode, None
+        with pn.io.unlocked():
+            # the reported viewport decides; without one, the layout guessed so far stays
+            self.apply_mode(None if self.viewport is not None else mode)
+            self.render_frame(force=True)
 
     def _views(self):
         return {"lesson": self.lesson.panel, "phase": self.phase.panel,
@@ -445,6 +474,11 @@ class Dashboard:
             self._doc = doc
             if self.state.playing:
                 self.callback.start()
+            if not self.complete:
+                if doc is not None and doc.session_context is not None:
+                    doc.add_timeout_callback(self.complete_layout, COMPLETE_AFTER_MS)
+                else:
+                    self.complete_layout()
 
     def destroy(self, session_context=None):
         """Release the session: stop the callback and drop the simulator."""
@@ -533,7 +567,8 @@ def create_app(preset="phase_inversion", seed=None):
     if preset == "mnist1d" or (loc is not None and loc.query_params.get("preset") == "mnist1d"):
         from gle_lab.mnist import create_mnist_app      # its own page (issue #14)
         return create_mnist_app()
-    dash = Dashboard(preset=preset, seed=seed)
+    served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+    dash = Dashboard(preset=preset, seed=seed, progressive=served)
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
     doc = pn.state.curdoc
     if doc is not None:

@@ -138,3 +138,40 @@ def test_a_learned_value_beyond_its_slider_is_shown_beside_it(dash):
     assert "learned: 69.5" in dash.controls.tau_m.label
     st.out_of_range = {}
     assert dash.controls.tau_m.label == label
+
+
+@pytest.mark.parametrize("mode", ["wide", "present", "phone"])
+def test_a_served_session_sends_the_first_screen_first_then_the_rest(mode):
+    """The first document holds the first screen (cards, Activity, controls, lesson); the
+    other views, kept up to date meanwhile, arrive in one patch after the first frame."""
+    full = Dashboard()
+    full.apply_mode(mode)
+    full_doc = Document()
+    full_doc.add_root(full.layout.get_root(full_doc))
+    d = Dashboard(progressive=True)
+    d.apply_mode(mode)
+    doc = Document()
+    doc.add_root(d.layout.get_root(doc))
+    first = len(doc.models)
+    later = {name: getattr(d, name).panel for name in ("errors", "fourier", "microcircuit",
+                                                       "learning")}
+    shown = list(_walk(d.layout))
+    assert not any(any(p is o for o in shown) for p in later.values())
+    assert any(o is d.activity.panel for o in shown) and any(o is d.phase.panel for o in shown)
+    assert first < 0.6 * len(full_doc.models)
+    for _ in range(5):
+        d.tick(n_steps=13)                          # frames before completion
+    events = []
+    doc.callbacks.on_change(lambda ev: events.append(ev))
+    d.complete_layout()
+    assert d.complete and d.mode == mode
+    shown = list(_walk(d.layout))
+    expected = set(later) - ({"microcircuit"} if mode == "phone" else set())
+    for name in expected:
+        assert any(o is later[name] for o in shown), name
+    assert len(doc.models) == len(full_doc.models)
+    # the views are current: the Errors traces hold the frames streamed before completion
+    assert len(d.traces.source.data["t"]) > 0 and d.fourier.curves.data["w"].size > 0
+    assert events                                   # sent as a patch to the open page
+    d.complete_layout()                             # once only
+    assert len(doc.models) == len(full_doc.models)
