@@ -225,8 +225,11 @@ class Dashboard:
         self.mid = pn.Row(self.left, self.right, **box)
         self.main = pn.Column(self.top, self.mid, **box)
         self.body = pn.Row(self.sidebar, self.main, css_classes=["gle-body"], **box)
+        # "gle-complete": every view is on the page (browser tests and page scripts wait on it)
         self.root = pn.Column(self.header, sizing_mode="stretch_width", margin=0,
-                              css_classes=["gle-lab"], stylesheets=[ROOT_CSS])
+                              css_classes=["gle-lab"] + (["gle-complete"] if self.complete
+                                                         else []),
+                              stylesheets=[ROOT_CSS])
         # the page reports its size once loaded; until then the likely layout (a phone says
         # so in its user agent; a link may ask for presentation mode)
         self.apply_mode(self._guess_mode())
@@ -344,6 +347,7 @@ class Dashboard:
             # the reported viewport decides; without one, the layout guessed so far stays
             self.apply_mode(None if self.viewport is not None else mode)
             self.render_frame(force=True)
+            self.root.css_classes = [*self.root.css_classes, "gle-complete"]
 
     def _views(self):
         return {"lesson": self.lesson.panel, "phase": self.phase.panel,

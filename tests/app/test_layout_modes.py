@@ -149,6 +149,7 @@ def test_a_served_session_sends_the_first_screen_first_then_the_rest(mode):
     full_doc = Document()
     full_doc.add_root(full.layout.get_root(full_doc))
     d = Dashboard(progressive=True)
+    assert "gle-complete" not in d.layout.css_classes
     d.apply_mode(mode)
     doc = Document()
     doc.add_root(d.layout.get_root(doc))
@@ -164,7 +165,7 @@ def test_a_served_session_sends_the_first_screen_first_then_the_rest(mode):
     events = []
     doc.callbacks.on_change(lambda ev: events.append(ev))
     d.complete_layout()
-    assert d.complete and d.mode == mode
+    assert d.complete and d.mode == mode and "gle-complete" in d.layout.css_classes
     shown = list(_walk(d.layout))
     expected = set(later) - ({"microcircuit"} if mode == "phone" else set())
     for name in expected:

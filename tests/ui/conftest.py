@@ -85,6 +85,8 @@ def app_page(page, server, request):
     page.goto(server.url)
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && "
                            "Bokeh.documents[0].roots().length > 0")
+    # the first screen comes first; the other views follow right after the first frame
+    page.locator(".gle-complete").wait_for(state="attached")
     yield page
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:

@@ -44,7 +44,8 @@ def test_link_reproduces_state_and_traces(page, server):
     assert math.isclose(10 ** page.evaluate(MODEL, ["τm membrane (a.u.)", "value"]), 0.5,
                         rel_tol=1e-6)
     assert math.isclose(page.evaluate(MODEL, ["Weight value", "value"]), 0.8, rel_tol=1e-9)
-    # the address bar carries the whole state
+    # the address bar carries the whole state (written a moment after the link was applied)
+    page.wait_for_function("() => new URLSearchParams(location.search).has('views')")
     q = dict(parse_qsl(urlparse(page.url).query))
     assert q["preset"] == "chain" and q["tau_m"] == "0.5,2" and q["W"] == "0.8,1.5"
     assert q["seed"] == "3" and "views" in q and "error_mode" in q, q
