@@ -98,15 +98,6 @@ if HAVE_NUMBA:
                 for b in range(B):
                     dst[r * B + b] += w * src[c * B + b]
 
-    @njit(inline="always", error_model="numpy")
-    def _stream_max(R, b, B, n):
-        """max_i R[i * B + b]: the largest output of stream b (neuron-major layout)."""
-        mx = R[b]
-        for i in range(1, n):
-            if R[i * B + b] > mx:
-                mx = R[i * B + b]
-        return mx
-
     @njit(inline="always", error_model="numpy", fastmath={"contract"})
     def _exp_neg(y):
         """exp(-y) for 0 ≤ y ≤ 708 without a libm call (so that loops using it
@@ -166,6 +157,28 @@ if HAVE_NUMBA:
             t = x if x != x else t                      # NaN stays NaN
             dst_r[q] = t
             dst_rp[q] = 1.0 - t * t
+
+    @njit(cache=True, error_model="numpy", fastmath={"contract"})
+    def _softmax_exp(R, B, n, mx, ex, tot):
+        """For every stream b of the neuron-major (n, batch) block ``R``: ``mx[b]`` its
+        largest value, ``ex[i B + b] = exp(R[i B + b] - mx[b])`` and ``tot[b] = Σ_i ex`` (in
+        i order): the exponentials of a softmax, without libm calls so that the loops run
+        over the batch and vectorize (exp as in :func:`_tanh_layer`, within 5e-16 relative
+        of libm; arguments below -708 give ~1e-308 for 0; NaN stays NaN)."""
+        for b in range(B):
+            mx[b] = R[b]
+            tot[b] = 0.0
+        for i in range(1, n):
+            for b in range(B):
+                r = R[i * B + b]
+                mx[b] = r if r > mx[b] else mx[b]
+        for i in range(n):
+            for b in range(B):
+                y = mx[b] - R[i * B + b]                # = -(R - mx) exactly
+                y = 708.0 if y >= 708.0 else y
+                e = _exp_neg(y)
+                ex[i * B + b] = e
+                tot[b] += e
 
     @njit(cache=True, error_model="numpy", fastmath={"contract"})
     def _softplus_layer(src, dst_r, dst_rp):
@@ -279,15 +292,11 @@ if HAVE_NUMBA:
                 for q in range(nout * B):
                     Go[q] = beta * (Yo[q] - Ro[q])
             else:                                       # β (onehot - softmax(r))
-                for b in range(B):
-                    mx = _stream_max(Ro, b, B, nout)
-                    tot = 0.0
-                    for i in range(nout):
-                        ex = math.exp(Ro[i * B + b] - mx)
-                        Go[i * B + b] = ex
-                        tot += ex
-                    for i in range(nout):
-                        Go[i * B + b] = beta * (Yo[i * B + b] - Go[i * B + b] / tot)
+                tot = sbuf[B:2 * B]
+                _softmax_exp(Ro, B, nout, sbuf[:B], Go, tot)
+                for i in range(nout):
+                    for b in range(B):
+                        Go[i * B + b] = beta * (Yo[i * B + b] - Go[i * B + b] / tot[b])
             for q in range(nout * B):
                 bad |= Go[q] - Go[q] != 0.0
 
@@ -319,40 +328,32 @@ if HAVE_NUMBA:
             # step 2: s = W r_{ℓ-1,old} + b, as (n, batch) in sbuf[:nB]
             Sl = sbuf[:nB]
             _weights_times(Wl, n, m, Rin, Sl, B, big, False)
-            # per-element copies of b, τm, τr, so that the update below is one flat loop
-            TM = sbuf[nB:2 * nB]
-            TR = sbuf[2 * nB:3 * nB]
             for i in range(n):
                 bi = bl[i]
                 tm = tml[i]
                 tr = trl[i]
                 for b in range(B):
-                    Sl[i * B + b] += bi
-                    TM[i * B + b] = tm
-                    TR[i * B + b] = tr
-            for q in range(nB):
-                eps = RPc[q] * Din[q]                                  # step 1
-                tm = TM[q]
-                tr = TR[q]
-                if gle:                                                # step 3
-                    v = Vc[q]
-                    vdot = (eps - v) / tr
-                    vn = v + dt * vdot
-                    e = v + tm * vdot
-                else:                                                  # IE: v = e = ε
-                    vn = eps
-                    e = eps
-                u = Uc[q]
-                ud = (Sl[q] + gamma * e - u) / tm                      # step 4
-                uh = u + tr * ud
-                un = u + dt * ud
-                Un[q] = un
-                UDn[q] = ud
-                UHn[q] = uh
-                EPSn[q] = eps
-                Vn[q] = vn
-                En[q] = e
-                bad |= ((un - un) + (uh - uh) + (vn - vn) + (e - e)) != 0.0
+                    q = i * B + b
+                    eps = RPc[q] * Din[q]                              # step 1
+                    if gle:                                            # step 3
+                        v = Vc[q]
+                        vdot = (eps - v) / tr
+                        vn = v + dt * vdot
+                        e = v + tm * vdot
+                    else:                                              # IE: v = e = ε
+                        vn = eps
+                        e = eps
+                    u = Uc[q]
+                    ud = ((Sl[q] + bi) + gamma * e - u) / tm           # step 4
+                    uh = u + tr * ud
+                    un = u + dt * ud
+                    Un[q] = un
+                    UDn[q] = ud
+                    UHn[q] = uh
+                    EPSn[q] = eps
+                    Vn[q] = vn
+                    En[q] = e
+                    bad |= ((un - un) + (uh - uh) + (vn - vn) + (e - e)) != 0.0
             _activate(acts[l], UHn, S[nxt, _R, lo:hi], S[nxt, _RP, lo:hi])    # step 7
             if l > 0:                                                  # step 6: W_ℓᵀ e_ℓ
                 Fb = Dn[B * noff[l - 1]:lo]
@@ -364,8 +365,9 @@ if HAVE_NUMBA:
         return not bad
 
     @njit(cache=True, error_model="numpy")
-    def _loss(R, ob, y, ybase, B, nout, ce):
-        """Per-step cost of the old output R[ob:] against y[ybase:] (GLENetwork.loss_value)."""
+    def _loss(R, ob, y, ybase, B, nout, ce, tmp):
+        """Per-step cost of the old output R[ob:] against y[ybase:] (GLENetwork.loss_value);
+        ``tmp``: a scratch of at least (n_out + 2) batch."""
         Ro = R[ob:ob + nout * B]
         Yo = y[ybase:ybase + nout * B]
         if not ce:
@@ -374,13 +376,13 @@ if HAVE_NUMBA:
                 d = Yo[q] - Ro[q]
                 acc += d * d
             return acc / (B * nout)
+        mxs = tmp[:B]
+        ses = tmp[B:2 * B]
+        _softmax_exp(Ro, B, nout, mxs, tmp[2 * B:(2 + nout) * B], ses)
         tot = 0.0
         for b in range(B):
-            mx = _stream_max(Ro, b, B, nout)
-            se = 0.0
-            for i in range(nout):
-                se += math.exp(Ro[i * B + b] - mx)
-            lse = math.log(se)
+            mx = mxs[b]
+            lse = math.log(ses[b])
             row = 0.0
             for i in range(nout):
                 row += Yo[i * B + b] * ((Ro[i * B + b] - mx) - lse)
@@ -453,12 +455,10 @@ if HAVE_NUMBA:
         ob = B * noff[L - 1]
         for i in range(n_steps):
             Ro = S[cur, _R, ob:ob + nout * B]
+            _softmax_exp(Ro, B, nout, sbuf[:B], sbuf[2 * B:(2 + nout) * B], sbuf[B:2 * B])
             for b in range(B):                  # as datasets.cross_entropy_per_stream
-                mx = _stream_max(Ro, b, B, nout)
-                se = 0.0
-                for k in range(nout):
-                    se += math.exp(Ro[k * B + b] - mx)
-                lse = math.log(se)
+                mx = sbuf[b]
+                lse = math.log(sbuf[B + b])
                 row = 0.0
                 for k in range(nout):
                     o = Ro[k * B + b]
@@ -501,28 +501,31 @@ if HAVE_NUMBA:
             for q in range(n * m):
                 G[q] = -G[q] / B
             return
-        # batch means summed in order, like numpy's mean over axis 0
+        # batch means summed in order, like numpy's mean over axis 0: G[i] accumulates
+        # stream after stream, the neurons' sums advancing together (independent chains)
+        for i in range(n):
+            G[i] = 0.0
         if kind == 1:                                  # -⟨e⟩
+            for b in range(B):
+                for i in range(n):
+                    G[i] += En[i * B + b]
             for i in range(n):
-                s = 0.0
-                for b in range(B):
-                    s += En[i * B + b]
-                G[i] = -(s / B)
+                G[i] = -(G[i] / B)
             return
         UDn = S[nxt, _UD, lo:hi]
         if kind == 2:                                  # ⟨e ⊙ u̇⟩
+            for b in range(B):
+                for i in range(n):
+                    G[i] += En[i * B + b] * UDn[i * B + b]
             for i in range(n):
-                s = 0.0
-                for b in range(B):
-                    s += En[i * B + b] * UDn[i * B + b]
-                G[i] = s / B
+                G[i] = G[i] / B
             return
         EPSn = S[nxt, _EPS, lo:hi]                     # -⟨ε ⊙ u̇⟩
+        for b in range(B):
+            for i in range(n):
+                G[i] += EPSn[i * B + b] * UDn[i * B + b]
         for i in range(n):
-            s = 0.0
-            for b in range(B):
-                s += EPSn[i * B + b] * UDn[i * B + b]
-            G[i] = -(s / B)
+            G[i] = -(G[i] / B)
 
     @njit(cache=True, error_model="numpy")
     def _param_offset(kind, l, noff, woff):
@@ -654,11 +657,12 @@ if HAVE_NUMBA:
                 break
             lval = 0.0
             if has_y:
-                lval = _loss(S[cur, _R], ob, yarr, ybase, B, nout, ce)
+                lval = _loss(S[cur, _R], ob, yarr, ybase, B, nout, ce, sbuf)
                 if lval - lval != 0.0:
                     status = S_BAD_LOSS
                     break
-            # ---- learning: gradients into U[0]; the updates are checked, then applied below
+            # ---- learning: gradients into U[0], the updates into U[1:4] (new parameters and
+            # moments); stored below if every one is finite
             learning = local_on and n_act > 0 and k * dt >= learn_from - 1e-9
             if learning:
                 bad_a = -1

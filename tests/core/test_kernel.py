@@ -497,3 +497,26 @@ def test_a_window_can_change_backend_midway():
         b.run_steps(n)
         assert_same(a, b)
     assert a.rule.n_updates == b.rule.n_updates == 4
+
+
+def test_softmax_exponentials_match_libm_and_keep_nan():
+    """The kernel's softmax parts (cross-entropy drive and loss) without libm: per stream the
+    maximum, exp(r - max) within 1e-15 of numpy, their sum in neuron order; a gap beyond
+    708 gives a denormal-sized value instead of 0; NaN stays NaN."""
+    rng = np.random.default_rng(3)
+    n, B = 10, 37
+    R = rng.normal(0.0, 20.0, (n, B))
+    R[3, 5] = R[:, 5].max() + 900.0                 # other outputs of stream 5: exp < 1e-300
+    R[7, 9] = np.nan
+    mx, tot, ex = np.empty(B), np.empty(B), np.empty(n * B)
+    _kernel._softmax_exp(R.ravel(), B, n, mx, ex, tot)
+    ex = ex.reshape(n, B)
+    ok = np.ones(B, bool)
+    ok[9] = False
+    assert np.array_equal(mx[ok], R[:, ok].max(axis=0))
+    ref = np.exp(R[:, ok] - R[:, ok].max(axis=0))
+    big = ref > 1e-300
+    np.testing.assert_allclose(ex[:, ok][big], ref[big], rtol=1e-15, atol=0)
+    assert np.all(ex[:, ok][~big] <= 1e-307)
+    assert np.array_equal(tot[ok], sum(ex[i, ok] for i in range(n)))   # neuron order
+    assert np.isnan(tot[9]) and np.isnan(ex[7, 9])
