@@ -126,15 +126,16 @@ class Dashboard:
         self.state = st = LabState(preset=preset, seed=seed)
         self.traces = TraceStream(st)
         self.activity = ActivityView(st, self.traces)
-        self.adjoint = AdjointOverlay(st)       # λ and its fits, for Errors and Fourier
-        self.errors = ErrorsView(st, self.traces, self.adjoint)
-        self.fourier = FourierView(st)
-        self.learning = LearningView(st)
+        #: the views of LATER_VIEWS (and the λ overlay they share): built with the dashboard,
+        #: or, for a served session, by complete_layout right after the first frame (their
+        #: figures are ~60 % of the session's build)
+        self.adjoint = self.errors = self.fourier = self.learning = self.microcircuit = None
+        if self.complete:
+            self._build_later_views()
         st.measure()                    # analytic readouts before the first frame
         self.phase = PhaseView(st)
         self.controls = ControlsView(st, self)
         self.lesson = LessonView(st)
-        self.microcircuit = MicrocircuitView(st)
         self.callback = None
         self.frame = 0
         self._loss_sum = 0.0
@@ -286,27 +287,23 @@ class Dashboard:
         # bar and the phase cards leave of the screen
         if mode == "present":
             act = int(min(max(height - 330, 260), 620))
-            self.activity.set_height(act)
-            self.errors.set_height(max(260, act - 40))
+            heights = (act, max(260, act - 40))
         elif mode == "phone":
-            self.activity.set_height(300)
-            self.errors.set_height(280)
+            heights = (300, 280)
         else:
-            self.activity.set_height(250)
-            self.errors.set_height(250)
-        for view in (self.activity, self.errors, self.fourier, self.learning,
-                     self.microcircuit):
+            heights = (250, 250)
+        self.activity.set_height(heights[0])
+        if self.errors is not None:
+            self.errors.set_height(heights[1])
+        for view in [self.activity] + self._later():
             view.set_mode(mode)
         self.phase.pane.css_classes = [c for c in self.phase.pane.css_classes
                                        if not c.startswith("gle-phase-")] + [f"gle-phase-{mode}"]
         self.title.object = TITLE_HTML if mode == "wide" else TITLE_SHORT_HTML
         self.present_toggle.visible = self.help_button.visible = mode != "phone"
+        # before complete_layout (served sessions): what the first screen shows and the first
+        # frame needs; the other views arrive in one patch right after the first frame
         v = self._views()
-        if not self.complete:
-            # the first document: what the first screen shows and the first frame needs; the
-            # other views arrive in one patch right after the first frame (complete_layout)
-            for name in LATER_VIEWS:
-                v[name] = None
         if mode == "phone":
             # one column: cards, one plot, the τ sliders (sidebar); the rest further down
             want = [(self.top, []), (self.left, []), (self.right, []),
@@ -335,6 +332,19 @@ class Dashboard:
                     any(a is not b for a, b in zip(container.objects, objs)):
                 container[:] = objs
 
+    def _build_later_views(self):
+        st = self.state
+        self.adjoint = AdjointOverlay(st)       # λ and its fits, for Errors and Fourier
+        self.errors = ErrorsView(st, self.traces, self.adjoint)
+        self.fourier = FourierView(st)
+        self.learning = LearningView(st)
+        self.microcircuit = MicrocircuitView(st)
+
+    def _later(self):
+        """The later views that exist (none before complete_layout in a served session)."""
+        return [v for v in (self.errors, self.fourier, self.learning, self.microcircuit)
+                if v is not None]
+
     def complete_layout(self):
         """Add the views left out of the first document (Errors, Fourier, microcircuit,
         Learning) in one patch. They were built and kept up to date all along; only their
@@ -344,16 +354,19 @@ class Dashboard:
         self.complete = True
         mode, self.mode = self.mode, None
         with pn.io.unlocked():
+            self._build_later_views()
+            self.sharing.set_views(self.sharing.visible_views())   # a link's ?views=
             # the reported viewport decides; without one, the layout guessed so far stays
             self.apply_mode(None if self.viewport is not None else mode)
             self.render_frame(force=True)
             self.root.css_classes = [*self.root.css_classes, "gle-complete"]
 
     def _views(self):
-        return {"lesson": self.lesson.panel, "phase": self.phase.panel,
-                "activity": self.activity.panel, "errors": self.errors.panel,
-                "fourier": self.fourier.panel, "microcircuit": self.microcircuit.panel,
-                "learning": self.learning.panel}
+        views = {"lesson": self.lesson, "phase": self.phase, "activity": self.activity,
+                 "errors": self.errors, "fourier": self.fourier,
+                 "microcircuit": self.microcircuit, "learning": self.learning}
+        return {k: None if (v is None or (k in LATER_VIEWS and not self.complete)) else v.panel
+                for k, v in views.items()}
 
     def show_toast(self, text, level="info"):
         """A transient message in the bottom corner (never moves the page)."""
@@ -405,30 +418,34 @@ class Dashboard:
     def _on_structure(self, event):
         self.traces.rebuild()
         self.activity.rebuild()
-        self.errors.rebuild()
-        self.fourier.rebuild()
-        self.learning.rebuild()
+        for view in (self.errors, self.fourier, self.learning):
+            if view is not None:
+                view.rebuild()
         self.phase.update()
 
     def _on_reseeded(self, event):
         """Same network shape, new values (a seed change): keep every figure."""
-        if not self.learning.refresh_references():
+        if self.learning is not None and not self.learning.refresh_references():
             self.learning.rebuild()
-        self.microcircuit.refresh_weights()
+        if self.microcircuit is not None:
+            self.microcircuit.refresh_weights()
         self.phase.update()
 
     def _on_cleared(self, event):
         self.traces.clear()
-        self.errors.clear()
-        self.learning.clear()
+        for view in (self.errors, self.learning):
+            if view is not None:
+                view.clear()
         self._loss_sum, self._loss_n = 0.0, 0
         self.controls.clock.object = f"t = {self.state.sim.t:.1f} a.u."
 
     def _refresh_analytic(self):
-        self.fourier.update_curves()
+        if self.fourier is not None:
+            self.fourier.update_curves()
         self.state.measure()
         self.phase.update()
-        self.fourier.update(self.errors.adjoint_fits)
+        if self.fourier is not None:
+            self.fourier.update(self.errors.adjoint_fits)
 
     def _tick_soon(self, *events):
         """A control changed: run a frame right away rather than at the next period, so the
@@ -457,7 +474,7 @@ class Dashboard:
             self.callback.start()
         elif not event.new and self.callback.running:
             self.callback.stop()
-        if not event.new and self.state.sim is not None:
+        if not event.new and self.state.sim is not None and self.errors is not None:
             self.errors.update_adjoint()        # λ of the paused window, once
             self.fourier.update(self.errors.adjoint_fits)
 
@@ -524,15 +541,18 @@ class Dashboard:
         if force or self.frame % LEARNING_EVERY == 0:
             loss = self._loss_sum / self._loss_n if self._loss_n else float("nan")
             self._loss_sum, self._loss_n = 0.0, 0
-            self.learning.push(loss)
-            self.microcircuit.update()
-        adjoint = force or self.frame % self.errors.adjoint_every == 0
+            if self.learning is not None:
+                self.learning.push(loss)
+                self.microcircuit.update()
+        errors = self.errors
+        adjoint = errors is not None and (force or self.frame % errors.adjoint_every == 0)
         if adjoint:
-            self.errors.update_adjoint()
+            errors.update_adjoint()
         if force or adjoint or self.frame % MEASURE_EVERY == MEASURE_PHASE:
             st.measure()
             self.phase.update()
-            self.fourier.update(self.errors.adjoint_fits)
+            if self.fourier is not None:
+                self.fourier.update(errors.adjoint_fits)
             self.controls.clock.object = f"t = {st.sim.t:.1f} a.u."
         if self.frame % SYNC_EVERY == 0:
             st.sync_learned()

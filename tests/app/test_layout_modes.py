@@ -143,36 +143,47 @@ def test_a_learned_value_beyond_its_slider_is_shown_beside_it(dash):
 @pytest.mark.parametrize("mode", ["wide", "present", "phone"])
 def test_a_served_session_sends_the_first_screen_first_then_the_rest(mode):
     """The first document holds the first screen (cards, Activity, controls, lesson); the
-    other views, kept up to date meanwhile, arrive in one patch after the first frame."""
+    other views are built and sent in one patch after the first frame."""
+    names = ("errors", "fourier", "microcircuit", "learning")
     full = Dashboard()
     full.apply_mode(mode)
     full_doc = Document()
     full_doc.add_root(full.layout.get_root(full_doc))
     d = Dashboard(progressive=True)
     assert "gle-complete" not in d.layout.css_classes
+    assert all(getattr(d, name) is None for name in names)       # not even built yet
     d.apply_mode(mode)
     doc = Document()
     doc.add_root(d.layout.get_root(doc))
-    first = len(doc.models)
-    later = {name: getattr(d, name).panel for name in ("errors", "fourier", "microcircuit",
-                                                       "learning")}
     shown = list(_walk(d.layout))
-    assert not any(any(p is o for o in shown) for p in later.values())
     assert any(o is d.activity.panel for o in shown) and any(o is d.phase.panel for o in shown)
-    assert first < 0.6 * len(full_doc.models)
+    assert len(doc.models) < 0.6 * len(full_doc.models)
     for _ in range(5):
         d.tick(n_steps=13)                          # frames before completion
+    d.state.tau_r = 2.0                             # and a change the later views must show
     events = []
     doc.callbacks.on_change(lambda ev: events.append(ev))
     d.complete_layout()
     assert d.complete and d.mode == mode and "gle-complete" in d.layout.css_classes
     shown = list(_walk(d.layout))
-    expected = set(later) - ({"microcircuit"} if mode == "phone" else set())
-    for name in expected:
-        assert any(o is later[name] for o in shown), name
+    for name in set(names) - ({"microcircuit"} if mode == "phone" else set()):
+        assert any(o is getattr(d, name).panel for o in shown), name
     assert len(doc.models) == len(full_doc.models)
-    # the views are current: the Errors traces hold the frames streamed before completion
-    assert len(d.traces.source.data["t"]) > 0 and d.fourier.curves.data["w"].size > 0
     assert events                                   # sent as a patch to the open page
+    # built from the current state: Fourier's curves are those of τr = 2 (the error path's
+    # phase at ω → 0 leads by atan(ωτm) - atan(ωτr) < 0 for τr > τm)
+    tm, tr = d.state.neuron_taus()
+    assert tr == 2.0 and d.fourier.curves.data["gle_error_phase"][0] < 0
+    d.tick(n_steps=13)
+    assert len(d.learning.source.data["t"]) >= 1    # the Learning view follows from now on
     d.complete_layout()                             # once only
     assert len(doc.models) == len(full_doc.models)
+
+
+def test_a_served_sessions_link_hides_views_once_they_exist():
+    d = Dashboard(progressive=True)
+    d.layout.get_root(Document())
+    d.sharing.set_views(["activity", "errors", "lesson"])
+    d.complete_layout()
+    assert d.fourier.panel.visible is False and d.learning.panel.visible is False
+    assert d.errors.panel.visible is True
