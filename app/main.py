@@ -49,6 +49,12 @@ LATER_VIEWS = ("errors", "fourier", "microcircuit", "learning")
 #: ms after the page's first frame callback: the first frame is painted before the browser
 #: builds the rest
 COMPLETE_AFTER_MS = 300
+#: while visitors keep arriving (a session was created in this process within the last
+#: ARRIVAL_QUIET_S), completing layouts waits: everyone's first screen comes first (a class
+#: opening the link at once); never longer than COMPLETE_MAX_WAIT_S
+ARRIVAL_QUIET_S, COMPLETE_MAX_WAIT_S = 1.0, 20.0
+#: time.monotonic() of the last session created in this process
+_last_arrival = [float("-inf")]
 
 #: layouts: "wide" (large monitors), "present" (projector, and any window below
 #: PRESENT_BELOW px wide), "phone" (up to PHONE_MAX px wide: one column)
@@ -332,6 +338,18 @@ class Dashboard:
                     any(a is not b for a, b in zip(container.objects, objs)):
                 container[:] = objs
 
+    def _complete_when_quiet(self, doc, since):
+        """Complete the layout COMPLETE_AFTER_MS from now, or later while visitors arrive."""
+        def check():
+            now = time.monotonic()
+            if self.state.sim is None or self.complete:
+                return                                   # session gone, or done
+            if now - _last_arrival[0] < ARRIVAL_QUIET_S and now - since < COMPLETE_MAX_WAIT_S:
+                doc.add_timeout_callback(check, COMPLETE_AFTER_MS)
+                return
+            self.complete_layout()
+        doc.add_timeout_callback(check, COMPLETE_AFTER_MS)
+
     def _build_later_views(self):
         st = self.state
         self.adjoint = AdjointOverlay(st)       # λ and its fits, for Errors and Fourier
@@ -497,7 +515,7 @@ class Dashboard:
                 self.callback.start()
             if not self.complete:
                 if doc is not None and doc.session_context is not None:
-                    doc.add_timeout_callback(self.complete_layout, COMPLETE_AFTER_MS)
+                    self._complete_when_quiet(doc, time.monotonic())
                 else:
                     self.complete_layout()
 
@@ -592,6 +610,8 @@ def create_app(preset="phase_inversion", seed=None):
         from gle_lab.mnist import create_mnist_app      # its own page (issue #14)
         return create_mnist_app()
     served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+    if served:
+        _last_arrival[0] = time.monotonic()
     dash = Dashboard(preset=preset, seed=seed, progressive=served)
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
     doc = pn.state.curdoc

@@ -3,9 +3,12 @@
     python benchmarks/bench_session.py [--runs 5] [--preset NAME ...]
 
 Per preset, the median over ``--runs`` of the server CPU (process time) to build the session
-(``create_app`` + its Bokeh models) and to serialise the whole document as the server does for
-the first page (``Document.to_json``), with the model count and the JSON size. Target (issue
-#11): build + serialise ≤ 0.3 s of CPU for every preset. Prints, asserts nothing; the load
+(``create_app`` + its Bokeh models) and to serialise the whole document
+(``Document.to_json``), with the model count and the JSON size; then the same for a served
+session, whose first document is the first screen only ("first doc": build + serialise, what
+stands between the request and the page), and the CPU of completing its layout after the
+first frame (the later views built and their patch message). Target (issue #11): build +
+serialise ≤ 0.3 s of CPU for every preset. Prints, asserts nothing; the load
 average is printed with the figures.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ from gle_lab.presets import PRESETS
 
 
 def one(preset):
+    """(build, serialise, models, bytes) of a whole session document (as outside a server)."""
     doc = Document()
     t0 = time.process_time()
     with set_curdoc(doc):
@@ -35,6 +39,36 @@ def one(preset):
     return t1 - t0, t2 - t1, len(doc.models), size
 
 
+def served(preset):
+    """A served session: (build, serialise) of its first document, its models, and the CPU of
+    completing the layout after the first frame (building the later views + their patch)."""
+    from bokeh.protocol import Protocol
+    from gle_lab.main import Dashboard
+    if preset == "mnist1d":
+        return None
+    doc = Document()
+    t0 = time.process_time()
+    with set_curdoc(doc):
+        d = Dashboard(preset=preset, progressive=True)
+        d.sharing.sync_location()
+        doc.add_root(d.layout.get_root(doc))
+    t1 = time.process_time()
+    doc.to_json()
+    t2 = time.process_time()
+    n_first = len(doc.models)
+    doc.models.flush_synced()
+    events = []
+    doc.callbacks.on_change(lambda ev: events.append(ev))
+    with set_curdoc(doc):
+        d.tick(n_steps=13)
+        events.clear()
+        t3 = time.process_time()
+        d.complete_layout()
+        Protocol().create("PATCH-DOC", list(events))
+        t4 = time.process_time()
+    return t1 - t0, t2 - t1, n_first, t4 - t3
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=5)
@@ -43,13 +77,20 @@ def main(argv=None):
     one(args.preset[0])                                  # imports, numba, first templates
     print(f"# session cost, median of {args.runs} (CPU seconds)   loadavg "
           f"{' '.join(os.getloadavg().__repr__().strip('()').split(', '))}")
-    print(f"{'preset':>18} {'build':>7} {'serialise':>9} {'total':>7} {'models':>6} {'KB':>5}")
+    print(f"{'preset':>18} {'build':>7} {'serialise':>9} {'total':>7} {'models':>6} {'KB':>5}"
+          f"   | served: {'first doc':>9} {'models':>6} {'complete later':>14}")
     for preset in args.preset:
         rows = [one(preset) for _ in range(args.runs)]
         b = statistics.median(r[0] for r in rows)
         s = statistics.median(r[1] for r in rows)
-        print(f"{preset:>18} {b:7.3f} {s:9.3f} {b + s:7.3f} {rows[0][2]:6d} "
-              f"{rows[0][3] / 1024:5.0f}", flush=True)
+        line = (f"{preset:>18} {b:7.3f} {s:9.3f} {b + s:7.3f} {rows[0][2]:6d} "
+                f"{rows[0][3] / 1024:5.0f}")
+        if preset != "mnist1d":
+            srv = [served(preset) for _ in range(args.runs)]
+            first = statistics.median(r[0] + r[1] for r in srv)
+            later = statistics.median(r[3] for r in srv)
+            line += f"   |         {first:9.3f} {srv[0][2]:6d} {later:14.3f}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -187,3 +187,49 @@ def test_a_served_sessions_link_hides_views_once_they_exist():
     d.complete_layout()
     assert d.fourier.panel.visible is False and d.learning.panel.visible is False
     assert d.errors.panel.visible is True
+
+
+def test_completing_layouts_waits_while_visitors_arrive(monkeypatch):
+    """A class opening the link at once: every newcomer's first screen before anyone's rest."""
+    import gle_lab.main as main
+
+    class FakeDoc:
+        def __init__(self):
+            self.pending = []
+
+        def add_timeout_callback(self, cb, ms):
+            self.pending.append((cb, ms))
+
+        def run_one(self):
+            cb, _ = self.pending.pop(0)
+            cb()
+
+    now = [100.0]
+    monkeypatch.setattr(main.time, "monotonic", lambda: now[0])
+    d = Dashboard(progressive=True)
+    d.layout.get_root(Document())
+    doc = FakeDoc()
+    main._last_arrival[0] = 100.0                  # someone just arrived
+    d._complete_when_quiet(doc, since=100.0)
+    now[0] = 100.3
+    doc.run_one()
+    assert not d.complete and len(doc.pending) == 1 and doc.pending[0][1] == main.COMPLETE_AFTER_MS
+    main._last_arrival[0] = 100.3                  # and another one
+    now[0] = 101.0
+    doc.run_one()
+    assert not d.complete
+    now[0] = 101.4                                 # a quiet second: complete
+    doc.run_one()
+    assert d.complete and not doc.pending
+    # arrivals that never stop: completed after COMPLETE_MAX_WAIT_S all the same
+    d2 = Dashboard(progressive=True)
+    d2.layout.get_root(Document())
+    d2._complete_when_quiet(doc, since=now[0])
+    for _ in range(200):
+        now[0] += 0.3
+        main._last_arrival[0] = now[0]
+        doc.run_one()
+        if d2.complete:
+            break
+    assert d2.complete and now[0] - 101.4 >= main.COMPLETE_MAX_WAIT_S
+    main._last_arrival[0] = float("-inf")
