@@ -400,8 +400,9 @@ class MnistLab(param.Parameterized):
                                 N_CLASSES, DT, VAL_SAMPLES, shuffle=False)
         snap = tile_state(self.net, val.batch_size)
         epoch = self.epoch
+        # one thread: the server's other core serves the other sessions' frames
         self._pending_val = (epoch, self.version,
-                             _validator.submit(evaluate, snap, val))
+                             _validator.submit(evaluate, snap, val, threads=1))
 
     def _check_validation(self):
         p = self._pending_val
