@@ -53,6 +53,9 @@ COMPLETE_AFTER_MS = 300
 #: ARRIVAL_QUIET_S), completing layouts waits: everyone's first screen comes first (a class
 #: opening the link at once); never longer than COMPLETE_MAX_WAIT_S
 ARRIVAL_QUIET_S, COMPLETE_MAX_WAIT_S = 1.0, 20.0
+#: meanwhile, sessions already streaming send only every this many frames (7.5 frames/s;
+#: their simulation keeps real time, in bigger steps): the CPU goes to the newcomers
+ARRIVAL_FRAME_EVERY = 4
 #: time.monotonic() of the last session created in this process
 _last_arrival = [float("-inf")]
 
@@ -148,6 +151,9 @@ class Dashboard:
         self._loss_n = 0
         self._last_tick = None
         self._tick_pending = False
+        self._doc = None                # the session's document (start())
+        self._served = False            # ... and it is a server session
+        self._arrival_skips = 0
         self.tick_seconds = []          # server CPU of recent ticks (benchmarks)
         st.param.watch(self._on_structure, "structure")
         st.param.watch(self._on_reseeded, "reseeded")
@@ -511,6 +517,7 @@ class Dashboard:
                 # removed with the session, like Panel's own
                 pn.state._periodic.setdefault(doc, []).append(self.callback)
             self._doc = doc
+            self._served = doc is not None and doc.session_context is not None
             if self.state.playing:
                 self.callback.start()
             if not self.complete:
@@ -532,6 +539,11 @@ class Dashboard:
         t0 = time.perf_counter()
         if self.state.sim is None:
             return
+        if n_steps is None and self.frame > 0 and self._served and \
+                time.monotonic() - _last_arrival[0] < ARRIVAL_QUIET_S:
+            self._arrival_skips = (self._arrival_skips + 1) % ARRIVAL_FRAME_EVERY
+            if self._arrival_skips:
+                return
         wall = 0.0 if self._last_tick is None else t0 - self._last_tick
         if self._last_tick is None and n_steps is None:
             wall = FRAME_MS / 1000

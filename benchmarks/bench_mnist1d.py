@@ -141,7 +141,7 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=2880)
     p.add_argument("--skip-dask", action="store_true")
     p.add_argument("--skip-epochs", action="store_true")
-    p.add_argument("--dask-epochs", type=int, default=2)
+    p.add_argument("--dask-epochs", type=int, default=5)
     args = p.parse_args(argv)
     data = load_data()
     if not args.skip_epochs:

@@ -233,3 +233,24 @@ def test_completing_layouts_waits_while_visitors_arrive(monkeypatch):
             break
     assert d2.complete and now[0] - 101.4 >= main.COMPLETE_MAX_WAIT_S
     main._last_arrival[0] = float("-inf")
+
+
+def test_streaming_sessions_yield_frames_while_visitors_arrive(monkeypatch):
+    import gle_lab.main as main
+    now = [500.0]
+    monkeypatch.setattr(main.time, "monotonic", lambda: now[0])
+    d = Dashboard()
+    d.layout.get_root(Document())
+    d._served = True
+    d.tick()                                       # a first frame is never held back
+    assert d.frame == 1
+    main._last_arrival[0] = now[0]                 # a visitor arrives
+    for _ in range(8):
+        d.tick()
+    assert d.frame == 1 + 8 // main.ARRIVAL_FRAME_EVERY
+    t_sim = d.state.sim.t
+    now[0] += main.ARRIVAL_QUIET_S + 0.1           # arrivals over: every frame again
+    for _ in range(3):
+        d.tick()
+    assert d.frame == 1 + 8 // main.ARRIVAL_FRAME_EVERY + 3 and d.state.sim.t > t_sim
+    main._last_arrival[0] = float("-inf")
