@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import html
 import time
+import weakref
+from urllib.parse import urlencode
 
 import panel as pn
 
 from gle_lab import patch_refs
 from gle_lab.compat import patch_enabled
 from gle_lab.adjoint_overlay import AdjointOverlay
+from gle_lab.presets import PRESETS
 from gle_lab.state import LabState
 from gle_lab.streaming import TraceStream
 from gle_lab.views.activity import ActivityView
@@ -58,6 +61,20 @@ ARRIVAL_QUIET_S, COMPLETE_MAX_WAIT_S = 1.0, 20.0
 ARRIVAL_FRAME_EVERY = 4
 #: time.monotonic() of the last session created in this process
 _last_arrival = [float("-inf")]
+#: served sessions of this process that have not streamed their first frame yet -> when
+#: created; one older than AWAIT_FIRST_FRAME_S no longer counts (a page fetched without a
+#: browser behind it, or whose websocket went to another process)
+_awaiting_first_frame = weakref.WeakKeyDictionary()
+AWAIT_FIRST_FRAME_S = 8.0
+
+
+def visitors_arriving(now=None):
+    """True while visitors arrive: a session was created within ARRIVAL_QUIET_S, or one
+    created within AWAIT_FIRST_FRAME_S still waits for its first frame."""
+    now = time.monotonic() if now is None else now
+    if now - _last_arrival[0] < ARRIVAL_QUIET_S:
+        return True
+    return any(now - t < AWAIT_FIRST_FRAME_S for t in list(_awaiting_first_frame.values()))
 
 #: layouts: "wide" (large monitors), "present" (projector, and any window below
 #: PRESENT_BELOW px wide), "phone" (up to PHONE_MAX px wide: one column)
@@ -350,7 +367,7 @@ class Dashboard:
             now = time.monotonic()
             if self.state.sim is None or self.complete:
                 return                                   # session gone, or done
-            if now - _last_arrival[0] < ARRIVAL_QUIET_S and now - since < COMPLETE_MAX_WAIT_S:
+            if visitors_arriving(now) and now - since < COMPLETE_MAX_WAIT_S:
                 doc.add_timeout_callback(check, COMPLETE_AFTER_MS)
                 return
             self.complete_layout()
@@ -518,6 +535,8 @@ class Dashboard:
                 pn.state._periodic.setdefault(doc, []).append(self.callback)
             self._doc = doc
             self._served = doc is not None and doc.session_context is not None
+            if not self.state.playing:
+                _awaiting_first_frame.pop(self, None)    # paused: no first frame to wait for
             if self.state.playing:
                 self.callback.start()
             if not self.complete:
@@ -532,6 +551,7 @@ class Dashboard:
             self.callback.stop()
             self.callback = None
         self.state.sim = self.state.teacher_sim = None
+        _awaiting_first_frame.pop(self, None)
 
     # ------------------------------------------------------------------ frames
     def tick(self, n_steps=None):
@@ -539,8 +559,7 @@ class Dashboard:
         t0 = time.perf_counter()
         if self.state.sim is None:
             return
-        if n_steps is None and self.frame > 0 and self._served and \
-                time.monotonic() - _last_arrival[0] < ARRIVAL_QUIET_S:
+        if n_steps is None and self.frame > 0 and self._served and visitors_arriving():
             self._arrival_skips = (self._arrival_skips + 1) % ARRIVAL_FRAME_EVERY
             if self._arrival_skips:
                 return
@@ -555,6 +574,7 @@ class Dashboard:
         # pn.io.hold() turned them into full-data updates: 70 ms of CPU per frame).
         with pn.io.unlocked():
             self.render_frame()
+        _awaiting_first_frame.pop(self, None)
         self.tick_seconds.append(time.perf_counter() - t0)
         if len(self.tick_seconds) > 1000:
             del self.tick_seconds[:500]
@@ -608,6 +628,20 @@ class Dashboard:
         self.render_frame(force=True)
 
 
+def _link_query(loc):
+    """Give ``loc`` the link's query when its address has none: a session built when its
+    websocket connects (a page rendered from a reused session, ``gle-lab --reuse-sessions``)
+    sees the websocket's address, while the page request's arguments come in its token."""
+    if loc is None or loc.search:
+        return
+    ctx = pn.state.curdoc.session_context if pn.state.curdoc is not None else None
+    args = getattr(getattr(ctx, "request", None), "arguments", None) or {}
+    pairs = [(k, v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
+             for k, values in args.items() for v in values]
+    if pairs:
+        loc.search = "?" + urlencode(pairs, safe=",")
+
+
 def create_app(preset="phase_inversion", seed=None):
     """A new session's dashboard layout (servable); the simulation starts on page load.
 
@@ -618,13 +652,19 @@ def create_app(preset="phase_inversion", seed=None):
     from gle_lab.capacity import (purge_links, quiet_closed_websockets, register_dashboard,
                                   report_exception, unregister_dashboard)
     loc = pn.state.location if pn.state.curdoc is not None else None
+    _link_query(loc)
     if preset == "mnist1d" or (loc is not None and loc.query_params.get("preset") == "mnist1d"):
         from gle_lab.mnist import create_mnist_app      # its own page (issue #14)
         return create_mnist_app()
     served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
     if served:
         _last_arrival[0] = time.monotonic()
+    linked = loc.query_params.get("preset") if loc is not None else None
+    if seed is None and isinstance(linked, str) and linked in PRESETS:
+        preset = linked                  # built as linked at once, not rebuilt from the default
     dash = Dashboard(preset=preset, seed=seed, progressive=served)
+    if served:
+        _awaiting_first_frame[dash] = time.monotonic()
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
     doc = pn.state.curdoc
     if doc is not None:

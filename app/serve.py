@@ -53,6 +53,12 @@ def parse_args(argv=None):
                         "15000 ms)")
     d.add_argument("--check-unused-sessions", type=int, default=17000, metavar="MS",
                    help="how often unused sessions are looked for (default 17000 ms)")
+    d.add_argument("--reuse-sessions", action="store_true",
+                   help="for a class opening the link at once: a page is rendered from a "
+                        "cached session of its preset and each visitor's session is built "
+                        "once, when its websocket connects (otherwise, with --num-procs > 1, "
+                        "a page and its websocket reaching different processes build it "
+                        "twice). A link's hidden/locked controls appear a moment after the page")
     d.add_argument("--use-xheaders", action="store_true",
                    help="trust X-Real-Ip / X-Forwarded-For / X-Scheme from a reverse proxy")
     d.add_argument("--basic-auth", default=None, metavar="PASSWORD|FILE",
@@ -146,6 +152,20 @@ def server_kwargs(args):
     return kw
 
 
+def session_key(default, presets):
+    """Panel's ``session_key_func`` for ``--reuse-sessions``: one cached page per preset
+    (the link's ``?preset=`` if it names one, else ``default``): a bounded cache whatever
+    the query."""
+    known = set(presets) | {"mnist1d"}
+
+    def key(request):
+        args = getattr(request, "arguments", None) or {}
+        raw = (args.get("preset") or [b""])[0]
+        name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return (request.path, name if name in known else default)
+    return key
+
+
 def _exit_with_parent():
     """In a ``--num-procs`` worker: get SIGTERM when the supervising parent dies (Linux), so
     stopping the parent by its pid stops the workers too instead of orphaning them."""
@@ -180,6 +200,9 @@ def main(argv=None):
     if args.preset not in PRESETS and args.preset != "mnist1d":
         sys.exit(f"gle-lab: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     log_to_stdout()
+    if args.reuse_sessions:
+        pn.config.reuse_sessions = True
+        pn.config.session_key_func = session_key(args.preset, PRESETS)
     limiter = SessionLimiter(args.max_sessions) if args.max_sessions else None
     if args.max_heavy_sessions is not None:
         from gle_lab.capacity import HEAVY

@@ -45,6 +45,8 @@ def main(argv=None):
                         "opening the link), e.g. 40/10; the server caps sessions at "
                         "--max-sessions (default N)")
     p.add_argument("--max-sessions", type=int, default=None)
+    p.add_argument("--reuse-sessions", action="store_true",
+                   help="serve with gle-lab --reuse-sessions (pages from a cached session)")
     args = p.parse_args(argv)
     if args.arrival:
         return arrival(args)
@@ -107,7 +109,8 @@ def arrival(args):
                           "--unused-session-lifetime", "1000", "--check-unused-sessions", "500",
                           "--num-procs",
                           str(args.num_procs), *(["--preset", args.preset] if args.preset
-                                                 else []))
+                                                 else []),
+                          *(["--reuse-sessions"] if args.reuse_sessions else []))
     try:
         # the class arrives at a server that has been up for a while: its processes have
         # imported, loaded the compiled kernel from the cache and preloaded MNIST-1D
@@ -121,7 +124,8 @@ def arrival(args):
                                       server_pid=server.pid))
     finally:
         server.stop()
-    print(f"# arrival: gle-lab --num-procs {args.num_procs} --max-sessions {cap}; "
+    print(f"# arrival: gle-lab --num-procs {args.num_procs} --max-sessions {cap}"
+          f"{' --reuse-sessions' if args.reuse_sessions else ''}; "
           f"cpu_count={os.cpu_count()}")
     print(res.report())
     for m in res.messages:

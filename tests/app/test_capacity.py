@@ -454,3 +454,43 @@ def test_destroyed_sessions_are_freed(plain):
         srv.stop()
     # the first round warms caches; 4 more sessions leaked would add ~36 MB
     assert rss[2] - rss[1] < 18, [round(r) for r in rss]
+
+
+def test_reuse_sessions_key_is_one_page_per_preset():
+    from gle_lab.presets import PRESETS
+    from gle_lab.serve import session_key
+
+    class Req:
+        def __init__(self, query):
+            self.path = "/gle-lab"
+            self.arguments = {k: [v.encode()] for k, v in query.items()}
+    key = session_key("phase_inversion", PRESETS)
+    assert key(Req({})) == ("/gle-lab", "phase_inversion")
+    assert key(Req({"preset": "chain", "tau_m": "0.5"})) == ("/gle-lab", "chain")
+    assert key(Req({"preset": "chain", "lock": "tau_m"})) == key(Req({"preset": "chain"}))
+    assert key(Req({"preset": "<script>"})) == ("/gle-lab", "phase_inversion")   # bounded
+
+
+def test_reused_pages_build_each_visitors_session_once_with_its_link():
+    """--reuse-sessions: a page comes from a cached session of its preset; each visitor's
+    own session is built once (on its websocket), with the link's state."""
+    srv = GleLabServer("--max-sessions", "0", "--idle-timeout", "0", "--reuse-sessions")
+    try:
+        async def visit(query):
+            t = BokehTab(srv.url + query)
+            ok = await t.connect(30)
+            await t.listen(time.monotonic() + 2.0)
+            selects = [m["attributes"].get("value")
+                       for m in t.find_models("panel.models.widgets.CustomSelect")]
+            frames = t.stats.frames
+            t.close()
+            return ok, selects, frames
+
+        visits = [run_async(visit, q) for q in ("?preset=chain", "?preset=chain&seed=2",
+                                                  "?preset=chain&seed=3", "")]
+        assert all(ok and frames >= 1 for ok, _, frames in visits), visits
+        assert ["chain" in sel for _, sel, _ in visits] == [True, True, True, False], visits
+        # one build per visitor (the first visitor's session is also the cached page)
+        assert sum("session opened" in line for line in srv.log) == 4, srv.log
+    finally:
+        srv.stop()

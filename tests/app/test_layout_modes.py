@@ -254,3 +254,23 @@ def test_streaming_sessions_yield_frames_while_visitors_arrive(monkeypatch):
         d.tick()
     assert d.frame == 1 + 8 // main.ARRIVAL_FRAME_EVERY + 3 and d.state.sim.t > t_sim
     main._last_arrival[0] = float("-inf")
+
+
+def test_a_session_waiting_for_its_first_frame_counts_as_arriving(monkeypatch):
+    import gle_lab.main as main
+    now = [900.0]
+    monkeypatch.setattr(main.time, "monotonic", lambda: now[0])
+    main._last_arrival[0] = float("-inf")
+    assert not main.visitors_arriving()
+    newcomer = Dashboard()
+    main._awaiting_first_frame[newcomer] = now[0]
+    now[0] += 3.0
+    assert main.visitors_arriving()                # created 3 s ago, no frame yet
+    newcomer.tick()                                # its first frame
+    assert not main.visitors_arriving()
+    ghost = Dashboard()                            # a page nobody connects to
+    main._awaiting_first_frame[ghost] = now[0]
+    now[0] += main.AWAIT_FIRST_FRAME_S + 0.1
+    assert not main.visitors_arriving()            # does not hold the others back for long
+    ghost.destroy()
+    assert ghost not in main._awaiting_first_frame

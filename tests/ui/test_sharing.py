@@ -100,3 +100,26 @@ def test_garbage_url_shows_notice_and_defaults(page, server):
     assert np.all(np.isfinite(r)) and t[-1] > 1.0
     q = dict(parse_qsl(urlparse(page.url).query))
     assert "foo" not in q and q["omega"] == "1.0" and q["preset"] == "phase_inversion"
+
+
+def test_reused_page_still_opens_the_links_own_session(page):
+    """gle-lab --reuse-sessions: the page of a second visitor comes from the cached session of
+    its preset; the session built on its websocket is the link's (seed, lock, values)."""
+    from gle_lab.loadclient import GleLabServer
+    srv = GleLabServer("--max-sessions", "0", "--idle-timeout", "0", "--reuse-sessions")
+    try:
+        page.set_default_timeout(30000)
+        page.goto(srv.url + "?preset=chain")                         # the cached page
+        page.locator(".gle-complete").wait_for(state="attached")
+        page.goto(srv.url + "?preset=chain&seed=4&neuron=0&tau_m=0.5,2&lock=tau_m")
+        page.locator(".gle-complete").wait_for(state="attached")
+        page.wait_for_function(SERIES.replace("m.data.t.length >= 200", "m.data.t.length > 5"),
+                               arg="r0")
+        assert page.evaluate(MODEL, ["Preset", "value"]) == "chain"
+        assert page.evaluate(MODEL, ["Seed", "value"]) == 4
+        assert math.isclose(10 ** page.evaluate(MODEL, ["τm membrane (a.u.)", "value"]), 0.5,
+                            rel_tol=1e-6)
+        assert page.evaluate(MODEL, ["τm membrane (a.u.)", "disabled"]) is True   # locked
+        assert sum("session opened" in line for line in srv.log) == 2   # one per visitor
+    finally:
+        srv.stop()
