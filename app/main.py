@@ -59,8 +59,8 @@ ARRIVAL_QUIET_S, COMPLETE_MAX_WAIT_S = 1.0, 20.0
 #: meanwhile, sessions already streaming send only every this many frames (7.5 frames/s;
 #: their simulation keeps real time, in bigger steps): the CPU goes to the newcomers
 ARRIVAL_FRAME_EVERY = 4
-#: time.monotonic() of the last session created in this process
-_last_arrival = [float("-inf")]
+#: time.monotonic() of the last session created in this process, and a weak reference to it
+_last_arrival = [float("-inf"), None]
 #: served sessions of this process that have not streamed their first frame yet -> when
 #: created; one older than AWAIT_FIRST_FRAME_S no longer counts (a page fetched without a
 #: browser behind it, or whose websocket went to another process)
@@ -68,13 +68,16 @@ _awaiting_first_frame = weakref.WeakKeyDictionary()
 AWAIT_FIRST_FRAME_S = 8.0
 
 
-def visitors_arriving(now=None):
-    """True while visitors arrive: a session was created within ARRIVAL_QUIET_S, or one
-    created within AWAIT_FIRST_FRAME_S still waits for its first frame."""
+def visitors_arriving(now=None, besides=None):
+    """True while visitors arrive: a session (other than ``besides``) was created within
+    ARRIVAL_QUIET_S, or one created within AWAIT_FIRST_FRAME_S still waits for its first
+    frame."""
     now = time.monotonic() if now is None else now
-    if now - _last_arrival[0] < ARRIVAL_QUIET_S:
+    last = _last_arrival[1]() if _last_arrival[1] is not None else None
+    if now - _last_arrival[0] < ARRIVAL_QUIET_S and (last is None or last is not besides):
         return True
-    return any(now - t < AWAIT_FIRST_FRAME_S for t in list(_awaiting_first_frame.values()))
+    return any(d is not besides and now - t < AWAIT_FIRST_FRAME_S
+               for d, t in list(_awaiting_first_frame.items()))
 
 #: layouts: "wide" (large monitors), "present" (projector, and any window below
 #: PRESENT_BELOW px wide), "phone" (up to PHONE_MAX px wide: one column)
@@ -367,7 +370,7 @@ class Dashboard:
             now = time.monotonic()
             if self.state.sim is None or self.complete:
                 return                                   # session gone, or done
-            if visitors_arriving(now) and now - since < COMPLETE_MAX_WAIT_S:
+            if visitors_arriving(now, besides=self) and now - since < COMPLETE_MAX_WAIT_S:
                 doc.add_timeout_callback(check, COMPLETE_AFTER_MS)
                 return
             self.complete_layout()
@@ -559,7 +562,8 @@ class Dashboard:
         t0 = time.perf_counter()
         if self.state.sim is None:
             return
-        if n_steps is None and self.frame > 0 and self._served and visitors_arriving():
+        if n_steps is None and self.frame > 0 and self._served and \
+                visitors_arriving(besides=self):
             self._arrival_skips = (self._arrival_skips + 1) % ARRIVAL_FRAME_EVERY
             if self._arrival_skips:
                 return
@@ -664,7 +668,8 @@ def create_app(preset="phase_inversion", seed=None):
         preset = linked                  # built as linked at once, not rebuilt from the default
     dash = Dashboard(preset=preset, seed=seed, progressive=served)
     if served:
-        _awaiting_first_frame[dash] = time.monotonic()
+        _awaiting_first_frame[dash] = _last_arrival[0]
+        _last_arrival[1] = weakref.ref(dash)
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
     doc = pn.state.curdoc
     if doc is not None:

@@ -59,7 +59,7 @@ def load_histories(out):
     return hist
 
 
-def write_curves(out, histories, net="15k"):
+def write_curves(out, histories, net="15k", mode="gle"):
     """Write ``out/curves.png`` and ``out/curves.html``; returns their paths.
 
     Parameters
@@ -69,15 +69,25 @@ def write_curves(out, histories, net="15k"):
         {seed: list of epoch rows with ``epoch`` and ``val_acc`` (%)}.
     net : {"15k", "42k"}
         Which published curve is drawn in front (both are drawn).
+    mode : {"gle", "ie"}
+        The runs' errors (the published curves are GLE's); named in the title and legend.
     """
     png = os.path.join(out, "curves.png")
     html = os.path.join(out, "curves.html")
-    _write_png(png, histories, net)
-    _write_html(html, histories, net)
+    _write_png(png, histories, net, mode)
+    _write_html(html, histories, net, mode)
     return {"png": png, "html": html}
 
 
-def _write_png(path, histories, net):
+def _run_words(net, mode):
+    """(title, legend prefix) naming what the runs are against the published GLE curves."""
+    if mode == "gle":
+        return f"MNIST-1D, GLE {net}: validation accuracy per epoch", "this run"
+    return (f"MNIST-1D, {net} with {mode.upper()} errors, over the published GLE curves",
+            f"this run ({mode.upper()})")
+
+
+def _write_png(path, histories, net, mode="gle"):
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -99,11 +109,11 @@ def _write_png(path, histories, net):
         ep = [r["epoch"] for r in rows]
         acc = [r["val_acc"] for r in rows]
         ax.plot(ep, acc, color=SEED_COLOURS[i % len(SEED_COLOURS)], lw=1.2,
-                label=f"this run, seed {seed}")
+                label=f"{_run_words(net, mode)[1]}, seed {seed}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(f"MNIST-1D, GLE {net}: validation accuracy per epoch")
+    ax.set_title(_run_words(net, mode)[0])
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     tmp = path + ".tmp.png"
@@ -112,7 +122,7 @@ def _write_png(path, histories, net):
     os.replace(tmp, path)
 
 
-def _write_html(path, histories, net):
+def _write_html(path, histories, net, mode="gle"):
     import holoviews as hv
     hv.extension("bokeh", logo=False)
     layers = []
@@ -134,11 +144,11 @@ def _write_html(path, histories, net):
     for i, (seed, rows) in enumerate(sorted(histories.items())):
         pts = [(r["epoch"], r["val_acc"]) for r in rows]
         layers.append(hv.Curve(pts, "epoch", "validation accuracy (%)",
-                               label=f"seed {seed}").opts(
+                               label=f"{_run_words(net, mode)[1]}, seed {seed}").opts(
             color=SEED_COLOURS[i % len(SEED_COLOURS)], line_width=2, tools=["hover"]))
     plot = hv.Overlay(layers).opts(
         width=900, height=500, ylim=(0, 100), legend_position="bottom_right",
-        title=f"MNIST-1D, GLE {net}: validation accuracy per epoch (this run vs paper)")
+        title=_run_words(net, mode)[0] + " (this run vs paper)")
     tmp = path + ".tmp.html"
     hv.save(plot, tmp, backend="bokeh", fmt="html")
     os.replace(tmp, path)
@@ -158,7 +168,12 @@ def main(argv=None):
     histories = load_histories(args.out)
     if not histories:
         p.error(f"no seed-*/epochs.csv under {args.out}")
-    print(json.dumps(write_curves(args.out, histories, args.net)))
+    mode = "gle"
+    summary = os.path.join(args.out, "summary.json")
+    if os.path.exists(summary):
+        with open(summary, encoding="utf-8") as fh:
+            mode = str(json.load(fh).get("mode", "gle"))
+    print(json.dumps(write_curves(args.out, histories, args.net, mode)))
     return 0
 
 

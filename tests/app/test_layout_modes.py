@@ -253,6 +253,13 @@ def test_streaming_sessions_yield_frames_while_visitors_arrive(monkeypatch):
     for _ in range(3):
         d.tick()
     assert d.frame == 1 + 8 // main.ARRIVAL_FRAME_EVERY + 3 and d.state.sim.t > t_sim
+    # a lone newcomer is not held back by its own arrival
+    import weakref
+    main._last_arrival[:] = [now[0], weakref.ref(d)]
+    for _ in range(4):
+        d.tick()
+    assert d.frame == 1 + 8 // main.ARRIVAL_FRAME_EVERY + 3 + 4
+    main._last_arrival[:] = [float("-inf"), None]
     main._last_arrival[0] = float("-inf")
 
 
