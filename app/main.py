@@ -50,8 +50,8 @@ SYNC_EVERY = 15
 #: first document is then ~half the models, built, sent and drawn sooner
 LATER_VIEWS = ("errors", "fourier", "microcircuit", "learning")
 #: ms after the page's first frame callback: the first frame is painted before the browser
-#: builds the rest
-COMPLETE_AFTER_MS = 300
+#: builds the rest; then one later view is built every BUILD_STEP_MS
+COMPLETE_AFTER_MS, BUILD_STEP_MS = 300, 60
 #: while visitors keep arriving (a session was created in this process within the last
 #: ARRIVAL_QUIET_S), completing layouts waits: everyone's first screen comes first (a class
 #: opening the link at once); never longer than COMPLETE_MAX_WAIT_S
@@ -373,16 +373,33 @@ class Dashboard:
             if visitors_arriving(now, besides=self) and now - since < COMPLETE_MAX_WAIT_S:
                 doc.add_timeout_callback(check, COMPLETE_AFTER_MS)
                 return
+            # one view per callback (0.05-0.3 s each): the traces stream on in between
+            if self._build_next_later_view():
+                doc.add_timeout_callback(check, BUILD_STEP_MS)
+                return
             self.complete_layout()
         doc.add_timeout_callback(check, COMPLETE_AFTER_MS)
 
-    def _build_later_views(self):
+    def _build_next_later_view(self):
+        """Build the next missing later view (Errors with the λ overlay first: Fourier shows
+        its fits); False when none is missing."""
         st = self.state
-        self.adjoint = AdjointOverlay(st)       # λ and its fits, for Errors and Fourier
-        self.errors = ErrorsView(st, self.traces, self.adjoint)
-        self.fourier = FourierView(st)
-        self.learning = LearningView(st)
-        self.microcircuit = MicrocircuitView(st)
+        if self.errors is None:
+            self.adjoint = AdjointOverlay(st)       # λ and its fits, for Errors and Fourier
+            self.errors = ErrorsView(st, self.traces, self.adjoint)
+        elif self.fourier is None:
+            self.fourier = FourierView(st)
+        elif self.learning is None:
+            self.learning = LearningView(st)
+        elif self.microcircuit is None:
+            self.microcircuit = MicrocircuitView(st)
+        else:
+            return False
+        return True
+
+    def _build_later_views(self):
+        while self._build_next_later_view():
+            pass
 
     def _later(self):
         """The later views that exist (none before complete_layout in a served session)."""
@@ -520,7 +537,8 @@ class Dashboard:
             self.callback.stop()
         if not event.new and self.state.sim is not None and self.errors is not None:
             self.errors.update_adjoint()        # λ of the paused window, once
-            self.fourier.update(self.errors.adjoint_fits)
+            if self.fourier is not None:
+                self.fourier.update(self.errors.adjoint_fits)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self):
@@ -597,6 +615,7 @@ class Dashboard:
             self._loss_sum, self._loss_n = 0.0, 0
             if self.learning is not None:
                 self.learning.push(loss)
+            if self.microcircuit is not None:
                 self.microcircuit.update()
         errors = self.errors
         adjoint = errors is not None and (force or self.frame % errors.adjoint_every == 0)
@@ -692,6 +711,10 @@ def create_app(preset="phase_inversion", seed=None):
 
 
 if __name__.startswith("bokeh_app"):
+    # ``panel serve app/main.py`` runs this file as a new module per session (and clears it
+    # when the session ends): build from the installed module instead, whose process-wide
+    # state (visitors arriving, the session log) is shared by all sessions and outlives them
     from gle_lab.capacity import log_to_stdout
+    from gle_lab.main import create_app as _create_app
     log_to_stdout()
-    create_app().servable(title="GLE Lab")
+    _create_app().servable(title="GLE Lab")

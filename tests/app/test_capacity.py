@@ -442,9 +442,10 @@ def test_destroyed_sessions_are_freed(plain):
            GleLabServer("--max-sessions", "0", "--idle-timeout", "0", *lifetime))
     try:
         rss = []
-        for _ in range(3):
+        for _ in range(4):
             since = len(srv.log)
-            res = run_async(run_load, srv.url, 4, 0.5, 0.2)
+            # 1.5 s: long enough for each session to complete its layout (all its views)
+            res = run_async(run_load, srv.url, 4, 1.5, 0.2)
             assert res.ready == 4
             # the 4 reaped (each closed session is logged with the live count)
             assert srv.wait_for_log(r"session closed \(0 live\)", since=since)
@@ -452,8 +453,9 @@ def test_destroyed_sessions_are_freed(plain):
             rss.append(proc_sample(srv.pid)[1] / 2**20)
     finally:
         srv.stop()
-    # the first round warms caches; 4 more sessions leaked would add ~36 MB
-    assert rss[2] - rss[1] < 18, [round(r) for r in rss]
+    # the first rounds warm caches and the allocator (measured: +50, +4, +7, +3 MB over 9
+    # rounds of 4 sessions); 4 more sessions leaked would add ~40 MB per round
+    assert rss[3] - rss[2] < 18, [round(r) for r in rss]
 
 
 def test_reuse_sessions_key_is_one_page_per_preset():
