@@ -68,6 +68,13 @@ _awaiting_first_frame = weakref.WeakKeyDictionary()
 AWAIT_FIRST_FRAME_S = 8.0
 
 
+def _connected(doc):
+    """Whether a browser is connected to ``doc``'s server session (True when unknown)."""
+    session = getattr(getattr(doc, "session_context", None), "_session", None)
+    count = getattr(session, "connection_count", None)
+    return count is None or count > 0
+
+
 def visitors_arriving(now=None, besides=None):
     """True while visitors arrive: a session (other than ``besides``) was created within
     ARRIVAL_QUIET_S, or one created within AWAIT_FIRST_FRAME_S still waits for its first
@@ -371,6 +378,11 @@ class Dashboard:
             if self.state.sim is None or self.complete:
                 return                                   # session gone, or done
             if visitors_arriving(now, besides=self) and now - since < COMPLETE_MAX_WAIT_S:
+                doc.add_timeout_callback(check, COMPLETE_AFTER_MS)
+                return
+            if not _connected(doc):
+                # the browser is away (a dropped websocket): new models sent now would be
+                # lost, and the page could not apply the frames that refer to them
                 doc.add_timeout_callback(check, COMPLETE_AFTER_MS)
                 return
             # one view per callback (0.05-0.3 s each): the traces stream on in between
