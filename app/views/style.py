@@ -179,14 +179,28 @@ def add_legend(fig, location="top_left", outside=True, side="right"):
     return fig
 
 
+def phone_title(title):
+    """A title for a 390 px wide plot: without its parenthesised line-style key."""
+    return title.split(" (")[0]
+
+
 def apply_plot_mode(fig, mode, move_legend=True):
     """Fit a figure to a page layout (``"wide"``, ``"present"``, ``"phone"``).
 
-    Presentation and phone: no toolbar (nothing to aim at on a projector, and every tool is
+    Phone: titles without their parenthesised part. Presentation and phone: no toolbar (nothing to aim at on a projector, and every tool is
     a Tab stop); phone: the legend below the plot (a plot 390 px wide has no room beside
     it). Only changed properties are set: a no-op on an unchanged figure."""
     if fig is None:
         return fig
+    # phone: a title's parenthesis (the line styles, told by the legend too) would be cut at
+    # 390 px; the full title comes back on a larger screen
+    if fig.title is not None and fig.title.text:
+        cur, full = fig.title.text, getattr(fig, "_gle_full_title", None)
+        if full is None or cur not in (full, phone_title(full)):
+            full = fig._gle_full_title = cur          # new, or retitled by its view
+        want = phone_title(full) if mode == "phone" else full
+        if cur != want:
+            fig.title.text = want
     toolbar = "right" if mode == "wide" else None
     if fig.toolbar_location != toolbar:
         fig.toolbar_location = toolbar

@@ -287,3 +287,21 @@ def test_a_session_waiting_for_its_first_frame_counts_as_arriving(monkeypatch):
     assert not main.visitors_arriving()            # does not hold the others back for long
     ghost.destroy()
     assert ghost not in main._awaiting_first_frame
+
+
+def test_phone_titles_drop_their_line_style_key_and_come_back():
+    d = Dashboard()
+    d.layout.get_root(Document())
+    fig = d.activity.pane.object
+    full = fig.title.text
+    d.apply_mode("phone")
+    assert fig.title.text == "Activity: input x and rates r" and len(fig.title.text) <= 32
+    d.apply_mode("wide")
+    assert fig.title.text == full
+    # a view that retitles its figure (the error mode) is followed, in both layouts
+    d.state.error_mode = "ie"
+    err = next(o for o in d.errors.panel.select(pn.pane.Bokeh)).object
+    assert "(IE)" in err.title.text
+    d.apply_mode("phone")
+    d.apply_mode("wide")
+    assert "(IE)" in err.title.text
