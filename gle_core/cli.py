@@ -77,6 +77,10 @@ def _mnist1d_parser():
                    "(tcp://HOST:8786) instead of a LocalCluster")
     p.add_argument("--connect-timeout", type=float, default=10.0,
                    help="seconds to wait for --scheduler (default 10)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads per run (a training step split between two, the "
+                   "validation's streams); default: up to 2 for a lone run, and with "
+                   "--seeds what the workers leave per task (1 when they fill the cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -99,7 +103,7 @@ def mnist1d_main(argv=None):
         configs = [RunConfig(net=args.net, mode=args.mode, seed=s, epochs=args.epochs,
                              train_samples=args.train_samples, val_samples=args.val_samples,
                              batch_size=args.batch_size, lr=args.lr, backend=args.backend,
-                             hidden=args.hidden)
+                             hidden=args.hidden, threads=args.threads)
                    for s in (seeds if seeds is not None else [args.seed])]
         if seeds is not None:
             from .distributed import run_seeds

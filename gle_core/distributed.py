@@ -93,6 +93,34 @@ def connect(scheduler=None, workers=2, timeout=10):
     return Client(cluster), cluster
 
 
+def _cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):          # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def threads_per_task(client):
+    """CPU threads one seed's task may use without oversubscribing its machine: per host,
+    its CPUs (as the workers see them) divided by the task slots of its workers (their
+    ``nthreads``), at most 2 (what a training step can use), at least 1; the smallest over
+    the hosts (a task may land anywhere). Two one-thread workers on a 2-core machine: 1.
+    1 if the cluster cannot be asked."""
+    try:
+        info = client.scheduler_info()["workers"]
+        cpus = client.run(_cpus)
+    except Exception:                          # an unusual cluster: stay on one thread
+        return 1
+    hosts = {}
+    for addr, w in info.items():
+        host = w.get("host", addr)
+        slots, n_cpu = hosts.get(host, (0, 1))
+        hosts[host] = (slots + int(w.get("nthreads", 1)), max(n_cpu, int(cpus.get(addr, 1))))
+    if not hosts:
+        return 1
+    return max(1, min(min(2, n_cpu // max(1, slots)) for slots, n_cpu in hosts.values()))
+
+
 def _echo(msg, stream=sys.stderr):
     kind = msg.get("kind")
     if kind == "epoch":
@@ -143,6 +171,10 @@ def run_seeds(configs, out, *, workers=2, scheduler=None, echo=True, on_event=No
     if own:
         client, cluster = connect(scheduler, workers, timeout)   # fails before writing
     try:
+        if any(c.threads is None for c in configs):
+            per_task = threads_per_task(client)
+            configs = [c if c.threads is not None else
+                       RunConfig(**dict(c.as_dict(), threads=per_task)) for c in configs]
         if scheduler is None:
             load_data(configs[0].data_args)   # generate the cache once, not per worker
         topic = f"gle-mnist1d-{uuid.uuid4().hex[:8]}"

@@ -215,11 +215,11 @@ class RunConfig:
     resume a checkpoint)."""
 
     FIELDS = ("net", "mode", "seed", "epochs", "train_samples", "val_samples", "batch_size",
-              "lr", "backend", "hidden", "data_args")
+              "lr", "backend", "hidden", "data_args", "threads")
 
     def __init__(self, net="15k", mode="gle", seed=42, epochs=150, train_samples=4000,
                  val_samples=1000, batch_size=100, lr=1e-3, backend="auto", hidden=None,
-                 data_args=None):
+                 data_args=None, threads=None):
         _check_net(net)
         if mode not in ("gle", "ie"):
             raise GLEParameterError("mode", mode, "one of gle, ie")
@@ -244,8 +244,15 @@ class RunConfig:
         self.net, self.mode, self.seed, self.epochs = net, mode, int(seed), int(epochs)
         self.train_samples, self.val_samples = int(train_samples), int(val_samples)
         self.batch_size, self.lr, self.backend = int(batch_size), float(lr), backend
+        if threads is not None and (isinstance(threads, bool) or
+                                    not isinstance(threads, numbers.Integral) or threads < 1):
+            raise GLEParameterError("threads", threads, "an integer ≥ 1 or None")
         self.hidden = None if hidden is None else int(hidden)
         self.data_args = dict(data_args or {})
+        #: CPU threads the run may use (training steps, validation); None: the machine's
+        #: (up to 2 for training, see gle_core._kernel.default_threads). Not part of the
+        #: run's identity: the numbers do not depend on it.
+        self.threads = None if threads is None else int(threads)
 
     def as_dict(self):
         return {f: getattr(self, f) for f in self.FIELDS}
@@ -255,6 +262,7 @@ class RunConfig:
         d = self.as_dict()
         d.pop("epochs")
         d.pop("backend")
+        d.pop("threads")
         return d
 
 
@@ -383,6 +391,12 @@ def train(config, out, *, progress=None, data=None, chunk_hook=None):
     chunk_hook : callable, optional
         Called after every minibatch (360 steps) with no arguments: lets a Dask task yield.
     """
+    from ._kernel import kernel_threads
+    with kernel_threads(config.threads):
+        return _train(config, out, progress, data, chunk_hook)
+
+
+def _train(config, out, progress, data, chunk_hook):
     from .simulator import Simulator
 
     data = data if data is not None else load_data(config.data_args)
@@ -417,7 +431,7 @@ def train(config, out, *, progress=None, data=None, chunk_hook=None):
         _write_csv(csv_path, history)       # the csv always matches the checkpoint
     else:
         t0 = time.perf_counter()
-        ev = evaluate(net, val)
+        ev = evaluate(net, val, threads=config.threads)
         history = [{"epoch": 0, "val_acc": 100 * ev["accuracy"], "val_loss": ev["loss"],
                     "train_loss": float("nan"), "lr": schedule.lr,
                     "wall_s": time.perf_counter() - t0}]
@@ -444,7 +458,7 @@ def train(config, out, *, progress=None, data=None, chunk_hook=None):
             if chunk_hook is not None:
                 chunk_hook()
         t_train = time.perf_counter() - t0
-        ev = evaluate(net, val)
+        ev = evaluate(net, val, threads=config.threads)
         lr_used = schedule.lr
         sim.lr = schedule.step(ev["loss"])
         epoch += 1

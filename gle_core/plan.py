@@ -73,6 +73,12 @@ ACTIVATION_CODES = {"linear": 0, "tanh": 1, "sigmoid": 2, "softplus": 3, "relu":
 BOUND_CHECK_EVERY = 256
 #: states larger than this are treated as a divergence even while still finite
 DIVERGENCE_LIMIT = 1e12
+#: rough single-core costs (ns) to balance a step split between two threads
+#: (:meth:`KernelPlan.layer_owner`): per multiply-add of a product, per parameter of an
+#: optimizer update, per neuron and stream of the elementwise loops. Fitted to the
+#: measured share of every layer in a MNIST-1D step on one AMD EPYC (Zen 4) core (15k:
+#: 11, 63 × 5, 14 µs; 42k: 20, 150 × 5, 21 µs; the output drive, loss and recording 4 µs).
+COST_MAC, COST_PARAM, COST_NEURON = 0.045, 2.5, 2.5
 #: kernel status codes (``res[1]``)
 STATUS = {"ok": 0, "bad_student": 1, "bad_teacher": 2, "bad_loss": 3, "bad_update": 4,
           "unbounded": 5}
@@ -352,8 +358,71 @@ class KernelPlan:
         B = network.batch_size
         widest = max(network.layer_sizes[1:] + (teacher.layer_sizes[1:] if teacher else []))
         self.sbuf = np.empty(3 * B * widest)         # scratch of one layer's step
-        self.U = np.empty((1, self.student.P.shape[0]))  # the gradient of every parameter
+        # the gradient of every parameter, then the values (θ, first, second moment) an
+        # update replaced, kept until the step is committed
+        self.U = np.empty((4, self.student.P.shape[0]))
         self.res = np.zeros(6, np.int64)
+        #: threads a kernel call splits a step between (1 or 2; None: up to
+        #: :func:`gle_core._kernel.default_threads`, whichever is faster at the time, see
+        #: :func:`gle_core._kernel.parts_for`)
+        self.threads = None
+        self.pace = None                  # the kernel's recent pace on one and two threads
+        self._split = {}
+
+    def step_cost_ns(self):
+        """Rough single-core cost of one student step with learning (ns): the sum of
+        :meth:`layer_costs` and the output's loss."""
+        return float(self.layer_costs().sum()) + self._main_extra_ns()
+
+    def layer_costs(self):
+        """Rough single-core cost (ns) of every student layer's share of a step: its three
+        products (W r, Wᵀ e, e rᵀ), its optimizer update and its elementwise loops
+        (:data:`COST_MAC`, :data:`COST_PARAM`, :data:`COST_NEURON`)."""
+        sizes = np.asarray(self.student.net.layer_sizes, dtype=float)
+        B = self.student.B
+        n, m = sizes[1:], sizes[:-1]
+        return n * m * (3 * B * COST_MAC + COST_PARAM) + n * B * COST_NEURON
+
+    def _main_extra_ns(self):
+        """What only part 0 does per step: the output drive, the loss, the recording."""
+        return self.student.net.layer_sizes[-1] * self.student.B * COST_NEURON + 1000.0
+
+    def layer_owner(self, parts):
+        """Which part (thread, 0 or 1) steps every student layer when a step is split in
+        ``parts`` ≤ 2: the split of the layers that balances :meth:`layer_costs` best, part
+        0 keeping the output layer (it computes the output drive, the loss and records).
+        Any split gives the same numbers (see :func:`gle_core._kernel._net_step`); only the
+        time depends on it.
+
+        Returns
+        -------
+        array of int64, one entry per layer
+        """
+        L = self.student.net.n_layers
+        parts = min(int(parts), 2) if L > 1 else 1
+        got = self._split.get(parts)
+        if got is not None:
+            return got
+        own = np.zeros(L, np.int64)
+        if parts == 2:
+            cost = self.layer_costs()
+            extra = self._main_extra_ns()
+            if L - 1 <= 16:            # every split of the hidden layers
+                best = None
+                for mask in range(1 << (L - 1)):
+                    one = np.array([(mask >> l) & 1 for l in range(L - 1)] + [0], bool)
+                    worst = max(cost[~one].sum() + extra, cost[one].sum())
+                    if best is None or worst < best[0]:
+                        best = (worst, one)
+                own[best[1]] = 1
+            else:                      # the largest first to the lighter part
+                load = [cost[L - 1] + extra, 0.0]
+                for l in sorted(range(L - 1), key=lambda l: -cost[l]):
+                    p = int(load[1] < load[0])
+                    own[l] = p
+                    load[p] += cost[l]
+        self._split[parts] = own
+        return own
 
     def matches(self, network, teacher, optimizer, active, probes):
         """Is this plan still the structure of these parts?"""
