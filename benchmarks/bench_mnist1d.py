@@ -15,8 +15,9 @@
    and thread setting, interleaved; the median of their wall time and of its training
    part.
 3. Dask: 4 seeds of a shortened run (``--dask-epochs`` epochs of 400 samples) on a
-   LocalCluster of 2 worker processes vs the same 4 runs one after another in this process;
-   the ratio (target ≤ 0.6 on 2 cores) and the resident memory of every worker.
+   LocalCluster of 2 worker processes vs the same 4 runs one after another in this process
+   (one thread per run, and the default: a step split between two threads); the ratio
+   to the first (target ≤ 0.6 on 2 cores) and the resident memory of every worker.
 
 The machine's load (``/proc/loadavg``) is printed with the figures: on a shared machine
 they scale with it.
@@ -174,9 +175,15 @@ def bench_dask(data, epochs):
                         batch_size=10), os.path.join(tmp, "warm"), data=data)
         t0 = time.perf_counter()
         for c in cfgs:
-            train(c, os.path.join(tmp, "seq"), data=data)
+            train(RunConfig(**dict(c.as_dict(), threads=1)), os.path.join(tmp, "seq1"),
+                  data=data)
         t_seq = time.perf_counter() - t0
-        print(f"sequential (this process): {t_seq:6.1f} s", flush=True)
+        print(f"sequential (this process, 1 thread per run): {t_seq:6.1f} s", flush=True)
+        t0 = time.perf_counter()
+        for c in cfgs:
+            train(c, os.path.join(tmp, "seq"), data=data)
+        t_seq2 = time.perf_counter() - t0
+        print(f"sequential (this process, default threads):  {t_seq2:6.1f} s", flush=True)
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                dashboard_address=None)
         client = Client(cluster)
@@ -195,8 +202,9 @@ def bench_dask(data, epochs):
         finally:
             client.close()
             cluster.close()
-        print(f"2 Dask workers:            {t_dask:6.1f} s   ratio {t_dask / t_seq:.2f} "
-              f"(target <= 0.6)")
+        print(f"2 Dask workers (1 thread per task):          {t_dask:6.1f} s   ratio "
+              f"{t_dask / t_seq:.2f} to one thread (target <= 0.6), {t_dask / t_seq2:.2f} to "
+              f"the default")
         for addr, b in rss.items():
             print(f"  worker {addr}: {b / 2**20:6.0f} MiB resident")
     finally:

@@ -1054,9 +1054,10 @@ _NO_TAPE = (np.zeros((1, 1, 1)), np.zeros((1, 1)), np.zeros(1, np.int64), np.zer
 
 #: a call splits its steps between two threads only if a step costs at least this (ns,
 #: :meth:`~gle_core.plan.KernelPlan.step_cost_ns`; the per-step barrier costs ~1-2 µs) and
-#: the whole call at least SPLIT_MIN_CALL_NS (starting the second thread: 0.1-1 ms)
+#: the whole call at least SPLIT_MIN_CALL_NS (starting the second thread: 0.1-1 ms; the
+#: dashboard's 15 ms chunks stay on one thread)
 SPLIT_MIN_STEP_NS = 20e3
-SPLIT_MIN_CALL_NS = 20e6
+SPLIT_MIN_CALL_NS = 30e6
 #: set to the number of threads a kernel call may use (overrides the default below)
 THREADS_ENV = "GLE_LAB_KERNEL_THREADS"
 _local = threading.local()
