@@ -345,3 +345,17 @@ def test_dask_tasks_get_the_cpus_their_workers_leave():
         def scheduler_info(self):
             raise OSError("gone")
     assert threads_per_task(Broken()) == 1
+
+
+def test_without_a_second_thread_the_call_runs_on_one(monkeypatch):
+    import types
+
+    class NoStart(threading.Thread):
+        def start(self):
+            raise RuntimeError("can't start new thread")
+
+    one, two = numba_pair("deep-mixed-no-target", seed=4)
+    _run_both(one, two, monkeypatch, 50)
+    monkeypatch.setattr(_kernel, "threading", types.SimpleNamespace(Thread=NoStart))
+    _run_both(one, two, monkeypatch, 300)
+    assert_identical(one, two)
