@@ -1122,30 +1122,37 @@ def parts_for(plan, n):
     return 2, False
 
 
-#: a plan whose calls may run on two threads runs every PROBE_EVERY-th call on the
-#: slower of one and two threads, to notice when that became the faster (:class:`_Pace`)
-PROBE_EVERY = 16
+#: a plan whose calls may run on two threads and that runs them on ``best`` threads tries
+#: the other number every ``PROBE_EVERY[best]``-th call (:class:`_Pace`): soon when on one
+#: (a busy second core may be free again; a probe then costs at most one call at the pace
+#: of two threads on a busy machine), rarely when on two (a probe costs one call at the
+#: pace of one thread)
+PROBE_EVERY = {1: 4, 2: 16}
 
 
 class _Pace:
     """Wall seconds per step of the last call a plan ran on one and on two threads: a call
-    runs on the faster, every :data:`PROBE_EVERY`-th on the other. On a machine whose
-    second core is busy with another process, two threads wait for each other's share of
-    one core at every step and are slower than one: the plan then runs on one thread, and
-    returns to two when the core is free again. The numbers do not depend on it."""
+    runs on the faster, now and then on the other (:data:`PROBE_EVERY`). On a machine
+    whose second core is busy with another process, two threads wait for each other's
+    share of one core at every step and are slower than one: the plan then runs on one
+    thread, and returns to two when the core is free again. The numbers do not depend on
+    it."""
 
     def __init__(self):
         self.last = {1: None, 2: None}
-        self.calls = 0
+        self.since = 0                # calls on the faster since the last probe
 
     def choose(self):
-        self.calls += 1
         if self.last[2] is None:
             return 2
         if self.last[1] is None:
             return 1
         best = 1 if self.last[1] <= self.last[2] else 2
-        return 3 - best if self.calls % PROBE_EVERY == 0 else best
+        self.since += 1
+        if self.since >= PROBE_EVERY[best]:
+            self.since = 0
+            return 3 - best
+        return best
 
     def record(self, parts, seconds_per_step):
         self.last[parts] = seconds_per_step

@@ -269,16 +269,23 @@ def test_the_pace_runs_the_faster_and_probes_the_other():
     first[1] = pace.choose()
     pace.record(first[1], 1.0)
     assert first == [2, 1]                            # both measured first
-    picks = []
-    for _ in range(2 * _kernel.PROBE_EVERY):
-        p = pace.choose()
-        picks.append(p)
-        pace.record(p, 1.0 if p == 1 else 2.0)
-    assert picks.count(2) == 2 and picks.count(1) == 2 * _kernel.PROBE_EVERY - 2
-    for _ in range(_kernel.PROBE_EVERY):              # two threads became faster
-        p = pace.choose()
-        pace.record(p, 1.0 if p == 1 else 0.5)
-    assert pace.choose() == 2
+    every = _kernel.PROBE_EVERY
+
+    def calls(n, pace_of):
+        picks = []
+        for _ in range(n):
+            p = pace.choose()
+            picks.append(p)
+            pace.record(p, pace_of[p])
+        return picks
+
+    picks = calls(4 * every[1], {1: 1.0, 2: 2.0})     # one thread faster: 2 tried sometimes
+    assert picks.count(2) == 4 and picks[every[1] - 1] == 2
+    picks = calls(every[1], {1: 1.0, 2: 0.5})         # two became faster: switch at the probe
+    assert picks[-1] == 2 and pace.choose() == 2
+    pace.record(2, 0.5)
+    picks = calls(4 * every[2], {1: 1.0, 2: 0.5})     # on two: 1 tried rarely
+    assert picks.count(1) == 4
 
 
 def test_a_waiting_part_gives_up_when_told():
