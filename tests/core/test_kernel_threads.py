@@ -366,3 +366,27 @@ def test_without_a_second_thread_the_call_runs_on_one(monkeypatch):
     monkeypatch.setattr(_kernel, "threading", types.SimpleNamespace(Thread=NoStart))
     _run_both(one, two, monkeypatch, 300)
     assert_identical(one, two)
+
+
+@pytest.mark.parametrize("net_name", ["15k", "42k"])
+def test_the_published_networks_split_give_the_numbers_of_one_thread(net_name):
+    """The MNIST-1D networks at batch 100: their products run through BLAS (the small
+    networks above use the kernel's own loops), in both threads at once."""
+    from gle_core.datasets import LabelledSequences
+    from gle_core.mnist1d import DT, N_CLASSES, make_network
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(200, 360)), rng.integers(0, 10, 200)
+    sims = []
+    for threads in (1, 2):
+        src = LabelledSequences(x, y, N_CLASSES, DT, 100, seed=0)
+        sim = Simulator(make_network(net_name, "gle", 0, 100), src.inputs,
+                        target=src.targets, optimizer="adam", lr=1e-3,
+                        learn={"W": True, "b": True}, record=("output", "loss"),
+                        record_every=1, backend="numba", window=360)
+        sim.kernel_plan().threads = threads
+        assert _kernel.parts_for(sim.kernel_plan(), 360) == (threads, True)
+        for _ in range(2):
+            sim.run_steps(360)
+        sims.append(sim)
+    assert sims[1].kernel_plan().layer_owner(2).any()
+    assert_identical(*sims)
