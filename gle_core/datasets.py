@@ -332,6 +332,10 @@ def _cpus():
         return os.cpu_count() or 1
 
 
+#: the compiled evaluation steps at most this many streams at a time per thread
+EVAL_BLOCK = 125
+
+
 def _evaluate_kernel(net, source, onehot, threads):
     """The compiled evaluation pass of :func:`evaluate` on ``net`` (already tiled or reset
     to ``source.batch_size`` streams): per sample the summed output and the mean loss."""
@@ -341,23 +345,35 @@ def _evaluate_kernel(net, source, onehot, threads):
         threads = _cpus()
     B, L, n = source.batch_size, source.steps_per_sample, source.samples_per_stream
     nin, nc = net.layer_sizes[0], source.n_classes
-    edges = [B * p // min(threads, B) for p in range(min(threads, B) + 1)]
+    threads = min(threads, B)
+    # every thread steps its blocks of streams one after another: a block's state stays in
+    # the core's cache (MNIST-1D 15k, 1000 streams on one thread: 0.88 s at once, 0.49 s
+    # in blocks of 100-250; 15k at batch 1000 on two threads: median 0.63 -> 0.53 s)
+    n_blocks = threads * max(1, -(-B // (EVAL_BLOCK * threads)))
+    n_blocks = min(n_blocks, B)
+    edges = [B * p // n_blocks for p in range(n_blocks + 1)]
     parts = [slice(a, b) for a, b in zip(edges[:-1], edges[1:])]
     packs = [PackedNetwork(_take_rows(net, np.arange(p.start, p.stop))) for p in parts]
+    owner = [p * threads // n_blocks for p in range(n_blocks)]
     summed = np.zeros((n * B, nc))
     losses = np.zeros(n * B)
     dt = net.dt
+
+    def run_blocks(blocks):
+        for job in blocks:
+            _kernel.run_evaluation(*job)
+
     for j in range(n):
         x = source.sample(np.arange(j * L, (j + 1) * L) * dt)
-        jobs = []
-        for pk, p in zip(packs, parts):
+        jobs = [[] for _ in range(threads)]
+        for pk, p, t in zip(packs, parts, owner):
             b = p.stop - p.start
             X = kernel_layout(x[:, p], "input", nin, b)
             Yo = kernel_layout(onehot[j * B + p.start:j * B + p.stop][None], "target", nc,
                                b)[0]
-            jobs.append((pk, X, Yo, summed[j * B + p.start:j * B + p.stop],
-                         losses[j * B + p.start:j * B + p.stop]))
-        _run_parallel(_kernel.run_evaluation, jobs)
+            jobs[t].append((pk, X, Yo, summed[j * B + p.start:j * B + p.stop],
+                            losses[j * B + p.start:j * B + p.stop]))
+        _run_parallel(run_blocks, [(blocks,) for blocks in jobs])
         losses[j * B:(j + 1) * B] /= L
     return summed, losses
 
