@@ -1123,39 +1123,51 @@ def parts_for(plan, n):
 
 
 #: a plan whose calls may run on two threads and that runs them on ``best`` threads tries
-#: the other number every ``PROBE_EVERY[best]``-th call (:class:`_Pace`): soon when on one
-#: (a busy second core may be free again; a probe then costs at most one call at the pace
-#: of two threads on a busy machine), rarely when on two (a probe costs one call at the
-#: pace of one thread)
+#: the other number after ``PROBE_EVERY[best]`` calls (:class:`_Pace`): soon when on one
+#: (a busy second core may be free again), rarely when on two (a probe costs one call at
+#: the pace of one thread); every probe that loses doubles that interval, up to PROBE_MAX
+#: (on a machine busy for long, 42k: probing two threads every 4th call cost 7 %)
 PROBE_EVERY = {1: 4, 2: 16}
+PROBE_MAX = 32
 
 
 class _Pace:
     """Wall seconds per step of the last call a plan ran on one and on two threads: a call
-    runs on the faster, now and then on the other (:data:`PROBE_EVERY`). On a machine
-    whose second core is busy with another process, two threads wait for each other's
-    share of one core at every step and are slower than one: the plan then runs on one
-    thread, and returns to two when the core is free again. The numbers do not depend on
-    it."""
+    runs on the faster, now and then on the other (:data:`PROBE_EVERY`, :data:`PROBE_MAX`).
+    On a machine whose second core is busy with another process, two threads wait for
+    each other's share of one core at every step and are slower than one: the plan then
+    runs on one thread, and returns to two when the core is free again. The numbers do not
+    depend on it."""
 
     def __init__(self):
         self.last = {1: None, 2: None}
+        self.every = dict(PROBE_EVERY)
         self.since = 0                # calls on the faster since the last probe
+        self.probing = None           # the faster, while a probe of the other runs
 
     def choose(self):
+        self.probing = None
         if self.last[2] is None:
             return 2
         if self.last[1] is None:
             return 1
         best = 1 if self.last[1] <= self.last[2] else 2
         self.since += 1
-        if self.since >= PROBE_EVERY[best]:
+        if self.since >= self.every[best]:
             self.since = 0
+            self.probing = best
             return 3 - best
         return best
 
     def record(self, parts, seconds_per_step):
         self.last[parts] = seconds_per_step
+        best = self.probing
+        if best is not None and parts != best:
+            if seconds_per_step >= self.last[best]:       # lost: try again later
+                self.every[best] = min(2 * self.every[best], PROBE_MAX)
+            else:
+                self.every[best] = PROBE_EVERY[best]
+        self.probing = None
 
 
 def run(plan, n, k0, inputs, lrs, learn_from, scal, record_every, record_stream, limit,

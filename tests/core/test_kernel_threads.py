@@ -269,7 +269,7 @@ def test_the_pace_runs_the_faster_and_probes_the_other():
     first[1] = pace.choose()
     pace.record(first[1], 1.0)
     assert first == [2, 1]                            # both measured first
-    every = _kernel.PROBE_EVERY
+    every, most = _kernel.PROBE_EVERY, _kernel.PROBE_MAX
 
     def calls(n, pace_of):
         picks = []
@@ -279,13 +279,20 @@ def test_the_pace_runs_the_faster_and_probes_the_other():
             pace.record(p, pace_of[p])
         return picks
 
-    picks = calls(4 * every[1], {1: 1.0, 2: 2.0})     # one thread faster: 2 tried sometimes
-    assert picks.count(2) == 4 and picks[every[1] - 1] == 2
-    picks = calls(every[1], {1: 1.0, 2: 0.5})         # two became faster: switch at the probe
-    assert picks[-1] == 2 and pace.choose() == 2
-    pace.record(2, 0.5)
-    picks = calls(4 * every[2], {1: 1.0, 2: 0.5})     # on two: 1 tried rarely
-    assert picks.count(1) == 4
+    # one thread faster: two tried after 4, 8, 16, 32, 32 ... calls (each probe lost)
+    picks = calls(every[1] * 3 + most * 2, {1: 1.0, 2: 2.0})
+    probes = [i for i, p in enumerate(picks) if p == 2]
+    gaps = np.diff([-1] + probes)
+    assert list(gaps[:4]) == [every[1], 2 * every[1], 4 * every[1], 8 * every[1]]
+    assert max(gaps) == most
+    # two became faster: the next probe switches, and the interval starts over
+    picks = calls(most, {1: 1.0, 2: 0.5})
+    switch = picks.index(2)
+    assert picks[switch:switch + every[2]] == [2] * every[2]
+    assert pace.every[1] == every[1]
+    picks = calls(4 * most, {1: 1.0, 2: 0.5})        # on two: 1 tried rarely, then rarer
+    gaps = np.diff([i for i, p in enumerate(picks) if p == 1])
+    assert len(gaps) >= 2 and min(gaps) >= every[2] and max(gaps) == most
 
 
 def test_a_waiting_part_gives_up_when_told():
