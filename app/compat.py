@@ -13,11 +13,13 @@ GLE Lab patches four things that no public API offers (see the call sites):
 Each is written for one minor version. :func:`patch_enabled` says whether the installed
 version is that one; on any other version the patch is skipped (the dashboard still works,
 only slower or with Panel's defaults) and one warning is logged per patch and process, never
-an exception.
+an exception. ``GLE_LAB_DISABLE_PATCHES=name,name`` turns patches off by name (A/B
+benchmarks, or a deployment that meets a problem with one).
 """
 from __future__ import annotations
 
 import logging
+import os
 from importlib.metadata import PackageNotFoundError, version
 
 __all__ = ["PATCHED_FOR", "patch_enabled"]
@@ -49,6 +51,11 @@ def patch_enabled(name: str) -> bool:
     patch, the installed and the expected version.
     """
     if name not in _decided:
+        off = {n.strip() for n in os.environ.get("GLE_LAB_DISABLE_PATCHES", "").split(",")}
+        if name in off:
+            _decided[name] = False
+            log.info("GLE Lab: %s is disabled by GLE_LAB_DISABLE_PATCHES", name)
+            return False
         dist, wanted = PATCHED_FOR[name]
         have = _minor(dist)
         _decided[name] = have == wanted

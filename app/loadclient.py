@@ -100,6 +100,9 @@ class BokehTab:
         self.ws = None
         self._pending = None          # the message being read (never cancelled half-way)
         self.doc = None               # the PULL-DOC-REPLY content (dict)
+        #: the patch that completed a served session's layout (parsed): the views and
+        #: controls left out of the first document (see gle_lab.main.Dashboard)
+        self.completion = None
         self._ready_at = None
         self._stop = False
 
@@ -278,6 +281,8 @@ class BokehTab:
             kind = header["msgtype"]
             if kind == "PATCH-DOC":
                 st.patches += 1
+                if self.completion is None and "gle-complete" in content:
+                    self.completion = json.loads(content)
                 if '"ColumnsStreamed"' in content and self.frame_marker in content:
                     now = time.monotonic()
                     st.frames += 1
@@ -290,6 +295,25 @@ class BokehTab:
             elif kind == "ERROR":
                 st.errors += 1
                 st.error = str(content)[:200]
+
+    async def wait_frames(self, n, timeout=30.0):
+        """Listen until ``n`` frames in all arrived (or ``timeout`` s); True if they did."""
+        until = time.monotonic() + timeout
+        while self.stats.frames < n and not self._stop and time.monotonic() < until:
+            await self.listen(min(until, time.monotonic() + 0.2))
+            if self.stats.status == "closed":
+                break
+        return self.stats.frames >= n
+
+    async def wait_complete(self, timeout=30.0):
+        """Listen (counting frames) until the session's layout is complete: every control
+        is then in :meth:`find_models`. True if it completed within ``timeout`` s."""
+        until = time.monotonic() + timeout
+        while self.completion is None and not self._stop and time.monotonic() < until:
+            await self.listen(min(until, time.monotonic() + 0.2))
+            if self.stats.status == "closed":
+                break
+        return self.completion is not None
 
     async def _echo(self, k):
         """What BokehJS does after painting a frame: report the followed x range back."""
@@ -308,7 +332,8 @@ class BokehTab:
         await self._send(_msg("PATCH-DOC", {"events": events}))
 
     def find_models(self, type_name, **attrs):
-        """Models of the pulled document whose type name matches (and attributes equal)."""
+        """Models of the pulled document (and of the patch that completed its layout, once
+        received) whose type name matches (and attributes equal)."""
         found = []
 
         def walk(obj):
@@ -323,6 +348,7 @@ class BokehTab:
                 for v in obj:
                     walk(v)
         walk(self.doc)
+        walk(self.completion)
         return found
 
     def close(self):

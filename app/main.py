@@ -192,7 +192,9 @@ class Dashboard:
         st.param.watch(self._tick_soon, ["tau_m", "tau_r", "weight", "omega", "waveform",
                                          "amplitude", "beta", "gamma"])
         self.sharing = Sharing(self)        # URL, teacher flags, session files
-        self.export = ExportView(self)
+        #: the Export card; with the Share and Teacher-link cards built when the layout
+        #: completes (a served session's first screen does not show them)
+        self.export = None
         self.layout = self._layout()
 
     # ------------------------------------------------------------------ layout
@@ -250,8 +252,9 @@ class Dashboard:
                              styles={"border-bottom": "1px solid #ccc", "flex-wrap": "wrap",
                                      "align-items": "center"},
                              css_classes=["gle-header-row"])
-        # Sharing's panel holds the Share card and the Teacher-link card (dashboard.teacher)
-        self.sidebar = self.controls.sidebar(extra=(self.sharing.panel(), self.export.panel))
+        self.sidebar = self.controls.sidebar()
+        if self.complete:
+            self._add_sidebar_extras()
         touch_targets(self.sidebar)
         self.messages = pn.Column(self.alert, self.alert_undo, self.alert_reset,
                                   sizing_mode="stretch_width", margin=0)
@@ -321,7 +324,7 @@ class Dashboard:
             self.present_toggle.value = mode == "present"
         finally:
             self._mode_guard = False
-        self.controls.arrange(mode)
+        self.controls.arrange(mode, complete=self.complete)
         # plot heights: in presentation the Activity plot takes what the header, the lesson
         # bar and the phase cards leave of the screen
         if mode == "present":
@@ -413,6 +416,16 @@ class Dashboard:
         while self._build_next_later_view():
             pass
 
+    def _add_sidebar_extras(self):
+        """The Share and Teacher-link cards (Sharing's panel; ``dashboard.teacher``) and the
+        Export card, below the controls."""
+        self.export = ExportView(self)
+        extra = (self.sharing.panel(), self.export.panel)
+        for obj in extra:
+            touch_targets(obj)
+        self.controls.extra = extra
+        self.export.pane.visible = "export" not in self.sharing.hidden
+
     def _later(self):
         """The later views that exist (none before complete_layout in a served session)."""
         return [v for v in (self.errors, self.fourier, self.learning, self.microcircuit)
@@ -428,6 +441,7 @@ class Dashboard:
         mode, self.mode = self.mode, None
         with pn.io.unlocked():
             self._build_later_views()
+            self._add_sidebar_extras()
             self.sharing.set_views(self.sharing.visible_views())   # a link's ?views=
             # the reported viewport decides; without one, the layout guessed so far stays
             self.apply_mode(None if self.viewport is not None else mode)

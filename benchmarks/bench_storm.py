@@ -33,6 +33,7 @@ def _gap(times):
 async def storm(url, kind, rate, seconds):
     a, b = BokehTab(url, 0), BokehTab(url, 1)
     assert await a.connect(60) and await b.connect(60)
+    assert await a.wait_complete(60)          # every control is on the page
     await asyncio.gather(a.listen(time.monotonic() + 2.0), b.listen(time.monotonic() + 2.0))
     if kind == "seed":
         target = _model(a, "Spinner", "Seed")

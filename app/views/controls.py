@@ -41,6 +41,13 @@ PARAM_CARD = {"preset": "experiment", "seed": "experiment", "neuron": "neuron",
               "learn_W": "learning", "learn_b": "learning", "learn_tau_m": "learning",
               "learn_tau_r": "learning", "lr": "learning", "beta": "learning",
               "gamma": "learning", "window": "display"}
+#: the sidebar cards a served session's first document holds, per layout: the first screen's
+#: open cards at the top of the sidebar. The others, Share and Export arrive with the later
+#: views right after the first frame, below them (nothing already shown moves): every model
+#: left out of the first document is CPU the server does not spend between a visitor's
+#: request and the page (issue #11)
+FIRST_SCREEN_CARDS = {"wide": ("experiment", "neuron"), "present": ("neuron",),
+                      "phone": ("neuron",)}
 LOCK = "🔒 "
 LOG_FORMAT_JS = "const v = Math.pow(10, tick); return Number(v.toPrecision(3)).toString();"
 
@@ -281,8 +288,9 @@ class ControlsView:
                       align="center", margin=(0, 5),
                       styles={"flex-wrap": "wrap", "align-items": "center"})
 
-    def sidebar(self, extra=()):
-        """The sidebar; ``cards`` keeps each card by group name (teacher mode hides them)."""
+    def sidebar(self):
+        """The sidebar; ``cards`` keeps each card by group name (teacher mode hides them);
+        ``extra`` (set by the dashboard) goes below them."""
         card = dict(sizing_mode="stretch_width", margin=(4, 4), header_background="#eef2f7")
         self.cards = {
             "experiment": pn.Card(self.preset, self.description, self.seed, pn.pane.HTML(
@@ -303,8 +311,8 @@ class ControlsView:
                                 title="Errors and learning", **card),
             "display": pn.Card(with_tip(self.window), title="Display", collapsed=True, **card),
         }
-        self.extra = tuple(extra)
-        self.column = pn.Column(*self.cards.values(), *extra, width=330, margin=0,
+        self.extra = ()
+        self.column = pn.Column(*self.cards.values(), width=330, margin=0,
                                 scroll=False, css_classes=["gle-view-controls"])
         st = self.state
         self._beyond = {}
@@ -315,13 +323,18 @@ class ControlsView:
             st.param.watch(lambda e: self.show_out_of_range(), "out_of_range")
         return self.column
 
-    def arrange(self, mode):
+    def arrange(self, mode, complete=True):
         """Card order and widths for a page layout: the selected neuron's τ sliders first
-        in presentation and phone layouts (visible without scrolling)."""
+        in presentation and phone layouts (visible without scrolling). ``complete`` False: a
+        served session's first document, with only the cards of :data:`FIRST_SCREEN_CARDS`
+        (the others are kept up to date all along; only their models are not sent yet)."""
         names = (["neuron", "input", "learning", "experiment", "display"]
                  if mode in ("present", "phone") else
                  ["experiment", "neuron", "input", "learning", "display"])
-        objs = [self.cards[n] for n in names] + list(self.extra)
+        if complete:
+            objs = [self.cards[n] for n in names] + list(self.extra)
+        else:
+            objs = [self.cards[n] for n in names if n in FIRST_SCREEN_CARDS[mode]]
         if list(self.column.objects) != objs:
             self.column[:] = objs
         if mode == "phone":

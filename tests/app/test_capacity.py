@@ -232,7 +232,7 @@ def test_login_is_required(capped_server):
         right = BokehTab(capped_server.url, auth=f"student:{PASSWORD}")
         res = [await t.connect(20) for t in (anon, wrong, right)]
         errs = [t.stats.error for t in (anon, wrong)]
-        await right.listen(time.monotonic() + 1.5)
+        await right.wait_frames(3, timeout=20)
         frames = right.stats.frames
         right.close()
         return res, errs, frames
@@ -326,6 +326,7 @@ def test_hostile_value_over_the_wire_reaches_only_its_session(kind, request):
     async def go():
         a, b = BokehTab(server.url, 0), BokehTab(server.url, 1)
         assert await a.connect(30) and await b.connect(30)
+        assert await a.wait_complete(30)          # the learning controls come after the first frame
         lr = _slider(a, "Learning rate")
         texts = {"a": [], "b": []}
 
@@ -361,6 +362,7 @@ def test_slider_storm_over_the_wire_keeps_other_sessions_streaming(open_server):
     async def go():
         a, b = BokehTab(open_server.url, 0), BokehTab(open_server.url, 1)
         assert await a.connect(30) and await b.connect(30)
+        assert await a.wait_complete(30)          # the input card comes after the first frame
         tau_r = _slider(a, "τr")
         omega = _slider(a, "ω input")
         await b.listen(time.monotonic() + 1.0)

@@ -39,3 +39,11 @@ def paint_fix_callbacks():
 
 def test_matching_version_installs_the_page_fixes(fresh):
     assert paint_fix_callbacks() == 1
+
+
+def test_patches_can_be_turned_off_by_name(fresh, monkeypatch):
+    monkeypatch.setenv("GLE_LAB_DISABLE_PATCHES", "panel_batched_events, bokeh_paint_fixes")
+    assert fresh.patch_enabled("panel_batched_events") is False
+    assert fresh.patch_enabled("bokeh_paint_fixes") is False
+    assert fresh.patch_enabled("panel_debounce") is True
+    assert paint_fix_callbacks() == 0

@@ -53,6 +53,10 @@ def test_lesson_view_follows_preset_and_buttons_apply():
     assert lv.lesson["name"] == "phase_inversion"
     assert lv.select.visible                               # two lessons for this preset
     assert len(lv.buttons) == 3
+    # a closed lesson's card holds the bar only (its body sends no models); opened, the body
+    assert list(lv.pane.objects) == [lv.bar] and not lv.body.visible
+    lv.toggle.value = True
+    assert list(lv.pane.objects) == [lv.bar, lv.body] and lv.body.visible
     eqs = [o for o in _walk(lv.body) if type(o).__name__ == "LaTeX"]
     assert len(eqs) == len(lv.lesson["equations"])
     assert all(o.object.startswith("$$") for o in eqs)
