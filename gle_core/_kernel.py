@@ -740,7 +740,15 @@ if HAVE_NUMBA:
 
         Step k reads input row ``k - x0`` of ``X`` (``(k - x0) % xp`` when ``xp > 0``: a
         table of one period) and likewise the target from ``Y``. See
-        :class:`gle_core.plan.KernelPlan` for the other arguments and ``res``."""
+        :class:`gle_core.plan.KernelPlan` for the other arguments and ``res``.
+
+        ``n_parts`` = 2: this is part ``part`` of a step split between two threads, each
+        calling this function: it steps the student layers ``l`` with ``own[l] == part``
+        and their learning pairs; part 0 also the output drive (it must own the output
+        layer), the teacher, the loss, the recording, the tape, ``scal`` and ``res``. They
+        meet through ``sync`` (:data:`SYNC_SIZE`) once per step, and around a bound check or
+        a parameter recording; both take the same decisions from the combined verdicts, so
+        they stop at the same step."""
         L = sizes.shape[0] - 1
         N = noff[L]
         nW = woff[L]
