@@ -31,6 +31,9 @@ def open_link(page, server, query):
     page.set_default_timeout(20000)
     page.goto(server.url + query)
     page.wait_for_function(READY)
+    # every control is on the page (the input, learning and sharing cards come right after
+    # the first frame)
+    page.locator(".gle-complete").wait_for(state="attached")
 
 
 def test_link_reproduces_state_and_traces(page, server):
