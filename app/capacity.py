@@ -282,6 +282,11 @@ def register_dashboard(doc, dashboard):
         log.info("session opened (%d live)", len(_DASHBOARDS))
 
 
+def live_dashboards():
+    """Sessions of this process registered with :func:`register_dashboard` and not closed."""
+    return len(_DASHBOARDS)
+
+
 def unregister_dashboard(doc):
     if doc is not None and _DASHBOARDS.pop(doc, None) is not None:
         log.info("session closed (%d live)", len(_DASHBOARDS))

@@ -59,6 +59,30 @@ ARRIVAL_QUIET_S, COMPLETE_MAX_WAIT_S = 1.0, 20.0
 #: meanwhile, sessions already streaming send only every this many frames (7.5 frames/s;
 #: their simulation keeps real time, in bigger steps): the CPU goes to the newcomers
 ARRIVAL_FRAME_EVERY = 4
+#: completing layouts is paced per process: after one step (a later view built, or the final
+#: patch) of any session, the next step of any session waits COMPLETE_PACE × that step's
+#: time, while other sessions of the process are live (sessions already streaming keep
+#: their frames while a class's layouts complete: at most ~1/(1 + COMPLETE_PACE) of the
+#: loop goes to completing). A lone session completes at full speed.
+COMPLETE_PACE = 1.0
+
+
+class CompletionPacer:
+    """When the next completion step of any session of this process may run."""
+
+    def __init__(self, pace=COMPLETE_PACE):
+        self.pace, self.next_at = pace, float("-inf")
+
+    def wait(self, now):
+        """Seconds until a step may run (≤ 0: now)."""
+        return self.next_at - now
+
+    def done(self, took, now, others_live):
+        """A step took ``took`` s and ended at ``now``; other sessions live or not."""
+        self.next_at = now + (self.pace * took if others_live else 0.0)
+
+
+_completion_pacer = CompletionPacer()
 #: time.monotonic() of the last session created in this process, and a weak reference to it
 _last_arrival = [float("-inf"), None]
 #: served sessions of this process that have not streamed their first frame yet -> when
@@ -388,11 +412,20 @@ class Dashboard:
                 # lost, and the page could not apply the frames that refer to them
                 doc.add_timeout_callback(check, COMPLETE_AFTER_MS)
                 return
-            # one view per callback (0.05-0.3 s each): the traces stream on in between
-            if self._build_next_later_view():
-                doc.add_timeout_callback(check, BUILD_STEP_MS)
+            wait = _completion_pacer.wait(now)
+            if wait > 0:
+                doc.add_timeout_callback(check, max(BUILD_STEP_MS, int(wait * 1000)))
                 return
-            self.complete_layout()
+            # one view per callback (0.05-0.3 s each): the traces stream on in between
+            t0 = time.perf_counter()
+            built = self._build_next_later_view() or self._add_sidebar_extras()
+            if not built:
+                self.complete_layout()
+            from gle_lab.capacity import live_dashboards
+            _completion_pacer.done(time.perf_counter() - t0, time.monotonic(),
+                                   live_dashboards() > 1)
+            if built:
+                doc.add_timeout_callback(check, BUILD_STEP_MS)
         doc.add_timeout_callback(check, COMPLETE_AFTER_MS)
 
     def _build_next_later_view(self):
@@ -418,13 +451,16 @@ class Dashboard:
 
     def _add_sidebar_extras(self):
         """The Share and Teacher-link cards (Sharing's panel; ``dashboard.teacher``) and the
-        Export card, below the controls."""
+        Export card, below the controls; False if they were there already."""
+        if self.export is not None:
+            return False
         self.export = ExportView(self)
         extra = (self.sharing.panel(), self.export.panel)
         for obj in extra:
             touch_targets(obj)
         self.controls.extra = extra
         self.export.pane.visible = "export" not in self.sharing.hidden
+        return True
 
     def _later(self):
         """The later views that exist (none before complete_layout in a served session)."""

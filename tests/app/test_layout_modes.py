@@ -224,7 +224,8 @@ def test_completing_layouts_waits_while_visitors_arrive(monkeypatch):
         doc.run_one()
         built.append(sum(getattr(d, n) is not None
                          for n in ("errors", "fourier", "learning", "microcircuit")))
-    assert built == [1, 2, 3, 4, 4] and d.complete
+    # the four views, then the Share/Teacher/Export cards, then the patch that shows them
+    assert built == [1, 2, 3, 4, 4, 4] and d.complete and d.export is not None
     # arrivals that never stop: completed after COMPLETE_MAX_WAIT_S all the same
     d2 = Dashboard(progressive=True)
     d2.layout.get_root(Document())
@@ -305,3 +306,15 @@ def test_phone_titles_drop_their_line_style_key_and_come_back():
     d.apply_mode("phone")
     d.apply_mode("wide")
     assert "(IE)" in err.title.text
+
+
+def test_completion_steps_are_paced_while_other_sessions_live():
+    """A class's layouts complete one step at a time per process, each followed by a pause
+    as long as the step (streaming sessions keep half the loop); a lone session: no pause."""
+    from gle_lab.main import CompletionPacer
+    p = CompletionPacer(pace=1.0)
+    assert p.wait(10.0) <= 0                             # nothing ran yet
+    p.done(took=0.2, now=10.2, others_live=True)
+    assert p.wait(10.25) > 0 and abs(p.wait(10.2) - 0.2) < 1e-12 and p.wait(10.4) <= 0
+    p.done(took=0.2, now=11.0, others_live=False)
+    assert p.wait(11.0) <= 0
