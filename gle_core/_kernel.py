@@ -1137,45 +1137,54 @@ def parts_for(plan, n):
 #: (on a machine busy for long, 42k: probing two threads every 4th call cost 7 %)
 PROBE_EVERY = {1: 4, 2: 16}
 PROBE_MAX = 32
+#: the other number of threads becomes the choice if its probe was this much faster
+PACE_MARGIN = 0.05
 
 
 class _Pace:
-    """Wall seconds per step of the last call a plan ran on one and on two threads: a call
-    runs on the faster, now and then on the other (:data:`PROBE_EVERY`, :data:`PROBE_MAX`).
-    On a machine whose second core is busy with another process, two threads wait for
-    each other's share of one core at every step and are slower than one: the plan then
-    runs on one thread, and returns to two when the core is free again. The numbers do not
+    """Wall seconds per step on one and on two threads: a plan's calls run on the current
+    choice, now and then on the other (:data:`PROBE_EVERY`, :data:`PROBE_MAX`), which
+    becomes the choice if it was at least :data:`PACE_MARGIN` faster than the current
+    one's recent pace (a running mean of its calls: one noisy call does not switch). On a
+    machine whose second core is busy with another process, two threads wait for each
+    other's share of one core at every step and are slower than one: the plan then runs
+    on one thread, and returns to two when the core is free again. The numbers do not
     depend on it."""
 
     def __init__(self):
         self.last = {1: None, 2: None}
         self.every = dict(PROBE_EVERY)
-        self.since = 0                # calls on the faster since the last probe
-        self.probing = None           # the faster, while a probe of the other runs
+        self.current = None           # None until both have been measured once
+        self.since = 0                # calls on the current choice since the last probe
+        self.probing = False
 
     def choose(self):
-        self.probing = None
-        if self.last[2] is None:
-            return 2
-        if self.last[1] is None:
-            return 1
-        best = 1 if self.last[1] <= self.last[2] else 2
+        self.probing = False
+        if self.current is None:
+            return 2 if self.last[2] is None else 1
         self.since += 1
-        if self.since >= self.every[best]:
+        if self.since >= self.every[self.current]:
             self.since = 0
-            self.probing = best
-            return 3 - best
-        return best
+            self.probing = True
+            return 3 - self.current
+        return self.current
 
     def record(self, parts, seconds_per_step):
-        self.last[parts] = seconds_per_step
-        best = self.probing
-        if best is not None and parts != best:
-            if seconds_per_step >= self.last[best]:       # lost: try again later
-                self.every[best] = min(2 * self.every[best], PROBE_MAX)
-            else:
-                self.every[best] = PROBE_EVERY[best]
-        self.probing = None
+        cur = self.current
+        if cur is None:
+            self.last[parts] = seconds_per_step
+            if None not in self.last.values():
+                self.current = 1 if self.last[1] <= self.last[2] else 2
+        elif parts == cur:
+            self.last[cur] = 0.5 * (self.last[cur] + seconds_per_step)
+        elif self.probing:
+            self.last[parts] = seconds_per_step
+            if seconds_per_step < (1.0 - PACE_MARGIN) * self.last[cur]:
+                self.current = parts
+                self.every[cur] = PROBE_EVERY[cur]
+            else:                     # lost: try again later
+                self.every[cur] = min(2 * self.every[cur], PROBE_MAX)
+        self.probing = False
 
 
 def run(plan, n, k0, inputs, lrs, learn_from, scal, record_every, record_stream, limit,

@@ -268,7 +268,7 @@ def test_the_pace_runs_the_faster_and_probes_the_other():
     pace.record(first[0], 2.0)
     first[1] = pace.choose()
     pace.record(first[1], 1.0)
-    assert first == [2, 1]                            # both measured first
+    assert first == [2, 1] and pace.current == 1      # both measured first
     every, most = _kernel.PROBE_EVERY, _kernel.PROBE_MAX
 
     def calls(n, pace_of):
@@ -285,14 +285,20 @@ def test_the_pace_runs_the_faster_and_probes_the_other():
     gaps = np.diff([-1] + probes)
     assert list(gaps[:4]) == [every[1], 2 * every[1], 4 * every[1], 8 * every[1]]
     assert max(gaps) == most
-    # two became faster: the next probe switches, and the interval starts over
+    # a probe only a little faster does not switch
+    picks = calls(most, {1: 1.0, 2: 0.97})
+    assert pace.current == 1 and picks.count(2) == 1
+    # two became clearly faster: the next probe switches, and the interval starts over
     picks = calls(most, {1: 1.0, 2: 0.5})
     switch = picks.index(2)
-    assert picks[switch:switch + every[2]] == [2] * every[2]
+    assert picks[switch:switch + every[2]] == [2] * every[2] and pace.current == 2
     assert pace.every[1] == every[1]
     picks = calls(4 * most, {1: 1.0, 2: 0.5})        # on two: 1 tried rarely, then rarer
     gaps = np.diff([i for i, p in enumerate(picks) if p == 1])
     assert len(gaps) >= 2 and min(gaps) >= every[2] and max(gaps) == most
+    # the current choice's pace is a running mean: one slow call does not switch
+    pace.record(pace.choose(), 5.0)
+    assert pace.current == 2 and pace.last[2] < 5.0
 
 
 def test_a_waiting_part_gives_up_when_told():
