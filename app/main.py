@@ -294,6 +294,8 @@ class Dashboard:
         self.mid = pn.Row(self.left, self.right, **box)
         self.main = pn.Column(self.top, self.mid, **box)
         self.body = pn.Row(self.sidebar, self.main, css_classes=["gle-body"], **box)
+        # the phone layout's single column below the header (the page's main landmark there)
+        self.phone_main = pn.Column(css_classes=["gle-phone-main"], **box)
         # "gle-complete": every view is on the page (browser tests and page scripts wait on it)
         self.root = pn.Column(self.header, sizing_mode="stretch_width", margin=0,
                               css_classes=["gle-lab"] + (["gle-complete"] if self.complete
@@ -376,9 +378,10 @@ class Dashboard:
             # one column: cards, one plot, the τ sliders (sidebar); the rest further down
             want = [(self.top, []), (self.left, []), (self.right, []),
                     (self.main, [self.top, self.mid]), (self.body, [self.main]),
-                    (self.root, [self.header, self.messages, v["phase"], v["activity"],
-                                 self.sidebar, v["lesson"], v["errors"], v["fourier"],
-                                 v["learning"]])]
+                    (self.phone_main, [self.messages, v["phase"], v["activity"],
+                                       self.sidebar, v["lesson"], v["errors"], v["fourier"],
+                                       v["learning"]]),
+                    (self.root, [self.header, self.phone_main])]
         else:
             present = mode == "present"
             want = [(self.top, [self.messages, v["phase"]] + ([v["activity"]] if present else [])),
@@ -386,7 +389,7 @@ class Dashboard:
                      [v["activity"], v["errors"]]),
                     (self.right, [v["fourier"]] if present else [v["fourier"], v["microcircuit"]]),
                     (self.main, [self.top, self.mid, v["learning"]]),
-                    (self.body, [self.sidebar, self.main]),
+                    (self.body, [self.sidebar, self.main]), (self.phone_main, []),
                     (self.root, [self.header, v["lesson"], self.body])]
         want = [(container, [o for o in objs if o is not None]) for container, objs in want]
         # first take out what moves, then put it in its new place: a pane is in one place at

@@ -20,7 +20,7 @@ from gle_lab.views.controls import on_click
 CSS = """
 .gle-lesson-eq-label {font-size: 14px; color: #4d4d4d;}
 .gle-lesson-expect {font-size: 15px; color: #333333;}
-.gle-lesson-title {font-size: 17px; font-weight: 600; color: #222222; white-space: nowrap;
+.gle-lesson-title {font-size: 17px; font-weight: 600; color: #222222; white-space: nowrap; margin: 0;
                    overflow: hidden; text-overflow: ellipsis; line-height: 40px;}
 """
 #: the step buttons: real buttons (border, left-aligned label), one line each
@@ -95,12 +95,13 @@ class LessonView(Viewer):
         if lesson is None:
             self.body[:] = [pn.pane.Markdown("*No lesson for this preset yet.*")]
             self.pane.title = "Lesson"
-            self.heading.object = "<div class='gle-lesson-title'>No lesson</div>"
+            self.heading.object = "<h2 class='gle-lesson-title'>No lesson</h2>"
             self.steps_bar[:] = []
             return
         self.pane.title = f"Lesson: {lesson['title']}"
-        self.heading.object = (f"<div class='gle-lesson-title' title='{html.escape(lesson['title'])}'>"
-                               f"{html.escape(lesson['title'])}</div>")
+        # the page's second heading level (h1 GLE Lab, h2 the lesson, h3 the sidebar cards)
+        self.heading.object = (f"<h2 class='gle-lesson-title' title='{html.escape(lesson['title'])}'>"
+                               f"{html.escape(lesson['title'])}</h2>")
         eqs = []
         for eq in lesson["equations"]:
             eqs.append(pn.pane.HTML(f"<span class='gle-lesson-eq-label'>{eq['label']}</span>",

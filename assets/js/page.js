@@ -6,7 +6,8 @@
 //    re-rendered (the Play/Pause button relabels itself), the new Play button gets it.
 // 2. Assistive technology: every slider handle is named after its slider ("τr prospective
 //    (a.u.)") and reads its real value (aria-valuetext "0.1", not the log slider's -1.00);
-//    plot toolbars and plot canvases are out of the Tab order (~45 stops otherwise).
+//    plot toolbars and plot canvases are out of the Tab order (~45 stops otherwise); the
+//    header, the lesson and the dashboard are landmarks (banner, region, main).
 // 3. The page reports its viewport size ("1280x720") to the server through the hidden
 //    `gle-viewport` text input, at load and after a resize: the server picks the layout
 //    (presentation below 1600 px, phone up to 480 px; gle_lab.main.Dashboard.set_viewport).
@@ -163,6 +164,32 @@
       v._noUiSlider.on("update.gle", (_v, _h, unencoded) => v._gle_aria(unencoded));
     }
   });
+
+  // landmarks (a screen reader's map of the page): the header, the lesson, the dashboard
+  const LANDMARKS = {"gle-header-row": ["banner", null], "gle-lesson": ["region", "Lesson"],
+                     "gle-body": ["main", null], "gle-phone-main": ["main", null]};
+  function landmark(v) {
+    const classes = (v.model && v.model.css_classes) || [];
+    for (const cls of classes) {
+      const lm = LANDMARKS[cls];
+      if (lm && v.el && v.el.getAttribute("role") !== lm[0]) {
+        v.el.setAttribute("role", lm[0]);
+        if (lm[1]) v.el.setAttribute("aria-label", lm[1]);
+      }
+    }
+  }
+  const ldom = req("models/layouts/layout_dom");
+  const ldv = ldom && ldom.LayoutDOMView && ldom.LayoutDOMView.prototype;
+  if (ldv && !ldv.__gle_landmark) {
+    const render = ldv.render;
+    ldv.render = function (...a) {
+      const r = render.apply(this, a);
+      try { landmark(this); } catch (e) { /* roles only: never break a layout */ }
+      return r;
+    };
+    ldv.__gle_landmark = true;
+  }
+  eachView((v) => { try { landmark(v); } catch (e) { /* */ } });
 
   // ------------------------------------------------------------------ viewport report
   gle.report = function () {

@@ -67,7 +67,9 @@ def test_the_reported_viewport_and_the_present_flag_pick_the_layout(dash, size, 
         order = [next(i for i, o in enumerate(flat) if o is x)
                  for x in (dash.phase.panel, dash.activity.panel, dash.sidebar)]
         assert order == sorted(order)
-        assert dash.sidebar in dash.root.objects
+        # one column under the header (the page's main landmark), not beside the plots
+        assert list(dash.root.objects) == [dash.header, dash.phone_main]
+        assert dash.sidebar in dash.phone_main.objects
     if mode == "present":
         h = int(size.split("x")[1])
         assert dash.activity.pane.object.height == min(max(h - 330, 260), 620)

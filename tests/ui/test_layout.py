@@ -204,3 +204,8 @@ def test_no_serious_or_critical_accessibility_violations(open_page, query, width
     bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
            for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
     assert bad == [], bad
+    # and a map of the page for screen readers: one main landmark, everything inside a
+    # landmark, headings in order (h1 GLE Lab, h2 the lesson, h3 the cards)
+    structure = [v["id"] for v in results.response["violations"]
+                 if v["id"] in ("landmark-one-main", "region", "heading-order")]
+    assert structure == [], structure
