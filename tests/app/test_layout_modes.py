@@ -208,6 +208,9 @@ def test_completing_layouts_waits_while_visitors_arrive(monkeypatch):
 
     now = [100.0]
     monkeypatch.setattr(main.time, "monotonic", lambda: now[0])
+    # completion steps unpaced (other tests' sessions may still count as live here, and this
+    # clock stands still): the pacing has its own test below
+    monkeypatch.setattr(main, "_completion_pacer", main.CompletionPacer(pace=0.0))
     d = Dashboard(progressive=True)
     d.layout.get_root(Document())
     doc = FakeDoc()
@@ -222,7 +225,7 @@ def test_completing_layouts_waits_while_visitors_arrive(monkeypatch):
     assert not d.complete
     now[0] = 101.4                                 # a quiet second: one view per callback
     built = []
-    while doc.pending:
+    while doc.pending and len(built) < 50:
         doc.run_one()
         built.append(sum(getattr(d, n) is not None
                          for n in ("errors", "fourier", "learning", "microcircuit")))
@@ -238,7 +241,9 @@ def test_completing_layouts_waits_while_visitors_arrive(monkeypatch):
         doc.run_one()
         if d2.errors is not None:                  # the wait is over: the builds begin
             break
-    while doc.pending:
+    for _ in range(50):
+        if not doc.pending:
+            break
         doc.run_one()
     assert d2.complete and now[0] - 101.4 >= main.COMPLETE_MAX_WAIT_S
     main._last_arrival[0] = float("-inf")
@@ -320,3 +325,40 @@ def test_completion_steps_are_paced_while_other_sessions_live():
     assert p.wait(10.25) > 0 and abs(p.wait(10.2) - 0.2) < 1e-12 and p.wait(10.4) <= 0
     p.done(took=0.2, now=11.0, others_live=False)
     assert p.wait(11.0) <= 0
+
+
+class _Callbacks:
+    """A document's timeout callbacks, run by hand."""
+
+    def __init__(self):
+        self.pending = []
+
+    def add_timeout_callback(self, cb, ms):
+        self.pending.append((cb, ms))
+
+    def run_one(self):
+        cb, _ = self.pending.pop(0)
+        cb()
+
+
+def test_completion_waits_its_turn_while_other_sessions_live(monkeypatch):
+    import gle_lab.capacity as capacity
+    import gle_lab.main as main
+    now = [200.0]
+    monkeypatch.setattr(main.time, "monotonic", lambda: now[0])
+    pacer = main.CompletionPacer(pace=1.0)
+    monkeypatch.setattr(main, "_completion_pacer", pacer)
+    monkeypatch.setattr(capacity, "live_dashboards", lambda: 3)
+    main._last_arrival[0] = float("-inf")          # nobody arriving
+    d = Dashboard(progressive=True)
+    d.layout.get_root(Document())
+    doc = _Callbacks()
+    d._complete_when_quiet(doc, since=now[0])
+    doc.run_one()                                   # the first step: Errors
+    assert d.errors is not None and d.fourier is None
+    assert pacer.next_at > now[0]                   # then a pause as long as that step
+    doc.run_one()                                   # at the same instant: not its turn
+    assert d.fourier is None and doc.pending[0][1] >= main.BUILD_STEP_MS
+    now[0] = pacer.next_at + 1e-3
+    doc.run_one()
+    assert d.fourier is not None
