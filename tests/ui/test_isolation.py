@@ -42,6 +42,8 @@ def open_session(page, url):
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && "
                            "Bokeh.documents[0].roots().length > 0")
     page.wait_for_function(f"() => ({TRACES})() > 0.5")
+    # every control is on the page (the learning card comes right after the first frame)
+    page.locator(".gle-complete").wait_for(state="attached")
     return page
 
 
