@@ -184,6 +184,31 @@ def phone_title(title):
     return title.split(" (")[0]
 
 
+def lean_renderers(fig):
+    """Fewer Bokeh models per figure, the same picture: every model of a session costs server
+    CPU when the session is built and sent (issue #11).
+
+    * ``nonselection_glyph="auto"``: ``figure.line`` adds an explicit copy of each glyph for
+      the unselected state; these plots have no selection, and BokehJS makes its own when
+      one is needed.
+    * Renderers of one source share one default ``CDSView`` (all rows): the same view.
+    Idempotent."""
+    if fig is None:
+        return fig
+    views = {}
+    for r in fig.renderers:
+        if not isinstance(r, GlyphRenderer):
+            continue
+        if r.nonselection_glyph not in (None, "auto"):
+            r.nonselection_glyph = "auto"
+        view = r.view
+        if isinstance(view, CDSView) and type(view.filter).__name__ == "AllIndices":
+            shared = views.setdefault(r.data_source.id, view)
+            if shared is not view:
+                r.view = shared
+    return fig
+
+
 def apply_plot_mode(fig, mode, move_legend=True):
     """Fit a figure to a page layout (``"wide"``, ``"present"``, ``"phone"``).
 
@@ -192,6 +217,7 @@ def apply_plot_mode(fig, mode, move_legend=True):
     it). Only changed properties are set: a no-op on an unchanged figure."""
     if fig is None:
         return fig
+    lean_renderers(fig)
     # phone: a title's parenthesis (the line styles, told by the legend too) would be cut at
     # 390 px; the full title comes back on a larger screen
     if fig.title is not None and fig.title.text:

@@ -50,3 +50,23 @@ def test_first_document_within_budget(preset):
     with set_curdoc(doc):
         d.complete_layout()
     assert len(doc.models) > 2.5 * n    # the rest came with the completion
+
+
+def test_renderers_carry_no_unused_models():
+    """No explicit unselected-state glyph (no plot selects), one default view per source."""
+    from bokeh.models import GlyphRenderer
+    from gle_lab.main import Dashboard
+    doc = Document()
+    with set_curdoc(doc):
+        d = Dashboard(preset="small_network")
+        doc.add_root(d.layout.get_root(doc))
+    from bokeh.plotting import figure
+    renderers = [m for m in doc.models if isinstance(m, GlyphRenderer)]
+    assert len(renderers) > 40
+    assert all(r.nonselection_glyph in (None, "auto") for r in renderers)
+    default_views = {}                      # (figure, source) -> its renderers' views
+    for fig in (m for m in doc.models if isinstance(m, figure)):
+        for r in fig.renderers:
+            if isinstance(r, GlyphRenderer) and type(r.view.filter).__name__ == "AllIndices":
+                default_views.setdefault((fig.id, r.data_source.id), set()).add(r.view.id)
+    assert len(default_views) > 5 and all(len(v) == 1 for v in default_views.values())
