@@ -66,6 +66,8 @@ def open_page(browser, server, request):
         page.wait_for_function(ROOTS)
         page.locator(".gle-view-activity").first.wait_for()
         wait_streaming(page, 20)
+        # the page as it stays: every view and card is on it (they follow the first frame)
+        page.locator(".gle-complete").wait_for(state="attached")
         return page
     yield open_
     for ctx in contexts:
