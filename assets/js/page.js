@@ -268,8 +268,11 @@
   }
   function keepFocus(before) {
     // the control that had the focus may be re-rendered by the change: give the focus to
-    // the new Play button instead of losing it to the page
+    // the new Play button instead of losing it to the page (gle.focusPending: restores
+    // still to come, for tests that move the focus themselves)
+    gle.focusPending = (gle.focusPending || 0) + 1;
     setTimeout(() => {
+      gle.focusPending -= 1;
       const now = deepActive();
       if (before && before.isConnected && now !== before && before.focus) before.focus();
       else if ((now == null || now === document.body) && before && !before.isConnected) {

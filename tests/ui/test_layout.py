@@ -155,7 +155,9 @@ def test_keyboard_space_twice_arrow_r_and_help(open_page):
                             " && el.shadowRoot.activeElement) el = el.shadowRoot.activeElement;"
                             " return el ? el.className : null; }")
     assert focused and "noUi-handle" in focused
-    # → steps while paused (focus on the page body: → is not a slider's here)
+    # → steps while paused (focus on the page body: → is not a slider's here), once the
+    # shortcut's focus keeping is done (it would put the focus back on the slider)
+    page.wait_for_function("() => !window.__gle_lab.focusPending")
     page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.wait_for_function(f"() => /t = [0-9.]+/.test(({CLOCK})())")
     before = float(page.evaluate(CLOCK).split("=")[1].split()[0])
