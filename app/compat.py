@@ -1,6 +1,6 @@
 """Version guards for the few places that rely on private Panel/BokehJS internals.
 
-GLE Lab patches five things that no public API offers (see the call sites):
+GLE Lab patches four things that no public API offers (see the call sites):
 
 * ``assets/js/bokeh_paint_fixes.js`` replaces BokehJS 3.9 repaint internals in the page;
 * :mod:`gle_lab.patch_refs` builds Bokeh 3.9's PATCH-DOC messages without a reference map
@@ -8,9 +8,7 @@ GLE Lab patches five things that no public API offers (see the call sites):
 * :func:`gle_lab.views.controls.on_click` batches a widget's ``_process_events`` and sets
   ``_debounce`` (Panel 1.9);
 * the frame callback registers itself in ``pn.state._periodic`` so that Panel removes it with
-  the session (Panel 1.9);
-* :mod:`gle_lab.ws_atomic` writes each Bokeh server message's frames in one piece, so that
-  Panel's patches cannot land between them (Bokeh 3.9's ``Message.send``).
+  the session (Panel 1.9).
 
 Each is written for one minor version. :func:`patch_enabled` says whether the installed
 version is that one; on any other version the patch is skipped (the dashboard still works,
@@ -35,7 +33,6 @@ PATCHED_FOR = {
     "panel_batched_events": ("panel", "1.9"),
     "panel_debounce": ("panel", "1.9"),
     "panel_periodic_registry": ("panel", "1.9"),
-    "bokeh_atomic_messages": ("bokeh", "3.9"),
 }
 _decided: dict = {}
 

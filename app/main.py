@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import panel as pn
 
-from gle_lab import patch_refs, ws_atomic
+from gle_lab import patch_refs
 from gle_lab.compat import patch_enabled
 from gle_lab.adjoint_overlay import AdjointOverlay
 from gle_lab.presets import PRESETS
@@ -160,8 +160,6 @@ pn.extension("katex", raw_css=[CSS])   # katex: the lessons' equations
 pn.config.reconnect = True
 # a frame's PATCH-DOC costs what it carries, not what the document holds (gle_lab.patch_refs)
 patch_refs.install()
-# no patch between the frames of a server message (a reconnecting page's ACK)
-ws_atomic.install()
 
 
 def touch_targets(obj):
