@@ -195,17 +195,6 @@ def test_completing_layouts_waits_while_visitors_arrive(monkeypatch):
     """A class opening the link at once: every newcomer's first screen before anyone's rest."""
     import gle_lab.main as main
 
-    class FakeDoc:
-        def __init__(self):
-            self.pending = []
-
-        def add_timeout_callback(self, cb, ms):
-            self.pending.append((cb, ms))
-
-        def run_one(self):
-            cb, _ = self.pending.pop(0)
-            cb()
-
     now = [100.0]
     monkeypatch.setattr(main.time, "monotonic", lambda: now[0])
     # completion steps unpaced (other tests' sessions may still count as live here, and this
@@ -213,7 +202,7 @@ def test_completing_layouts_waits_while_visitors_arrive(monkeypatch):
     monkeypatch.setattr(main, "_completion_pacer", main.CompletionPacer(pace=0.0))
     d = Dashboard(progressive=True)
     d.layout.get_root(Document())
-    doc = FakeDoc()
+    doc = _Callbacks()
     main._last_arrival[0] = 100.0                  # someone just arrived
     d._complete_when_quiet(doc, since=100.0)
     now[0] = 100.3
