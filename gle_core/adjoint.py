@@ -513,7 +513,16 @@ def _adjoint_core(net, r_new, rp_new, y):
     a_r = np.zeros_like(out)
     # r after step k is the output of step k+1: a_r[k] = ∂loss_{k+1}/∂r_out, for all k at
     # once (the same arithmetic per step as _loss_grad, without a Python loop over K steps)
-    ks = [k for k in range(K - 1) if y is not None and y[k + 1] is not None]
+    if isinstance(y, np.ndarray) and y.dtype != object:
+        # one array of targets (adjoint_traces, the live λ overlay): no per-step checks
+        if K > 1:
+            ys = y[1:K]
+            if ys.ndim == 2 and np.issubdtype(ys.dtype, np.integer):
+                ys = np.eye(net.layer_sizes[-1])[ys]
+            a_r[:K - 1] = _loss_grad(net, out[:K - 1], ys)
+        ks = []
+    else:
+        ks = [k for k in range(K - 1) if y is not None and y[k + 1] is not None]
     if ks:
         ys = [np.asarray(y[k + 1]) for k in ks]
         if all(v.shape == ys[0].shape and v.dtype == ys[0].dtype for v in ys):
