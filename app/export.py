@@ -26,7 +26,7 @@ import io
 
 import numpy as np
 import panel as pn
-from bokeh.plotting import figure as _figure_cls  # noqa: F401  (documentation anchor)
+from bokeh.models import Plot
 
 #: trace-source column prefix -> CSV name template
 PREFIXES = (("tr", "r_{}_teacher"), ("eps", "eps_{}"), ("r", "r_{}"), ("e", "e_{}"),
@@ -125,7 +125,7 @@ def dashboard_figures(layout):
     figs = []
 
     def walk(obj):
-        if isinstance(obj, pn.pane.Bokeh) and obj.object is not None:
+        if isinstance(obj, pn.pane.Bokeh) and isinstance(obj.object, Plot):
             figs.append(obj.object)
         for child in getattr(obj, "objects", []) or []:
             walk(child)

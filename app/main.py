@@ -563,7 +563,7 @@ class Dashboard:
             if view is not None:
                 view.clear()
         self._loss_sum, self._loss_n = 0.0, 0
-        self.controls.clock.object = f"t = {self.state.sim.t:.1f} a.u."
+        self.controls.show_time(self.state.sim.t)
 
     def _refresh_analytic(self):
         if self.fourier is not None:
@@ -592,7 +592,7 @@ class Dashboard:
     def _on_playing(self, event):
         if not event.new and self.state.sim is not None:
             # the clock follows at 3 Hz while playing: show the exact time once paused
-            self.controls.clock.object = f"t = {self.state.sim.t:.1f} a.u."
+            self.controls.show_time(self.state.sim.t)
         if self.callback is None:
             return
         if event.new and not self.callback.running:
@@ -691,7 +691,7 @@ class Dashboard:
             self.phase.update()
             if self.fourier is not None:
                 self.fourier.update(errors.adjoint_fits)
-            self.controls.clock.object = f"t = {st.sim.t:.1f} a.u."
+            self.controls.show_time(st.sim.t)
         if self.frame % SYNC_EVERY == 0:
             st.sync_learned()
 
