@@ -190,6 +190,14 @@ class PackedNetwork:
         if len(refs) != len(self.refs) or any(a is not b for a, b in zip(refs, self.refs)):
             self.pack_states()
 
+    def within(self, limit):
+        """True if |u|, |error| and every parameter in the packed buffers are ≤ ``limit``
+        (False on NaN): the simulator's bound check after a call that the kernel ran alone
+        (the network's arrays are then these buffers' views)."""
+        S = self.S[self.cur]
+        return bool(np.max(np.abs(S[V_U])) <= limit and np.max(np.abs(S[V_E])) <= limit
+                    and np.max(np.abs(self.P)) <= limit)
+
     def publish(self, done, x_last, has_target):
         """After ``done`` kernel steps: the network's states become views of ``S[cur]``."""
         if done == 0:

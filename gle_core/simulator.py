@@ -419,7 +419,13 @@ class Simulator:
                 left = self._run_steps_kernel(left, progress)
             if left:
                 self._run_steps_numpy(left, progress)
-            self._check_bounded()
+            plan = self._plan
+            if not (left == 0 < n and plan is not None and type(self._rule) is LocalRule
+                    and plan.student.within(DIVERGENCE_LIMIT)):
+                # the kernel ran every step of the local rule: the network's arrays are its
+                # buffers' views, checked at once above; otherwise (or to name the culprit)
+                # array by array
+                self._check_bounded()
         except SimulationDiverged as exc:
             self.diverged = exc
             raise
@@ -593,8 +599,10 @@ class Simulator:
             self._loss_acc, self._loss_n, self.last_loss = (float(scal[0]), int(scal[1]),
                                                             float(scal[2]))
             X, x0, xp = inputs[:3]
-            rows = [(k - x0) % xp if xp else k - x0 for k in range(k0, k0 + done)]
-            x_last = X[rows[-1]].reshape(nin, B).T if done else None
+            rows = ([(k - x0) % xp if xp else k - x0 for k in range(k0, k0 + done)]
+                    if tape is not None else [])
+            last = k0 + done - 1
+            x_last = X[(last - x0) % xp if xp else last - x0].reshape(nin, B).T if done else None
             plan.push(done, x_last, self.teacher is not None or inputs[3] is not None)
             self.n_steps = k0 + done
             left -= done
