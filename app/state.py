@@ -1229,16 +1229,20 @@ class LabState(param.Parameterized):
             ro.status = (f"measuring… (settling {settle:.3g} a.u. + one period "
                          f"{need:.3g} a.u.)")
             return ro
-        sl = slice(i0, None)
-        t = t_all[sl]
+        t = t_all[i0:]
         layer, i = self.neuron_location()
         j = self.neuron
         net = self.net
-        uh = probes["prospective_voltage"].last()[sl, j]
-        e = probes["error"].last()[sl, j]
-        eps = probes["inst_error"].last()[sl, j]
-        drive = physics.drive_trace(net, layer, i, probes["input"].last(), probes["r"].last(),
-                                    probes["error"].last()[:, j])[sl]
+        # only the samples from i0 (one more before them: a hidden layer's drive reads the
+        # rates of the previous step), not copies of the whole window
+        s0 = max(i0 - 1, 0)
+        m = n_avail - s0
+        err = probes["error"].last(m)[:, j]
+        uh = probes["prospective_voltage"].last(m)[i0 - s0:, j]
+        e = err[i0 - s0:]
+        eps = probes["inst_error"].last(m)[i0 - s0:, j]
+        drive = physics.drive_trace(net, layer, i, probes["input"].last(m), probes["r"].last(m),
+                                    err)[i0 - s0:]
         # ŭ vs drive and e vs ε are linear maps, so the ratio of the components at ω is the
         # transfer function even for non-sinusoidal periodic inputs (harmonics are orthogonal
         # over whole periods); only a pure sine is required to fit with a small residual.

@@ -95,12 +95,16 @@ class StableRange:
             vals.append(also)
         if shrink:
             vals += [src.data[c] for src, cols in self.extra for c in cols if c in src.data]
-        vals = [v[np.isfinite(v) & ((v > 0) if self.log else True)]
-                for v in (np.asarray(v, dtype=float) for v in vals)]
-        vals = [v for v in vals if len(v)]
-        if vals:
-            self.fit(min(float(v.min()) for v in vals), max(float(v.max()) for v in vals),
-                     shrink=shrink)
+        if not vals:
+            return
+        # one array, one mask: this runs on every frame for every axis
+        v = np.concatenate([np.asarray(x, dtype=float).ravel() for x in vals])
+        ok = np.isfinite(v)
+        if self.log:
+            ok &= v > 0
+        v = v[ok]
+        if v.size:
+            self.fit(float(v.min()), float(v.max()), shrink=shrink)
 
 
 def follow_ranges(ranges, pushes, window, new_rows, also=None):

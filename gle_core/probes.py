@@ -69,8 +69,10 @@ class RingBuffer:
         if n == 0:
             return self._data[:0].copy()
         end = self.total % self.capacity
-        idx = (np.arange(end - n, end)) % self.capacity
-        return self._data[idx]
+        start = end - n
+        if start >= 0:                      # contiguous: one slice (no index array)
+            return self._data[start:end].copy()
+        return np.concatenate([self._data[start:], self._data[:end]])
 
     def since(self, total_seen):
         """Samples appended after the consumer had seen ``total_seen`` of them."""

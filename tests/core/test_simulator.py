@@ -29,6 +29,28 @@ def test_ring_buffer_keeps_the_last_samples_in_order():
     assert rb.total == 23
 
 
+def test_ring_buffer_last_n_matches_a_plain_list_whatever_the_wrap():
+    """last(n) against the list of everything appended: every capacity, wrap point and n
+    (contiguous slices and wrapped pairs), always a copy."""
+    rng = np.random.default_rng(0)
+    for cap in (1, 2, 5, 7):
+        for shape in ((), (3,)):
+            rb, ref = RingBuffer(cap, shape), []
+            for _ in range(40):
+                vals = rng.standard_normal((int(rng.integers(0, 4)),) + shape)
+                rb.extend(vals)
+                ref.extend(vals)
+                kept = min(len(ref), cap)
+                for n in (None, 0, 1, cap, cap + 3, int(rng.integers(0, cap + 1))):
+                    want = kept if n is None else min(n, kept)
+                    expected = np.array(ref[len(ref) - want:]).reshape((want,) + shape)
+                    got = rb.last(n)
+                    np.testing.assert_array_equal(got, expected)
+                    got[...] = 99.0                      # a copy: the buffer is untouched
+                np.testing.assert_array_equal(
+                    rb.last(), np.array(ref[len(ref) - kept:]).reshape((kept,) + shape))
+
+
 def test_memory_is_bounded_whatever_the_run_length():
     sim = small_sim(window=300)
     before = sim.memory_bytes
