@@ -25,6 +25,11 @@ TOUCH_CSS = """
   .noUi-handle::before, .noUi-handle::after {display: none;}
 }
 """
+#: read by screen readers, not shown (the usual visually-hidden pattern)
+SR_ONLY_CSS = """
+.gle-sr-only {position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0;
+              overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0;}
+"""
 #: LabState parameter -> the ControlsView attributes of its control (lock icons, messages)
 PARAM_WIDGETS = {"preset": ("preset",), "seed": ("seed",), "neuron": ("neuron",),
                  "tau_m": ("tau_m",), "tau_r": ("tau_r",), "weight": ("weight_select", "weight"),
@@ -322,7 +327,12 @@ class ControlsView:
             "display": pn.Card(with_tip(self.window), title="Display", collapsed=True, **card),
         }
         self.extra = ()
-        self.column = pn.Column(*self.cards.values(), width=330, margin=0,
+        # the cards' titles are h3: an h2 above them keeps the page's heading levels in
+        # order wherever the sidebar sits (on phones it comes before the lesson's h2)
+        self.heading = pn.pane.HTML("<h2 class='gle-sr-only'>Controls</h2>", margin=0,
+                                    stylesheets=[SR_ONLY_CSS], sizing_mode="stretch_width",
+                                    css_classes=["gle-controls-heading"])
+        self.column = pn.Column(self.heading, *self.cards.values(), width=330, margin=0,
                                 scroll=False, css_classes=["gle-view-controls"])
         st = self.state
         self._beyond = {}
@@ -342,9 +352,10 @@ class ControlsView:
                  if mode in ("present", "phone") else
                  ["experiment", "neuron", "input", "learning", "display"])
         if complete:
-            objs = [self.cards[n] for n in names] + list(self.extra)
+            objs = [self.heading] + [self.cards[n] for n in names] + list(self.extra)
         else:
-            objs = [self.cards[n] for n in names if n in FIRST_SCREEN_CARDS[mode]]
+            objs = [self.heading] + [self.cards[n] for n in names
+                                     if n in FIRST_SCREEN_CARDS[mode]]
         if list(self.column.objects) != objs:
             self.column[:] = objs
         if mode == "phone":
