@@ -1,6 +1,6 @@
 """Version guards for the few places that rely on private Panel/BokehJS internals.
 
-GLE Lab patches four things that no public API offers (see the call sites):
+GLE Lab patches five things that no public API offers (see the call sites):
 
 * ``assets/js/bokeh_paint_fixes.js`` replaces BokehJS 3.9 repaint internals in the page;
 * :mod:`gle_lab.patch_refs` builds Bokeh 3.9's PATCH-DOC messages without a reference map
@@ -8,7 +8,9 @@ GLE Lab patches four things that no public API offers (see the call sites):
 * :func:`gle_lab.views.controls.on_click` batches a widget's ``_process_events`` and sets
   ``_debounce`` (Panel 1.9);
 * the frame callback registers itself in ``pn.state._periodic`` so that Panel removes it with
-  the session (Panel 1.9).
+  the session (Panel 1.9);
+* :class:`gle_lab.views.phase.LiveHTML` sends only the text when its object changes (Panel
+  1.9's ``HTMLBasePane._update`` re-derives and re-sends every property).
 
 Each is written for one minor version. :func:`patch_enabled` says whether the installed
 version is that one; on any other version the patch is skipped (the dashboard still works,
@@ -33,6 +35,7 @@ PATCHED_FOR = {
     "panel_batched_events": ("panel", "1.9"),
     "panel_debounce": ("panel", "1.9"),
     "panel_periodic_registry": ("panel", "1.9"),
+    "panel_html_text_update": ("panel", "1.9"),
 }
 _decided: dict = {}
 

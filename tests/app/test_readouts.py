@@ -145,3 +145,36 @@ def test_small_measured_offset_from_an_in_phase_analytic_reads_in_phase():
         assert c["analytic_word"] == "IN PHASE" and c["word"] == "IN PHASE"
     ro.shown["forward"] = math.radians(5.0)             # a real disagreement is shown as is
     assert ro.card("forward")["word"] == "LEADS"
+
+
+def test_phase_cards_send_only_their_text_and_the_same_text_as_panel():
+    """The phase cards change 3x a second: only the model's text may go out, and it must be
+    the text Panel's own HTML pane would send (escaped the same way)."""
+    import panel as pn
+    from bokeh.document import Document
+
+    from gle_lab.compat import patch_enabled
+    from gle_lab.views.phase import LiveHTML
+    live, plain = LiveHTML("<p>a</p>", css_classes=["x"]), pn.pane.HTML("<p>a</p>")
+    doc = Document()
+    models = [p.get_root(doc) for p in (live, plain)]
+    for m in models:
+        doc.add_root(m)
+    events = []
+    doc.callbacks.on_change(lambda ev: events.append(ev))
+    html = "<div class='gle-card lag'>−39.6° &amp; <b>LAGS</b> \"quoted\" ‘x’</div>"
+    if patch_enabled("panel_html_text_update"):
+        # no re-derivation of every property (the ~10x cost of Panel's own update)
+        def rederive(*args, **kw):
+            raise AssertionError("all properties re-derived for a text change")
+        live._get_properties = rederive
+    live.object = html
+    changed = [ev.attr for ev in events if ev.model is models[0]]
+    plain.object = html
+    assert models[0].text == models[1].text and "LAGS" in models[0].text
+    if patch_enabled("panel_html_text_update"):
+        assert changed == ["text"]
+    if patch_enabled("panel_html_text_update"):
+        del live._get_properties
+    live.css_classes = ["x", "gle-phase-present"]      # other parameters: Panel's own path
+    assert "gle-phase-present" in models[0].css_classes
