@@ -14,6 +14,7 @@ and caches.
 """
 from __future__ import annotations
 
+import copy
 import numbers
 
 import numpy as np
@@ -270,6 +271,23 @@ class Simulator:
     def t(self):
         """Simulated time (a.u.) of the next step."""
         return self.n_steps * self.network.dt
+
+    def copy(self):
+        """An independent copy of this simulation as it is now.
+
+        Network and teacher (parameters and state), optimizer moments, learning rule (a
+        window begun included), input source, probes and time are copied; running either
+        afterwards gives the same numbers as running the other, and changing one leaves the
+        other alone. (GLE Lab lets identical sessions share one simulation and gives a
+        session its own copy when it first changes something.)
+
+        Returns
+        -------
+        Simulator
+        """
+        # the compiled plan is left out: its buffers alias the network's arrays, which a
+        # deep copy would copy apart; the copy packs its own plan at its first kernel call
+        return copy.deepcopy(self, {id(self._plan): None})
 
     def _snapshot_params(self):
         return {k: [a.copy() for a in self.network.parameters(k)] for k in PARAMETER_KINDS}

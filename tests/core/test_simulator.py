@@ -182,3 +182,32 @@ def test_set_stimulus_swaps_the_input_without_reset(backend):
     assert sim.t == pytest.approx(2.0) and not np.allclose(sim.network.W[0], w)
     with pytest.raises(GLEParameterError, match="stimulus channels"):
         sim.set_stimulus(inputs.Constant([1.0, 2.0]))
+
+
+@pytest.mark.parametrize("rule", ["gle", "am"])
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_copy_runs_on_exactly_like_the_original_and_apart_from_it(backend, rule):
+    sim = small_sim(window=600, backend=backend)
+    if rule == "am":
+        sim.set_rule("am", window=0.37)           # 37 steps: the copy is taken mid-window
+    sim.run_steps(250)
+    twin = sim.copy()
+    assert twin.t == sim.t and twin is not sim and twin.network is not sim.network
+    sim.run_steps(300)
+    twin.run_steps(300)
+    for name in sim.probes:
+        np.testing.assert_array_equal(twin.trace(name), sim.trace(name), err_msg=name)
+    for kind in ("W", "tau_m"):
+        for a, b in zip(twin.network.parameters(kind), sim.network.parameters(kind)):
+            np.testing.assert_array_equal(a, b)
+    # apart: changing or resetting the copy leaves the original as it was
+    w = sim.network.W[0].copy()
+    r = sim.trace("r").copy()
+    twin.network.set_parameter("W", 0, 5.0, index=(0, 0))
+    twin.run_steps(50)
+    twin.reset()
+    np.testing.assert_array_equal(sim.network.W[0], w)
+    np.testing.assert_array_equal(sim.trace("r"), r)
+    assert sim.t == 550 * 0.01 and twin.t == 0
+    sim.run_steps(10)                             # the original still runs on its own plan
+    assert sim.t == 560 * 0.01 and np.isfinite(sim.trace("r")).all()
