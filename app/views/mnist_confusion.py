@@ -7,7 +7,7 @@ from bokeh.models import ColumnDataSource, FactorRange, LinearColorMapper
 from bokeh.palettes import Blues256
 from panel.viewable import Viewer
 
-from .mnist_common import figure
+from .mnist_common import figure, lean
 
 CLASSES = [str(c) for c in range(10)]
 
@@ -40,7 +40,7 @@ class MnistConfusionView(Viewer):
                  fill_color={"field": "count", "transform": self.mapper}, line_color="white")
         fig.text("pred", "true", text="text", source=self.source, text_align="center",
                  text_baseline="middle", text_font_size="10px", text_color="ink")
-        self.fig = fig
+        self.fig = lean(fig)
         return fig
 
     def rebuild(self):

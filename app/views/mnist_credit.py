@@ -9,7 +9,7 @@ from bokeh.layouts import row
 from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper
 from panel.viewable import Viewer
 
-from .mnist_common import HEAT_PALETTE, LAYER_COLORS, figure
+from .mnist_common import HEAT_PALETTE, LAYER_COLORS, figure, lean
 
 #: the heat map shows every HEAT_EVERY-th step (fewer bytes per redraw)
 HEAT_EVERY = 2
@@ -47,7 +47,7 @@ class MnistCreditView(Viewer):
         heat.image("image", x="x", y="y", dw="dw", dh="dh", source=self.heat_source,
                    color_mapper=self.mapper)
         heat.add_layout(ColorBar(color_mapper=self.mapper, width=10), "right")
-        self.err_fig, self.heat_fig = err, heat
+        self.err_fig, self.heat_fig = lean(err), lean(heat)
         return row(err, heat, sizing_mode="stretch_width")
 
     def rebuild(self):

@@ -1,0 +1,162 @@
+"""Identical sessions share one run until one of them changes something (gle_lab.shared_runs)."""
+import time
+
+import numpy as np
+import pytest
+
+from gle_lab import shared_runs
+from gle_lab.state import LabState
+
+
+def members(preset="phase_inversion", n=2, **values):
+    states = []
+    for _ in range(n):
+        st = LabState(preset)
+        if values:
+            st.param.update(**values)
+        st.share_runs = True
+        states.append(st)
+    return states
+
+
+def play(states, frames, gap=0.012):
+    """Every member's frame in turn, ``frames`` times, ``gap`` s of wall time apart."""
+    for _ in range(frames):
+        for st in states:
+            st.advance(wall_dt=gap)
+        time.sleep(gap)
+
+
+@pytest.fixture(autouse=True)
+def fresh_registry():
+    shared_runs._runs.clear()
+    yield
+    shared_runs._runs.clear()
+
+
+def test_identical_sessions_run_one_simulation_and_each_streams_all_of_it():
+    states = members(n=4)
+    play(states, 12)
+    run = states[0].shared_run
+    assert run is not None and all(st.shared_run is run for st in states)
+    assert all(st.sim is run.sim and st.history is run.history for st in states)
+    assert len(shared_runs.live_runs()) == 1
+    # the run follows the wall clock once, not once per member: 4 members' frames did not
+    # simulate 4× the time (speed 4 a.u./s)
+    elapsed = time.monotonic() - run.born
+    assert 0 < run.sim.t <= states[0].speed * elapsed + 1e-9
+    frames = [st.collect() for st in states]
+    for f in frames[1:]:
+        for key in ("t", "r", "e"):
+            np.testing.assert_array_equal(f[key], frames[0][key])
+    dt = run.sim.network.dt
+    assert 0 < run.sim.t - frames[0]["t"][-1] <= states[0].decimation * dt + 1e-9
+
+
+def test_a_change_leaves_with_a_copy_that_runs_on_exactly_and_alone():
+    a, b = members("chain")
+    play([a, b], 8)
+    k = a.sim.n_steps
+    tau_r_run = a.net.tau_r[0].copy()
+    b.tau_r = 0.7                                 # b leaves before the change is applied
+    assert b.shared_run is None and a.shared_run is not None and b.sim is not a.sim
+    np.testing.assert_array_equal(a.net.tau_r[0], tau_r_run)   # the run did not change
+    b.advance(n_steps=300)
+    # a session that never shared, with the same change at the same step: the same numbers
+    solo = LabState("chain")
+    solo.advance(n_steps=k)
+    solo.tau_r = 0.7
+    solo.advance(n_steps=300)
+    for name in ("r", "error", "W", "tau_m"):
+        np.testing.assert_array_equal(b.sim.trace(name), solo.sim.trace(name), err_msg=name)
+    assert b.sim.t == solo.sim.t
+
+
+@pytest.mark.parametrize("change", ["pause", "reset", "step", "neuron", "speed", "preset"])
+def test_every_way_of_changing_the_run_leaves_it(change):
+    a, b = members("chain")
+    play([a, b], 4)
+    run, t = a.shared_run, a.sim.t
+    if change == "pause":
+        b.pause()
+    elif change == "reset":
+        b.reset()
+    elif change == "step":
+        b.advance(n_steps=10)
+    elif change == "neuron":
+        b.neuron = 0 if b.neuron else 1
+    elif change == "speed":
+        b.speed = 8.0
+    else:
+        b.preset = "phase_inversion"
+    assert b.shared_run is None and a.shared_run is run and list(run.members) == [a]
+    assert a.sim is run.sim and b.sim is not run.sim and run.sim.t == t
+    if change == "reset":
+        assert b.sim.t == 0.0
+    elif change == "step":
+        assert b.sim.t == pytest.approx(t + 10 * b.net.dt)
+
+
+def test_sessions_that_differ_or_arrive_late_do_not_share(monkeypatch):
+    a, = members(n=1)
+    b, = members(n=1, tau_r=0.5)                      # a link's value: another simulation
+    play([a, b], 2)
+    assert a.shared_run is not b.shared_run and a.sim is not b.sim
+    monkeypatch.setattr(shared_runs, "JOIN_WITHIN", 0.0)
+    c, = members(n=1)
+    play([c], 2)
+    assert c.shared_run is not a.shared_run      # a's run is too old to take members
+    d, = members(n=1)
+    d.share_runs = False                         # not served: never shares
+    play([d], 2)
+    assert d.shared_run is None
+
+
+def test_a_late_member_streams_at_most_the_window_at_its_first_frame():
+    a, = members(n=1, window=5.0)
+    play([a], 40, gap=0.02)                       # > 5 a.u. at 4 a.u./s
+    a.collect()
+    b, = members(n=1, window=5.0)
+    b.advance(wall_dt=0.02)
+    assert b.shared_run is a.shared_run
+    first = b.collect()
+    assert first["t"][-1] - first["t"][0] <= 5.0 + 1e-9
+    assert len(first["t"]) <= b.rollover
+
+
+def test_a_divergence_pauses_every_member_with_its_own_copy_to_reset():
+    states = members("phase_inversion", n=3, gamma=100.0, speed=200.0)  # unstable Euler loop
+    for _ in range(500):
+        play(states, 1)
+        if all(st.failed for st in states):
+            break
+    assert all(st.failed and not st.playing for st in states)
+    assert all("diverged" in st.message for st in states)
+    assert all(st.shared_run is None for st in states)
+    assert len({id(st.sim) for st in states}) == 3
+    states[0].gamma = 0.0
+    states[0].reset()
+    states[0].play()
+    states[0].advance(n_steps=50)
+    assert not states[0].failed and states[0].sim.t == pytest.approx(50 * states[0].net.dt)
+    assert states[1].failed and states[1].sim.t > 0
+
+
+def test_members_share_one_phase_fit_and_a_leaver_keeps_its_own():
+    a, b = members(n=2)
+    play([a, b], 30)
+    ro = a.measure()
+    assert b.measure() is ro and b.readout is ro
+    b.tau_r = 2.0
+    assert b.readout is not ro
+    assert b.measure() is b.readout and a.readout is ro
+
+
+def test_a_closed_member_is_forgotten_and_an_empty_run_too():
+    a, b = members(n=2)
+    play([a, b], 2)
+    run = a.shared_run
+    b.release()
+    assert list(run.members) == [a] and b.sim is None
+    a.release()
+    assert shared_runs.live_runs() == []
