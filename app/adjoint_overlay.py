@@ -36,8 +36,17 @@ def compute_adjoint(state, n_samples=None):
 
     Returns ``None`` (nothing recorded, or the probes lack r_prime/target) or a dict with
     ``t`` (K,), ``ids`` (K,) absolute sample indices, ``lam`` and ``alpha`` (K, n_neurons),
-    both for the recorded stream.
+    both for the recorded stream. Members of a shared run (:mod:`gle_lab.shared_runs`) share
+    one computation (the dict is read, never changed, by its users).
     """
+    run = getattr(state, "shared_run", None)
+    if run is not None:
+        return run.reuse(("adjoint", n_samples, state.window),
+                         lambda: _compute_adjoint(state, n_samples))
+    return _compute_adjoint(state, n_samples)
+
+
+def _compute_adjoint(state, n_samples):
     sim = state.sim
     probes = getattr(sim, "probes", {})
     if any(k not in probes for k in ADJOINT_RECORD):

@@ -621,6 +621,9 @@ class Dashboard:
                 pn.state._periodic.setdefault(doc, []).append(self.callback)
             self._doc = doc
             self._served = doc is not None and doc.session_context is not None
+            # identical visitors of this process share one run until they change something
+            # (gle_lab.shared_runs); not with callbacks on several threads
+            self.state.share_runs = self._served and not pn.config.nthreads
             if not self.state.playing:
                 _awaiting_first_frame.pop(self, None)    # paused: no first frame to wait for
             if self.state.playing:
@@ -636,7 +639,7 @@ class Dashboard:
         if self.callback is not None:
             self.callback.stop()
             self.callback = None
-        self.state.sim = self.state.teacher_sim = None
+        self.state.release()
         _awaiting_first_frame.pop(self, None)
 
     # ------------------------------------------------------------------ frames

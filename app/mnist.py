@@ -468,22 +468,55 @@ class MnistLab(param.Parameterized):
 
 
 # ---------------------------------------------------------------------- dashboard
-class MnistDashboard:
-    """The MNIST-1D page: controls, five render-only views and the frame callback."""
+#: views a served session adds after its first frame (:meth:`MnistDashboard.complete_layout`),
+#: built in this order: below the first screen (controls, sample, output) of a 1280×720
+#: window, and ~60 % of the page's Bokeh models (issue #11: the first document is built and
+#: sent sooner); name -> (module of gle_lab.views, class)
+LATER_VIEWS = {"accuracy": ("mnist_accuracy", "MnistAccuracyView"),
+               "credit": ("mnist_credit", "MnistCreditView"),
+               "confusion": ("mnist_confusion", "MnistConfusionView")}
+_about_text = None
 
-    def __init__(self, **settings):
-        from gle_lab.views.mnist_accuracy import MnistAccuracyView
-        from gle_lab.views.mnist_confusion import MnistConfusionView
-        from gle_lab.views.mnist_credit import MnistCreditView
+
+def about_text():
+    """The page's "about" paragraph (the shipped checkpoint's provenance): the same for every
+    visitor, made once per process."""
+    global _about_text
+    if _about_text is None:
+        m = checkpoint_meta()
+        _about_text = (
+            f"The 15k network (1 → 53 → 5 × 53 tanh → 10) of `gle-run mnist1d` sees one "
+            f"point of a 360-point sequence per Euler step (dt = 0.2); its prediction is "
+            f"the class with the largest output summed over the sample. *Trained*: "
+            f"parameters from `{m['command']}` after {m['epochs_completed']} epochs "
+            f"(validation accuracy {m['val_acc']:.1f} %), shown validation samples it "
+            f"never learned from. *From scratch*: the same network learning online with "
+            f"GLE's local rules (one Adam step per dt). Published curve: "
+            f"{reference_curve()['source']}.")
+    return _about_text
+
+
+class MnistDashboard:
+    """The MNIST-1D page: controls, five render-only views and the frame callback.
+
+    ``progressive`` (a served session): the first document holds the first screen only
+    (controls, sample, output); the views of :data:`LATER_VIEWS` are built one per callback
+    after the first frame and added in one patch, as the simulation dashboard does
+    (:meth:`gle_lab.main.Dashboard._complete_when_quiet`). Built outside a server, the
+    dashboard is complete at once."""
+
+    def __init__(self, progressive=False, **settings):
         from gle_lab.views.mnist_output import MnistOutputView
         from gle_lab.views.mnist_sample import MnistSampleView
+        #: False until the views of LATER_VIEWS are in the layout (:meth:`complete_layout`)
+        self.complete = not progressive
         self.state = lab = MnistLab(**settings)
         self.sample = MnistSampleView(lab)
         self.output = MnistOutputView(lab)
-        self.accuracy = MnistAccuracyView(lab)
-        self.credit = MnistCreditView(lab)
-        self.confusion = MnistConfusionView(lab)
-        self.views = [self.sample, self.output, self.accuracy, self.credit, self.confusion]
+        self.accuracy = self.credit = self.confusion = None
+        self.views = [self.sample, self.output]      # the views built so far, rendered
+        if self.complete:
+            self._build_later_views()
         self.callback = None
         self.frame = 0
         self._last_tick = None
@@ -497,6 +530,52 @@ class MnistDashboard:
         lab.param.watch(self._push_url, list(MnistLab.URL_KEYS))
         self.layout = self._layout()
         self.render(force=True)
+
+    # ------------------------------------------------------------------ later views
+    def _build_next_later_view(self):
+        """Build the next missing view of :data:`LATER_VIEWS` (it renders from then on, off
+        the page until :meth:`complete_layout`); False when none is missing."""
+        import importlib
+        for name, (module, cls) in LATER_VIEWS.items():
+            if getattr(self, name) is None:
+                mod = importlib.import_module(f"gle_lab.views.{module}")
+                view = getattr(mod, cls)(self.state)
+                setattr(self, name, view)
+                self.views.append(view)
+                return True
+        return False
+
+    def _build_later_views(self):
+        while self._build_next_later_view():
+            pass
+
+    def _add_sidebar_extras(self):
+        """Nothing of this page's sidebar comes later (the completion steps of
+        :meth:`gle_lab.main.Dashboard._complete_when_quiet` ask)."""
+        return False
+
+    def _complete_when_quiet(self, doc, since):
+        """Complete the layout as a served simulation dashboard does: after its first frame,
+        later while visitors arrive, one view per callback, paced per process."""
+        from gle_lab.main import Dashboard
+        return Dashboard._complete_when_quiet(self, doc, since)
+
+    def _later_objects(self):
+        return [pn.Row(self.accuracy, self.confusion, sizing_mode="stretch_width"),
+                self.credit,
+                pn.pane.Markdown(about_text(), sizing_mode="stretch_width",
+                                 css_classes=["gle-mnist-about"])]
+
+    def complete_layout(self):
+        """Add the views left out of the first document (accuracy, confusion, credit, and
+        the about text) in one patch."""
+        if self.complete:
+            return
+        self.complete = True
+        with pn.io.unlocked():
+            self._build_later_views()
+            self.grid.extend(self._later_objects())
+            self.render(force=True)
 
     # ------------------------------------------------------------------ layout
     def _layout(self):
@@ -536,26 +615,12 @@ class MnistDashboard:
             pn.Row(self.play, self.step_button, self.reset_button),
             widgets, self.status, self.download, self.back,
             width=320, css_classes=["gle-view-mnist-controls"])
-        about = pn.pane.Markdown(self._about(), sizing_mode="stretch_width",
-                                 css_classes=["gle-mnist-about"])
-        grid = pn.Column(
+        self.grid = pn.Column(
             self.notice,
             pn.Row(self.sample, self.output, sizing_mode="stretch_width"),
-            pn.Row(self.accuracy, self.confusion, sizing_mode="stretch_width"),
-            self.credit, about, sizing_mode="stretch_width")
-        return pn.Row(controls, grid, sizing_mode="stretch_width",
+            *(self._later_objects() if self.complete else []), sizing_mode="stretch_width")
+        return pn.Row(controls, self.grid, sizing_mode="stretch_width",
                       css_classes=["gle-mnist"])
-
-    def _about(self):
-        m = checkpoint_meta()
-        return (f"The 15k network (1 → 53 → 5 × 53 tanh → 10) of `gle-run mnist1d` sees one "
-                f"point of a 360-point sequence per Euler step (dt = 0.2); its prediction is "
-                f"the class with the largest output summed over the sample. *Trained*: "
-                f"parameters from `{m['command']}` after {m['epochs_completed']} epochs "
-                f"(validation accuracy {m['val_acc']:.1f} %), shown validation samples it "
-                f"never learned from. *From scratch*: the same network learning online with "
-                f"GLE's local rules (one Adam step per dt). Published curve: "
-                f"{reference_curve()['source']}.")
 
     def _on_message(self, *events):
         lab = self.state
@@ -614,6 +679,11 @@ class MnistDashboard:
             self.state.playing = True
             if not self.callback.running:
                 self.callback.start()
+            if not self.complete:
+                if doc is not None and doc.session_context is not None:
+                    self._complete_when_quiet(doc, time.monotonic())
+                else:
+                    self.complete_layout()
 
     def destroy(self, session_context=None):
         if self.callback is not None:
@@ -703,7 +773,7 @@ def create_mnist_app(**settings):
     if sid is not None and not HEAVY.try_acquire(sid):
         return heavy_full_page()
     try:
-        dash = MnistDashboard(**settings)
+        dash = MnistDashboard(progressive=sid is not None, **settings)
     except Exception:
         if sid is not None:
             HEAVY.release(sid)

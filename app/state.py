@@ -11,6 +11,7 @@ The state knows nothing about Bokeh or Panel layouts; views read from it.
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 from concurrent.futures import wait
@@ -27,6 +28,7 @@ from gle_core.config import build_simulator, build_stimulus
 from .am import AM_LR_FACTOR, AM_METHOD, AM_WINDOW
 from .history import ALIGN_EXECUTOR, History, gradient_alignment
 from .presets import PRESETS, get_preset
+from . import shared_runs
 
 #: waveform name -> label
 WAVEFORMS = {"Sine": "sine", "Sum of sines": "sum_of_sines",
@@ -394,6 +396,11 @@ class LabState(param.Parameterized):
         self.param._watch(self._remember_change, list(UNDOABLE), precedence=-3)
         self.param._watch(self._enforce_locks, watched, precedence=-2)
         self.param.watch(self._release_lock_hold, watched, precedence=1000)
+        # first of all: a change leaves a shared run (with a copy) before anything changes
+        self.param._watch(self._leave_on_change, list(shared_runs.LEAVE_ON), precedence=-4)
+        #: set by a served dashboard: this session may share its run with identical ones
+        self.share_runs = False
+        self._shared = None
         self.sim: Optional[Simulator] = None
         self.teacher_sim: Optional[Simulator] = None
         self.readout = PhaseReadout()
@@ -412,6 +419,7 @@ class LabState(param.Parameterized):
     def _rebuild(self, preset, seed, mode=None):
         """Build the simulation of ``preset``; ``mode`` ("gle", "ie", "am") overrides its rule."""
         cfg = get_preset(preset)
+        self._leave_shared(keep_copy=False)
         sim = build_simulator(cfg, seed=seed, record=RECORD, window=PROBE_WINDOW)
         lrn = cfg.get("learning", {})
         if mode == "am":
@@ -933,6 +941,7 @@ class LabState(param.Parameterized):
 
     def reset(self):
         """Back to t = 0 with the current control settings (learned values are discarded)."""
+        self._leave_shared()
         self.sim.reset(self.seed)
         if self.teacher_sim is not None:
             self.teacher_sim.reset(self.seed)
@@ -957,6 +966,13 @@ class LabState(param.Parameterized):
         """
         if self.failed:
             return 0
+        if n_steps is not None:
+            self._leave_shared()            # a step of its own
+        elif self._shared is None and self.share_runs and self.sim.n_steps == 0 and \
+                self._t_change == 0 and shared_runs.enabled():
+            self._join_shared()
+        if self._shared is not None:
+            return self._advance_shared()
         dt = self.net.dt
         if n_steps is None:
             self._step_acc += self.speed * min(max(wall_dt or 0.0, 0.0), MAX_FRAME_GAP) / dt
@@ -965,17 +981,88 @@ class LabState(param.Parameterized):
         n = int(min(n_steps, MAX_STEPS_PER_FRAME))
         if n <= 0:
             return 0
+        exc = self._simulate(n, self)
+        if exc is not None:
+            self._fail(exc)
+            return n
+        self.frames += 1
+        return n
+
+    def _simulate(self, n, box):
+        """Run ``n`` steps (student and teacher mirror), record them; the exception of a
+        divergence or a refused value, else None. ``box`` keeps the alignment bookkeeping
+        (this session, or the shared run)."""
         try:
             self.sim.run_steps(n)
             if self.teacher_sim is not None:
                 self.teacher_sim.run_steps(n)
         except (SimulationDiverged, GLEParameterError, FloatingPointError) as exc:
+            return exc
+        self._record_history(n)
+        self._measure_alignment(n, box)
+        return None
+
+    # =============================================================== shared runs
+    def _join_shared(self):
+        run = shared_runs.join(self)
+        self._shared = run
+        self.sim, self.teacher_sim = run.sim, run.teacher_sim
+        self.history, self.readout = run.history, run.readout
+
+    def _advance_shared(self):
+        """A member's frame: advance the run to the wall clock unless another member just
+        did; the new samples reach this session through :meth:`collect`."""
+        run = self._shared
+        n = 0
+        if run.failure is None:
+            n = run.steps_due(time.monotonic(), self.net.dt, MAX_FRAME_GAP, MAX_STEPS_PER_FRAME)
+            if n > 0:
+                run.failure = self._simulate(n, run)
+        if run.failure is not None:
+            exc = run.failure
+            self._leave_shared()
             self._fail(exc)
             return n
-        self.frames += 1
-        self._record_history(n)
-        self._measure_alignment(n)
+        if self.sim.probes["t"].total > self._seen:
+            self.frames += 1
+        if run.alignment != self.alignment and not (math.isnan(run.alignment) and
+                                                     math.isnan(self.alignment)):
+            self.alignment = run.alignment
         return n
+
+    def _leave_shared(self, keep_copy=True):
+        """Leave the shared run, if any, with a copy of it (:meth:`Simulator.copy`: the
+        same numbers from here on), so that what changes next is this session's only."""
+        run = self._shared
+        if run is None:
+            return
+        self._shared = None
+        shared_runs.leave(self, run)
+        if not keep_copy:
+            return
+        self.sim = run.sim.copy()
+        self.teacher_sim = None if run.teacher_sim is None else run.teacher_sim.copy()
+        self.history = copy.deepcopy(run.history)
+        self.readout = copy.deepcopy(run.readout)
+        # an alignment window begun by the run is not carried over: the next one begins anew
+        self._align = self._align_future = None
+        self._align_last = time.monotonic()
+        self._step_acc = 0.0
+
+    def _leave_on_change(self, *events):
+        if self._shared is not None and not self._syncing:
+            rebuilt = any(e.name in ("preset", "seed") for e in events)
+            self._leave_shared(keep_copy=not rebuilt)
+
+    def release(self):
+        """Drop the simulation (the session closed): leave a shared run, free the memory."""
+        self._leave_shared(keep_copy=False)
+        self.sim = self.teacher_sim = None
+
+    @property
+    def shared_run(self):
+        """The :class:`gle_lab.shared_runs.SharedRun` this session is a member of, or None."""
+        return self._shared
 
     # =============================================================== history and alignment
     def history_columns(self):
@@ -991,6 +1078,10 @@ class LabState(param.Parameterized):
             cols += [f"{kind}_{lab}" for lab in labels]
         return cols
 
+    def new_history(self):
+        """An empty :class:`gle_lab.history.History` with this session's columns."""
+        return History(self.history_columns())
+
     def _weight_column(self, key):
         layer, post, pre = key
         sizes = self.net.layer_sizes
@@ -1005,7 +1096,7 @@ class LabState(param.Parameterized):
         if "W" not in probes or n > len(probes["t"]):
             return
         if self.history is None:
-            self.history = History(self.history_columns())
+            self.history = self.new_history()
         parts = [probes["t"].last(n)[:, None], probes["input"].last(n)[:, :1],
                  probes["r"].last(n)]
         if self.teacher_sim is not None:
@@ -1023,40 +1114,42 @@ class LabState(param.Parameterized):
         if block.shape[1] == len(self.history.columns):
             self.history.extend(block)
 
-    def _measure_alignment(self, n):
+    def _measure_alignment(self, n, box=None):
         """Update :attr:`alignment` when a window of the run is complete (see its doc).
 
         The computation runs on :data:`gle_lab.history.ALIGN_EXECUTOR` from copies (the
         network at the window's start, the window's inputs and targets); its result is
-        taken up by a later frame."""
+        taken up by a later frame. ``box`` keeps the bookkeeping (default: this session; a
+        shared run keeps its own)."""
+        box = self if box is None else box
         if not self.learn_W or self.am_mode or "target" not in self.sim.probes:
-            if self._align is not None or self._align_future is not None or \
-                    not math.isnan(self.alignment):
-                self._align = self._align_future = None
-                self.alignment = float("nan")
+            if box._align is not None or box._align_future is not None or \
+                    not math.isnan(box.alignment):
+                box._align = box._align_future = None
+                box.alignment = float("nan")
             return
-        fut = self._align_future
+        fut = box._align_future
         if fut is not None:
             if not fut.done():
                 return
-            self._align_future = None
-            self.alignment = self._alignment_result(fut)
+            box._align_future = None
+            box.alignment = self._alignment_result(fut)
         probes = self.sim.probes
         total = probes["t"].total
-        if self._align is None:
+        if box._align is None:
             now = time.monotonic()
-            if now - self._align_last < ALIGN_EVERY:
+            if now - box._align_last < ALIGN_EVERY:
                 return
             # the window starts after this frame: a copy of the network (parameters and
             # state) as it is now, and the probe row where the window begins
-            self._align_last = now
-            self._align = (self.net.copy(), total)
+            box._align_last = now
+            box._align = (self.net.copy(), total)
             return
-        net0, start = self._align
+        net0, start = box._align
         K = min(int(round(float(self.am_window) / self.net.dt)), ALIGN_MAX_STEPS)
         if total - start < K:
             return
-        self._align = None
+        box._align = None
         if total - start > len(probes["t"]):
             return                      # the window's rows left the probes' ring buffer
         back = total - start
@@ -1064,7 +1157,7 @@ class LabState(param.Parameterized):
         y = probes["target"].last(back)[:K]
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
             return
-        self._align_future = ALIGN_EXECUTOR.submit(gradient_alignment, net0, net0.get_state(),
+        box._align_future = ALIGN_EXECUTOR.submit(gradient_alignment, net0, net0.get_state(),
                                                    x.copy(), y.copy())
 
     @staticmethod
@@ -1076,12 +1169,15 @@ class LabState(param.Parameterized):
 
     def finish_alignment(self, timeout=None):
         """Wait for an alignment being computed and show it (tests, a paused session)."""
-        fut = self._align_future
+        box = self if self._shared is None else self._shared
+        fut = box._align_future
         if fut is not None:
             wait([fut], timeout)
             if fut.done():
-                self._align_future = None
-                self.alignment = self._alignment_result(fut)
+                box._align_future = None
+                box.alignment = self._alignment_result(fut)
+        if box is not self:
+            self.alignment = box.alignment
         return self.alignment
 
     def _diagnose(self):
@@ -1141,14 +1237,17 @@ class LabState(param.Parameterized):
         """
         probes = self.sim.probes
         total = probes["t"].total
-        new = min(total - self._seen, PROBE_WINDOW)
-        if new <= 0:
+        unseen = min(total - self._seen, PROBE_WINDOW)
+        if unseen <= 0:
             return None
+        # rows older than the window would only scroll out at once (a session joining a
+        # shared run sees a run that began before it)
+        new = min(unseen, int(math.ceil(self.window / self.net.dt)) + 1)
         start = total - new
         ids = np.arange(start, total)
         keep = ids % self.decimation == 0
         self._seen = total
-        loss = probes["loss"].last(new)
+        loss = probes["loss"].last(unseen)
         loss = loss[np.isfinite(loss)]
         out = {
             "t": probes["t"].last(new)[keep],
@@ -1157,7 +1256,7 @@ class LabState(param.Parameterized):
             "e": probes["error"].last(new)[keep],
             "eps": probes["inst_error"].last(new)[keep],
             "loss": float(loss.mean()) if loss.size else float("nan"),
-            "n_new": new,
+            "n_new": unseen,
         }
         if self.teacher_sim is not None:
             tr = self.teacher_sim.probes["r"]
@@ -1199,6 +1298,12 @@ class LabState(param.Parameterized):
         W r_in + b + γ e; error path: e against ε. Only samples after the last change plus a
         settling time of 3·max(τm, τr) are used, over at most ``FIT_PERIODS`` periods.
         """
+        if self._shared is not None:
+            # one fit serves every member of a shared run (it reads the run's probes)
+            return self._shared.reuse("measure", self._measure)
+        return self._measure()
+
+    def _measure(self):
         ro = self.readout
         ro.error_mode = self.net.error_mode
         omega = self.drive_frequency()

@@ -40,6 +40,11 @@ class GLEParameterError(ValueError):
             msg += f". {hint}"
         super().__init__(msg)
 
+    def __reduce__(self):
+        # rebuilt from its fields (the default would call __init__ with the message only):
+        # raised on a Dask worker, it reaches the client intact
+        return (type(self), (self.name, self.value, self.allowed, self.hint))
+
 
 class SimulationDiverged(FloatingPointError):
     """The simulation produced an overflow or a non-finite value.
@@ -67,3 +72,7 @@ class SimulationDiverged(FloatingPointError):
         if detail:
             msg += f" ({detail})"
         super().__init__(msg)
+
+    def __reduce__(self):
+        # rebuilt from its fields: pickled to and from Dask workers, copied with a simulation
+        return (type(self), (self.variable, self.layer, self.t, self.value, self.detail))

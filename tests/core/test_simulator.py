@@ -211,3 +211,21 @@ def test_copy_runs_on_exactly_like_the_original_and_apart_from_it(backend, rule)
     assert sim.t == 550 * 0.01 and twin.t == 0
     sim.run_steps(10)                             # the original still runs on its own plan
     assert sim.t == 560 * 0.01 and np.isfinite(sim.trace("r")).all()
+
+
+def test_engine_errors_survive_pickling_and_copying_with_their_fields():
+    # a Dask worker's error reaches the client pickled; a diverged simulation is copied
+    import copy
+    import pickle
+    for err in (SimulationDiverged("u", 2, 3.5, 1e16, "explicit Euler"),
+                GLEParameterError("tau_m[layer 1]", -1.0, "[0.001, inf) a.u.", "τm > 0")):
+        for twin in (pickle.loads(pickle.dumps(err)), copy.deepcopy(err)):
+            assert type(twin) is type(err) and str(twin) == str(err)
+            assert vars(twin) == vars(err)
+    sim = small_sim(window=100)
+    sim.network.W[0][...] = 1e200                  # overflows at the first step
+    with pytest.raises(SimulationDiverged):
+        sim.run_steps(5)
+    twin = sim.copy()                              # a diverged simulation copies too
+    assert isinstance(sim.diverged, SimulationDiverged)
+    assert vars(twin.diverged) == vars(sim.diverged) and twin.t == sim.t
