@@ -6,9 +6,10 @@
 
 Deployment options (docs/deployment.md says what each one costs): ``--num-procs``,
 ``--max-sessions`` (a polite "GLE Lab is full" page beyond it), ``--idle-timeout``,
-``--unused-session-lifetime`` / ``--check-unused-sessions``, ``--basic-auth`` and Panel's
-OAuth providers (``--oauth-provider`` ...; secrets preferably from the ``PANEL_OAUTH_*`` /
-``PANEL_COOKIE_SECRET`` environment variables), ``--use-xheaders`` behind a reverse proxy.
+``--unused-session-lifetime`` / ``--check-unused-sessions``, ``--no-shared-runs``,
+``--basic-auth`` and Panel's OAuth providers (``--oauth-provider`` ...; secrets preferably
+from the ``PANEL_OAUTH_*`` / ``PANEL_COOKIE_SECRET`` environment variables),
+``--use-xheaders`` behind a reverse proxy.
 """
 from __future__ import annotations
 
@@ -59,6 +60,10 @@ def parse_args(argv=None):
                         "once, when its websocket connects (otherwise, with --num-procs > 1, "
                         "a page and its websocket reaching different processes build it "
                         "twice). A link's hidden/locked controls appear a moment after the page")
+    d.add_argument("--no-shared-runs", action="store_true",
+                   help="give every session its own simulation from the start (by default "
+                        "identical sessions of a process, opened within 30 s with the same "
+                        "link, share one run until each first changes something)")
     d.add_argument("--use-xheaders", action="store_true",
                    help="trust X-Real-Ip / X-Forwarded-For / X-Scheme from a reverse proxy")
     d.add_argument("--basic-auth", default=None, metavar="PASSWORD|FILE",
@@ -200,6 +205,8 @@ def main(argv=None):
     if args.preset not in PRESETS and args.preset != "mnist1d":
         sys.exit(f"gle-lab: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     log_to_stdout()
+    if args.no_shared_runs:
+        os.environ["GLE_LAB_NO_SHARED_RUNS"] = "1"     # read by gle_lab.shared_runs.enabled
     if args.reuse_sessions:
         pn.config.reuse_sessions = True
         pn.config.session_key_func = session_key(args.preset, PRESETS)

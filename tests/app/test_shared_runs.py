@@ -160,3 +160,13 @@ def test_a_closed_member_is_forgotten_and_an_empty_run_too():
     assert list(run.members) == [a] and b.sim is None
     a.release()
     assert shared_runs.live_runs() == []
+
+
+def test_the_switch_turns_sharing_off(monkeypatch):
+    from gle_lab.serve import parse_args
+    assert parse_args(["--no-shared-runs"]).no_shared_runs and not parse_args([]).no_shared_runs
+    monkeypatch.setenv("GLE_LAB_NO_SHARED_RUNS", "1")      # what gle-lab --no-shared-runs sets
+    a, b = members(n=2)
+    play([a, b], 3)
+    assert a.shared_run is None and b.shared_run is None and a.sim is not b.sim
+    assert a.sim.t > 0 and b.sim.t > 0
