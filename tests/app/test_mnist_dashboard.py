@@ -266,3 +266,97 @@ def test_served_frame_yields_between_kernel_calls(mnist, monkeypatch):
     # the other coroutine ran while the frame was simulating (saw intermediate steps)
     assert len({n for n in others if 0 < n < 36}) >= 5
     assert dash.sample.cursor.location == 36
+
+
+#: Bokeh models of a served session's first document (controls, sample, output; measured
+#: 161) and of the whole page (379): today's counts plus ~10 %, as tests/app/
+#: test_session_budget.py (what a session costs the server is in proportion to its models)
+FIRST_BUDGET, PAGE_BUDGET = 180, 420
+
+
+def _page(mnist, **kw):
+    from panel.io.state import set_curdoc
+    doc = Document()
+    with set_curdoc(doc):
+        dash = mnist.MnistDashboard(**kw)
+        doc.add_root(dash.layout.get_root(doc))
+    return dash, doc
+
+
+def _classes(doc):
+    return {c for m in doc.models for c in (getattr(m, "css_classes", None) or [])}
+
+
+def test_served_first_document_is_the_first_screen_then_completes(mnist, monkeypatch):
+    """A served session's first document holds the first screen (controls, sample, output)
+    within a model budget; after the first frame the later views are built one per callback
+    (the simulation dashboard's completion steps) and added in one patch: then the page is
+    the page built at once, and every view follows the frames."""
+    import gle_lab.main as main
+    from panel.io.state import set_curdoc
+
+    from .test_layout_modes import _Callbacks
+    monkeypatch.setattr(main, "_completion_pacer", main.CompletionPacer(pace=0.0))
+    monkeypatch.setattr(main, "visitors_arriving", lambda now=None, besides=None: False)
+    _, full = _page(mnist)
+    dash, doc = _page(mnist, progressive=True)
+    assert len(doc.models) <= FIRST_BUDGET, f"{len(doc.models)} models in the first document"
+    shown = _classes(doc)
+    assert {"gle-view-mnist-sample", "gle-view-mnist-output",
+            "gle-view-mnist-controls"} <= shown
+    assert not shown & {"gle-view-mnist-accuracy", "gle-view-mnist-credit",
+                        "gle-view-mnist-confusion", "gle-mnist-about"}
+    assert not dash.complete and dash.views == [dash.sample, dash.output]
+    with set_curdoc(doc):
+        dash.tick(n_steps=400)                       # the first frames come first
+        callbacks = _Callbacks()
+        dash._complete_when_quiet(callbacks, since=0.0)
+        built = []
+        while callbacks.pending and len(built) < 10:
+            n_models = len(doc.models)
+            callbacks.run_one()
+            built.append(sum(v is not None for v in (dash.accuracy, dash.credit,
+                                                     dash.confusion)))
+            if not dash.complete:
+                assert len(doc.models) == n_models   # built off the page until the patch
+    assert built == [1, 2, 3, 3] and dash.complete
+    assert len(doc.models) == len(full.models) <= PAGE_BUDGET
+    assert _classes(doc) == _classes(full)
+    # the later views took what the lab collected before they existed, and follow it now
+    assert len(dash.accuracy.running.data["acc"]) == dash.state.samples == 1
+    with set_curdoc(doc):
+        for _ in range(3):
+            dash.tick(n_steps=360)
+    lab = dash.state
+    assert len(dash.accuracy.running.data["acc"]) == lab.samples == 4
+    assert int(dash.confusion.matrix.sum()) == lab.samples
+    assert len(dash.credit.errors.data["t"]) > 0
+    dash.complete_layout()                            # once only
+    assert len(doc.models) == len(full.models)
+
+
+def test_outside_a_server_the_page_is_complete_at_once(mnist):
+    dash, doc = _page(mnist)
+    assert dash.complete and all(v is not None for v in (dash.accuracy, dash.credit,
+                                                         dash.confusion))
+    n = len(doc.models)
+    dash.start()                                      # no server: nothing comes later
+    dash.destroy()
+    assert len(doc.models) == n
+
+
+def test_page_renderers_carry_no_unused_models(mnist):
+    """No explicit unselected or muted glyph (nothing selects or mutes), one default view
+    per source in every figure."""
+    from bokeh.models import GlyphRenderer
+    from bokeh.plotting import figure
+    _, doc = _page(mnist)
+    renderers = [m for m in doc.models if isinstance(m, GlyphRenderer)]
+    assert len(renderers) > 20
+    assert all(r.nonselection_glyph in (None, "auto") and r.muted_glyph in (None, "auto")
+               for r in renderers)
+    views = {}
+    for fig in (m for m in doc.models if isinstance(m, figure)):
+        for r in fig.renderers:
+            views.setdefault((fig.id, r.data_source.id), set()).add(r.view.id)
+    assert all(len(v) == 1 for v in views.values())
