@@ -7,7 +7,8 @@ from bokeh.layouts import row
 from bokeh.models import ColumnDataSource, Span
 from panel.viewable import Viewer
 
-from .mnist_common import figure, fixed, lean
+from .mnist_common import figure, fixed
+from .style import lean_renderers
 
 #: points kept on the running-accuracy plot
 KEEP = 4000
@@ -58,7 +59,7 @@ class MnistAccuracyView(Viewer):
         ep.legend.background_fill_alpha = 0.7
         ep.legend.padding = 2
         ep.legend.spacing = 0
-        self.run_fig, self.epoch_fig = lean(run), lean(ep)
+        self.run_fig, self.epoch_fig = lean_renderers(run), lean_renderers(ep)
         return row(run, ep, sizing_mode="stretch_width")
 
     def rebuild(self):

@@ -5,7 +5,6 @@ from bokeh.models import Range1d
 from bokeh.palettes import Category10_10, Viridis256
 from bokeh.plotting import figure as _figure
 
-from .style import lean_renderers
 
 #: a colour per class (outputs) and per layer (errors)
 CLASS_COLORS = list(Category10_10)
@@ -23,20 +22,6 @@ def figure(title, x_label, y_label, height=240, **kw):
     fig.yaxis.axis_label = y_label
     fig.title.text_font_size = "14px"
     fig.toolbar.logo = None
-    return fig
-
-
-def lean(fig):
-    """Fewer Bokeh models, the same picture (issue #11: every model of a session costs server
-    CPU when it is built and sent): :func:`gle_lab.views.style.lean_renderers` (no explicit
-    unselected glyphs, one default view per source), and no explicit muted glyphs either
-    (nothing is muted: no legend here has the "mute" click policy; BokehJS makes its own
-    when one is needed). Call once the figure's glyphs are added; returns the figure."""
-    from bokeh.models import GlyphRenderer
-    lean_renderers(fig)
-    for r in fig.renderers:
-        if isinstance(r, GlyphRenderer) and r.muted_glyph not in (None, "auto"):
-            r.muted_glyph = "auto"
     return fig
 
 

@@ -7,7 +7,8 @@ from bokeh.models import ColumnDataSource, FactorRange, LinearColorMapper
 from bokeh.palettes import Blues256
 from panel.viewable import Viewer
 
-from .mnist_common import figure, lean
+from .mnist_common import figure
+from .style import lean_renderers
 
 CLASSES = [str(c) for c in range(10)]
 
@@ -40,7 +41,7 @@ class MnistConfusionView(Viewer):
                  fill_color={"field": "count", "transform": self.mapper}, line_color="white")
         fig.text("pred", "true", text="text", source=self.source, text_align="center",
                  text_baseline="middle", text_font_size="10px", text_color="ink")
-        self.fig = lean(fig)
+        self.fig = lean_renderers(fig)
         return fig
 
     def rebuild(self):

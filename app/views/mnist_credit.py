@@ -9,7 +9,8 @@ from bokeh.layouts import row
 from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper
 from panel.viewable import Viewer
 
-from .mnist_common import HEAT_PALETTE, LAYER_COLORS, figure, lean
+from .mnist_common import HEAT_PALETTE, LAYER_COLORS, figure
+from .style import lean_renderers
 
 #: the heat map shows every HEAT_EVERY-th step (fewer bytes per redraw)
 HEAT_EVERY = 2
@@ -47,7 +48,7 @@ class MnistCreditView(Viewer):
         heat.image("image", x="x", y="y", dw="dw", dh="dh", source=self.heat_source,
                    color_mapper=self.mapper)
         heat.add_layout(ColorBar(color_mapper=self.mapper, width=10), "right")
-        self.err_fig, self.heat_fig = lean(err), lean(heat)
+        self.err_fig, self.heat_fig = lean_renderers(err), lean_renderers(heat)
         return row(err, heat, sizing_mode="stretch_width")
 
     def rebuild(self):

@@ -7,7 +7,8 @@ import panel as pn
 from bokeh.models import ColumnDataSource, FactorRange
 from panel.viewable import Viewer
 
-from .mnist_common import CLASS_COLORS, NEUTRAL, RIGHT, WRONG, figure, lean
+from .mnist_common import CLASS_COLORS, NEUTRAL, RIGHT, WRONG, figure
+from .style import lean_renderers
 
 CLASSES = [str(c) for c in range(10)]
 
@@ -44,7 +45,7 @@ class MnistOutputView(Viewer):
                   line_color="#1a1a1a", line_width="line")
         # a dot in each class's line colour under its bar (one renderer for all ten)
         bars.scatter(CLASSES, [0] * 10, color=CLASS_COLORS, size=7)
-        self.lines_fig, self.bars_fig = lean(lines), lean(bars)
+        self.lines_fig, self.bars_fig = lean_renderers(lines), lean_renderers(bars)
         return _row(lines, bars)
 
     def rebuild(self):

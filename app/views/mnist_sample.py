@@ -7,7 +7,8 @@ import panel as pn
 from bokeh.models import ColumnDataSource, Span
 from panel.viewable import Viewer
 
-from .mnist_common import figure, lean
+from .mnist_common import figure
+from .style import lean_renderers
 
 
 class MnistSampleView(Viewer):
@@ -29,7 +30,7 @@ class MnistSampleView(Viewer):
         self.cursor = Span(location=0, dimension="height", line_color="#d62728",
                            line_width=2)
         fig.add_layout(self.cursor)
-        self.fig = lean(fig)
+        self.fig = lean_renderers(fig)
         return fig
 
     def rebuild(self):

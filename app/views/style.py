@@ -191,6 +191,8 @@ def lean_renderers(fig):
     * ``nonselection_glyph="auto"``: ``figure.line`` adds an explicit copy of each glyph for
       the unselected state; these plots have no selection, and BokehJS makes its own when
       one is needed.
+    * ``muted_glyph="auto"``: nothing is muted (legends hide lines, they never mute them);
+      BokehJS makes its own muted glyph when one is needed.
     * Renderers of one source share one default ``CDSView`` (all rows): the same view.
     Idempotent."""
     if fig is None:
@@ -201,6 +203,8 @@ def lean_renderers(fig):
             continue
         if r.nonselection_glyph not in (None, "auto"):
             r.nonselection_glyph = "auto"
+        if r.muted_glyph not in (None, "auto"):
+            r.muted_glyph = "auto"
         view = r.view
         if isinstance(view, CDSView) and type(view.filter).__name__ == "AllIndices":
             shared = views.setdefault(r.data_source.id, view)
