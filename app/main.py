@@ -268,7 +268,7 @@ class Dashboard:
         self.help_button = pn.widgets.Button(label="?", width=44, height=40,
                                              css_classes=["gle-help-button"],
                                              description="Keyboard shortcuts (?)")
-        self.help_button.js_on_click(code="window.__gle_lab && window.__gle_lab.help(true)")
+        # opens the help overlay by itself (assets/js/page.js): no Panel JS link
         self.title = pn.pane.HTML(TITLE_HTML, margin=(8, 10), css_classes=["gle-title"])
         self.header = pn.Row(self.title, self.controls.playback_bar(), self.present_toggle,
                              self.help_button, self.viewport_input, self.toast,

@@ -23,23 +23,6 @@ from ..sharing import GROUPS, KEYS, TEACHER_NAMES, VIEWS
 DEFAULT_HIDE = ("teacher",)
 #: JavaScript of the copy button (the Clipboard API needs a secure context; a plain http page
 #: on the lecture-hall network falls back to a selected textarea and execCommand)
-COPY_JS = """
-const text = link.value;
-function fallback() {
-  const ta = document.createElement('textarea');
-  ta.value = text; ta.setAttribute('readonly', '');
-  ta.style.position = 'fixed'; ta.style.opacity = '0';
-  document.body.appendChild(ta); ta.select();
-  try { document.execCommand('copy'); } finally { ta.remove(); }
-}
-if (navigator.clipboard && window.isSecureContext) {
-  navigator.clipboard.writeText(text).catch(fallback);
-} else { fallback(); }
-button.label = 'Copied ✓';
-setTimeout(() => { button.label = 'Copy link'; }, 1500);
-"""
-
-
 def _label(name):
     """Option label: groups are marked as such."""
     return f"{name} (group)" if name in GROUPS else name
@@ -84,8 +67,7 @@ class TeacherView(pn.viewable.Viewer):
                                       sizing_mode="stretch_width",
                                       css_classes=["gle-teacher-copy"],
                                       description="Copy the teacher link to the clipboard.")
-        self.copy.js_on_click(args={"link": self.link_widget, "button": self.copy},
-                              code=COPY_JS)
+        # copies the link by itself (assets/js/page.js: gle.copyLink): no Panel JS link
         self.qr = pn.pane.HTML("", sizing_mode="stretch_width", margin=(4, 10),
                                css_classes=["gle-teacher-qr"])
         self.pane = None

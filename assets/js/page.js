@@ -11,6 +11,7 @@
 // 3. The page reports its viewport size ("1280x720") to the server through the hidden
 //    `gle-viewport` text input, at load and after a resize: the server picks the layout
 //    (presentation below 1600 px, phone up to 480 px; gle_lab.main.Dashboard.set_viewport).
+// 4. The help button opens the help overlay; "Copy link" copies the teacher link.
 (function () {
   if (typeof Bokeh === "undefined") return;
   const gle = window.__gle_lab || (window.__gle_lab = {});
@@ -255,6 +256,40 @@
     }
     return !el.hidden;
   };
+
+  // ------------------------------------------------------------------ buttons that act here
+  // The help button ("?") and the teacher link's "Copy link" act in the browser only. One
+  // click listener on the page, not a Panel js_on_click: a Panel JS link puts the session
+  // in Panel's link registry, and then every later layout change of that session walks the
+  // whole document for links (~40 % of the CPU of completing a session's layout).
+  const hostWith = (path, cls) => path.find((n) => n.classList && n.classList.contains(cls));
+  gle.copyLink = function () {
+    const link = model("gle-teacher-link"), button = model("gle-teacher-copy");
+    if (link == null) return;
+    const text = link.value;
+    function fallback() {
+      const ta = document.createElement("textarea");
+      ta.value = text; ta.setAttribute("readonly", "");
+      ta.style.position = "fixed"; ta.style.opacity = "0";
+      document.body.appendChild(ta); ta.select();
+      try { document.execCommand("copy"); } finally { ta.remove(); }
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).catch(fallback);
+    } else { fallback(); }
+    if (button != null) {
+      button.label = "Copied ✓";
+      setTimeout(() => { button.label = "Copy link"; }, 1500);
+    }
+  };
+  if (!gle.clicks) {
+    gle.clicks = true;
+    document.addEventListener("click", (e) => {
+      const path = e.composedPath();
+      if (hostWith(path, "gle-help-button")) gle.help(true);
+      else if (hostWith(path, "gle-teacher-copy")) gle.copyLink();
+    });
+  }
 
   // ------------------------------------------------------------------ keyboard
   const TEXT_TYPES = new Set(["text", "search", "email", "url", "tel", "password", "number",

@@ -215,3 +215,31 @@ def test_no_serious_or_critical_accessibility_violations(open_page, query, width
     structure = [v["id"] for v in results.response["violations"]
                  if v["id"] in ("landmark-one-main", "region", "heading-order")]
     assert structure == [], structure
+
+
+def test_help_button_opens_the_shortcuts_and_copy_link_copies(open_page):
+    """The two buttons that act in the browser only (handled by the page script, not by Panel
+    JS links): "?" opens the help overlay; "Copy link" copies the teacher link and says so."""
+    page = open_page(1600, 1000)
+    page.locator(".gle-help-button button").click()
+    help_ = page.locator("#gle-help")
+    help_.wait_for(state="visible")
+    assert "Keyboard shortcuts" in help_.inner_text()
+    page.keyboard.press("Escape")
+    help_.wait_for(state="hidden")
+    label = ("() => [...Bokeh.documents[0].all_models].find(m => m.css_classes && "
+             "m.css_classes.includes('gle-teacher-copy')).label")
+    header = page.locator(".gle-view-teacher .card-header").first
+    header.scroll_into_view_if_needed()
+    header.click()                                # the card opens (it starts collapsed)
+    copy = page.locator(".gle-teacher-copy button")
+    copy.wait_for(state="visible")
+    copy.scroll_into_view_if_needed()
+    assert page.evaluate(label) == "Copy link"
+    # the full link the button copies (the page script reads it from the link field)
+    link = page.evaluate("() => [...Bokeh.documents[0].all_models].find(m => m.css_classes "
+                         "&& m.css_classes.includes('gle-teacher-link')).value")
+    assert link.startswith("http://127.0.0.1:") and "preset=" in link
+    copy.click()
+    page.wait_for_function(f"() => ({label})() === 'Copied ✓'")
+    page.wait_for_function(f"() => ({label})() === 'Copy link'")
