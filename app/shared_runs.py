@@ -25,6 +25,7 @@ sessions only (``gle-lab`` turns it off with ``--no-shared-runs``, or
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import time
@@ -47,6 +48,7 @@ LEAVE_ON = ("preset", "seed", "neuron", "tau_m", "tau_r", "weight", "waveform", 
 KEY_PARAMS = tuple(n for n in LEAVE_ON if n != "playing")
 
 _runs = {}          # key -> the newest SharedRun of that key (older ones live on with members)
+log = logging.getLogger("gle_lab.shared_runs")
 
 
 def enabled():
@@ -137,6 +139,8 @@ def join(state, now=None):
     if run is None:
         run = _runs[key] = SharedRun(key, state)
     run.members.add(state)
+    if len(run.members) > 1:
+        log.info("session joined a shared run (%d sessions on it)", len(run.members))
     return run
 
 

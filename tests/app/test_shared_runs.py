@@ -170,3 +170,23 @@ def test_the_switch_turns_sharing_off(monkeypatch):
     play([a, b], 3)
     assert a.shared_run is None and b.shared_run is None and a.sim is not b.sim
     assert a.sim.t > 0 and b.sim.t > 0
+
+
+@pytest.mark.load
+@pytest.mark.parametrize("shared", [True, False], ids=["shared", "no-shared-runs"])
+def test_served_identical_visitors_share_a_run_unless_switched_off(shared):
+    """Under gle-lab, four visitors of one link share one run (each joining says so in the
+    log) and all stream; with --no-shared-runs none joins and all stream too."""
+    from gle_lab.loadclient import GleLabServer, run_load
+
+    from .test_capacity import run_async
+    srv = GleLabServer(*([] if shared else ["--no-shared-runs"]))
+    try:
+        res = run_async(run_load, srv.url, 4, 2.0, 1.0)
+        assert res.ready == 4 and res.errors == 0 and min(res.fps) > 1
+        if shared:
+            assert srv.wait_for_log(r"session joined a shared run \(4 sessions on it\)")
+        else:       # every session streamed for 2 s: a join would have been logged already
+            assert not any("joined a shared run" in line for line in srv.log)
+    finally:
+        srv.stop()
