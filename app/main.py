@@ -10,6 +10,7 @@ session is destroyed.
 """
 from __future__ import annotations
 
+import contextlib
 import html
 import time
 import weakref
@@ -344,6 +345,14 @@ class Dashboard:
         height = self.viewport[1] if self.viewport else (720 if mode == "present" else 1080)
         if mode == self.mode and height == getattr(self, "_mode_height", None):
             return
+        # every container changed below makes Bokeh re-collect all of the document's models
+        # (~700) once; frozen, it does so once for the whole re-layout (half of the CPU of
+        # completing a served session's layout)
+        doc = pn.state.curdoc or self._doc
+        with (doc.models.freeze() if doc is not None else contextlib.nullcontext()):
+            self._compose(mode, height)
+
+    def _compose(self, mode, height):
         self.mode, self._mode_height = mode, height
         self._mode_guard = True
         try:
