@@ -1050,9 +1050,10 @@ class LabState(param.Parameterized):
         self._step_acc = 0.0
 
     def _leave_on_change(self, *events):
+        # always with a copy: even a new preset may be refused (a teacher's lock), and then
+        # this session runs on with what it had
         if self._shared is not None and not self._syncing:
-            rebuilt = any(e.name in ("preset", "seed") for e in events)
-            self._leave_shared(keep_copy=not rebuilt)
+            self._leave_shared()
 
     def release(self):
         """Drop the simulation (the session closed): leave a shared run, free the memory."""

@@ -190,3 +190,17 @@ def test_served_identical_visitors_share_a_run_unless_switched_off(shared):
             assert not any("joined a shared run" in line for line in srv.log)
     finally:
         srv.stop()
+
+
+def test_a_refused_change_still_leaves_with_a_copy_and_never_touches_the_run():
+    """A teacher's lock refuses a new preset: the session stays on its experiment, on its own
+    copy, so its next frames cannot advance the run under the other members."""
+    a, b = members("chain", locked=["experiment"])
+    play([a, b], 4)
+    run = a.shared_run
+    b.preset = "phase_inversion"
+    assert b.preset == "chain" and "locked" in b.notice
+    assert b.shared_run is None and b.sim is not run.sim
+    t = run.sim.t
+    b.advance(n_steps=200)
+    assert run.sim.t == t and b.sim.t == pytest.approx(t + 200 * b.net.dt)
