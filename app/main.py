@@ -698,7 +698,9 @@ class Dashboard:
         adjoint = errors is not None and (force or self.frame % errors.adjoint_every == 0)
         if adjoint:
             errors.update_adjoint()
-        if force or adjoint or self.frame % MEASURE_EVERY == MEASURE_PHASE:
+        # the first frame too: a session joining a shared run shows a whole window at once,
+        # its clock and cards must not say t = 0 / "waiting for data" beside it
+        if force or adjoint or self.frame == 1 or self.frame % MEASURE_EVERY == MEASURE_PHASE:
             st.measure()
             self.phase.update()
             if self.fourier is not None:

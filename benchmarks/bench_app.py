@@ -325,6 +325,11 @@ def screenshots(directory):
                                        "m.data && m.data.eps0 !== undefined && "
                                        "m.data.t.length > 0 && m.data.t[m.data.t.length-1] > 16)",
                                        timeout=120000)
+                # the page as it stays (every view; a session joining a shared run has a
+                # full window at its first frame) with the measured phase on the cards
+                page.locator(".gle-complete").wait_for(state="attached", timeout=60000)
+                page.locator(".gle-view-phase", has_text="measured").first.wait_for(
+                    timeout=60000)
                 path = os.path.join(directory, f"screenshot-{name}.png")
                 page.screenshot(path=path)
                 print("wrote", path)

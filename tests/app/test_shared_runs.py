@@ -204,3 +204,26 @@ def test_a_refused_change_still_leaves_with_a_copy_and_never_touches_the_run():
     t = run.sim.t
     b.advance(n_steps=200)
     assert run.sim.t == t and b.sim.t == pytest.approx(t + 200 * b.net.dt)
+
+
+def test_a_joining_dashboard_shows_the_runs_time_and_phase_at_its_first_frame():
+    from bokeh.document import Document
+
+    from gle_lab.main import Dashboard
+    first = Dashboard()
+    first.layout.get_root(Document())
+    first.state.share_runs = True
+    deadline = time.monotonic() + 20
+    while first.state.readout.verdicts.get("forward") != "measured":
+        first.tick()
+        time.sleep(0.02)
+        assert time.monotonic() < deadline, first.state.readout.status
+    late = Dashboard()
+    late.layout.get_root(Document())
+    late.state.share_runs = True
+    late.tick()
+    assert late.state.shared_run is first.state.shared_run and late.frame == 1
+    t = float(late.controls.clock_text.text.split("=")[1].split()[0])
+    assert t > 2.0 and t == pytest.approx(late.state.sim.t, abs=0.06)
+    assert late.state.readout.verdicts["forward"] == "measured"
+    assert "measured" in late.phase.pane.object and "waiting" not in late.phase.pane.object
