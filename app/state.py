@@ -406,6 +406,9 @@ class LabState(param.Parameterized):
         self.readout = PhaseReadout()
         self.last_change = ""
         self._rebuild(preset, seed)
+        # only a session's very first frame may join a shared run: after a reset, a new
+        # preset or any step of its own, the user asked for a run of their own from t = 0
+        self._may_join = True
 
     # =============================================================== building
     @property
@@ -420,6 +423,7 @@ class LabState(param.Parameterized):
         """Build the simulation of ``preset``; ``mode`` ("gle", "ie", "am") overrides its rule."""
         cfg = get_preset(preset)
         self._leave_shared(keep_copy=False)
+        self._may_join = False
         sim = build_simulator(cfg, seed=seed, record=RECORD, window=PROBE_WINDOW)
         lrn = cfg.get("learning", {})
         if mode == "am":
@@ -942,6 +946,7 @@ class LabState(param.Parameterized):
     def reset(self):
         """Back to t = 0 with the current control settings (learned values are discarded)."""
         self._leave_shared()
+        self._may_join = False
         self.sim.reset(self.seed)
         if self.teacher_sim is not None:
             self.teacher_sim.reset(self.seed)
@@ -968,9 +973,10 @@ class LabState(param.Parameterized):
             return 0
         if n_steps is not None:
             self._leave_shared()            # a step of its own
-        elif self._shared is None and self.share_runs and self.sim.n_steps == 0 and \
-                self._t_change == 0 and shared_runs.enabled():
+        elif self._shared is None and self._may_join and self.share_runs and \
+                self.sim.n_steps == 0 and self._t_change == 0 and shared_runs.enabled():
             self._join_shared()
+        self._may_join = False
         if self._shared is not None:
             return self._advance_shared()
         dt = self.net.dt

@@ -227,3 +227,23 @@ def test_a_joining_dashboard_shows_the_runs_time_and_phase_at_its_first_frame():
     assert t > 2.0 and t == pytest.approx(late.state.sim.t, abs=0.06)
     assert late.state.readout.verdicts["forward"] == "measured"
     assert "measured" in late.phase.pane.object and "waiting" not in late.phase.pane.object
+
+
+def test_after_a_reset_or_a_new_preset_a_session_runs_its_own_from_t_0():
+    """Only a session's very first frame may join: Reset (or a new preset) asks for a run of
+    one's own from t = 0, never for the class's run in progress."""
+    a, b = members("chain")
+    play([a, b], 5)
+    b.reset()
+    b.play()
+    c, = members("chain", n=1)
+    c.reset()                                    # reset before its first frame
+    d, = members("chain", n=1)
+    d.preset = "phase_inversion"
+    d.preset = "chain"
+    play([a, b, c, d], 5)
+    run = a.shared_run
+    assert run is not None and list(run.members) == [a]
+    for st in (b, c, d):
+        assert st.shared_run is None and st.sim is not run.sim
+        assert st.sim.probes["t"].last()[0] == 0.0 and st.sim.t < run.sim.t
