@@ -18,7 +18,8 @@ other run it once, as a :class:`SharedRun`:
   visitor, and a session that leaves carries on exactly where the run was.
 
 A member that joins late sees the run at its current time (at most ``JOIN_WITHIN`` seconds
-of wall time in) with the traces of the window already there. Sharing is for served
+of wall time in) with the traces of the window already there. Only a session's very first
+frame may join: after a reset or a new preset it runs its own simulation from t = 0. Sharing is for served
 sessions only (``gle-lab`` turns it off with ``--no-shared-runs``, or
 ``GLE_LAB_NO_SHARED_RUNS=1``), and off when Panel runs callbacks on several threads.
 """
