@@ -444,7 +444,7 @@ def test_destroyed_sessions_are_freed(plain):
            GleLabServer("--max-sessions", "0", "--idle-timeout", "0", *lifetime))
     try:
         rss = []
-        for _ in range(4):
+        for _ in range(6):
             since = len(srv.log)
             # 1.5 s: long enough for each session to complete its layout (all its views)
             res = run_async(run_load, srv.url, 4, 1.5, 0.2)
@@ -456,8 +456,12 @@ def test_destroyed_sessions_are_freed(plain):
     finally:
         srv.stop()
     # the first rounds warm caches and the allocator (measured: +50, +4, +7, +3 MB over 9
-    # rounds of 4 sessions); 4 more sessions leaked would add ~40 MB per round
-    assert rss[3] - rss[2] < 18, [round(r) for r in rss]
+    # rounds of 4 sessions; +8, +5, +4, 0, 0, 0 with shared runs); 4 more sessions leaked
+    # would add ~40 MB in every round. The allocator jumps once now and then (+21 MB in one
+    # round, seen once under the full suite's load): no round of the last three may grow
+    # like a leak, and at least one must be flat
+    growth = [b - a for a, b in zip(rss[2:], rss[3:])]
+    assert max(growth) < 30 and min(growth) < 18, [round(r) for r in rss]
 
 
 def test_reuse_sessions_key_is_one_page_per_preset():
