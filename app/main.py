@@ -600,6 +600,12 @@ class Dashboard:
 
     def _on_playing(self, event):
         if not event.new and self.state.sim is not None:
+            # a session that left a shared run on pausing holds the run's latest samples,
+            # which another member may have simulated since this session's last frame:
+            # stream them, so the traces end where the clock stops
+            data = self.state.collect()
+            if data is not None:
+                self.traces.push(data)
             # the clock follows at 3 Hz while playing: show the exact time once paused
             self.controls.show_time(self.state.sim.t)
         if self.callback is None:

@@ -247,3 +247,34 @@ def test_after_a_reset_or_a_new_preset_a_session_runs_its_own_from_t_0():
     for st in (b, c, d):
         assert st.shared_run is None and st.sim is not run.sim
         assert st.sim.probes["t"].last()[0] == 0.0 and st.sim.t < run.sim.t
+
+
+def test_pausing_streams_what_another_member_simulated_so_the_traces_end_at_the_clock():
+    """Pausing leaves the run with a copy at the run's time; samples another member simulated
+    after this session's last frame are streamed then, and one Step adds exactly one frame
+    from there (the full browser suite caught a Step that seemed to add 0.18 a.u.)."""
+    from bokeh.document import Document
+
+    from gle_lab.main import Dashboard
+    a, b = Dashboard(), Dashboard()
+    for d in (a, b):
+        d.layout.get_root(Document())
+        d.state.share_runs = True
+    for _ in range(5):
+        a.tick(), b.tick()
+        time.sleep(0.02)
+    assert a.state.shared_run is b.state.shared_run is not None
+    time.sleep(0.05)
+    b.tick()                                     # b advances the run past a's last frame
+    seen = a.traces.source.data["t"][-1]
+    assert a.state.sim.t - seen > 0.05
+    a.state.pause()
+    st = a.state
+    dt, stride = st.net.dt, st.decimation * st.net.dt
+    end = a.traces.source.data["t"][-1]
+    assert st.shared_run is None and 0 <= st.sim.t - end < stride + 1e-9
+    clock = float(a.controls.clock_text.text.split("=")[1].split()[0])
+    assert clock == pytest.approx(st.sim.t, abs=0.05)     # shown to 0.1
+    t_before = st.sim.t
+    a.tick(n_steps=13)
+    assert st.sim.t == pytest.approx(t_before + 13 * dt)
