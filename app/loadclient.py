@@ -533,8 +533,13 @@ class ArrivalResult:
     errors: int
     fps: list                 # frames/s per session once all had arrived
     server_ms_per_frame: float = float("nan")
+    server_cores: float = float("nan")  # CPU of the server's processes over that window
+    client_cores: float = float("nan")  # CPU of this client process over the frames/s window
     loadavg: float = float("nan")
     messages: list = field(default_factory=list)
+    #: per visitor (arrival order): s for the page GET, websocket open to document, and
+    #: document_ready to first frame (where the time to the first frame went)
+    phases: list = field(default_factory=list)
 
     def quantile(self, q):
         if not self.ttff:
@@ -549,7 +554,8 @@ class ArrivalResult:
                 f"{max(self.ttff or [float('nan')]):.2f} s; no frame {self.no_frame}, refused "
                 f"{self.refused}, server errors {self.errors}; then frames/s per session "
                 f"median {statistics.median(fps):.1f}, min {min(fps):.1f}; server "
-                f"{self.server_ms_per_frame:.2f} ms/frame; load {self.loadavg:.1f}")
+                f"{self.server_ms_per_frame:.2f} ms/frame; cores: server "
+                f"{self.server_cores:.2f}, client {self.client_cores:.2f}; load {self.loadavg:.1f}")
 
 
 async def run_arrival(url, n, over, duration, warmup=2.0, first_frame_timeout=60.0,
@@ -592,7 +598,9 @@ async def run_arrival(url, n, over, duration, warmup=2.0, first_frame_timeout=60
     end["t"] = m_start + duration
     await asyncio.sleep(warmup)
     cpu0 = (time.monotonic(), *proc_sample(server_pid)) if server_pid else None
+    mine0 = (time.monotonic(), time.process_time())
     await asyncio.gather(*tasks)
+    mine1 = (time.monotonic(), time.process_time())
     ttff = [t.stats.frame_times[0] - starts[k] for k, t in enumerate(tabs)
             if t.stats.frame_times]
     streaming = [t for t in tabs if t.stats.frame_times]
@@ -601,12 +609,15 @@ async def run_arrival(url, n, over, duration, warmup=2.0, first_frame_timeout=60
         refused=sum(t.stats.status == "refused" for t in tabs),
         errors=sum(t.stats.errors for t in tabs),
         fps=[t.stats.fps(m_start, end["t"]) for t in streaming],
-        messages=sorted({t.stats.error for t in tabs if t.stats.error}))
+        messages=sorted({t.stats.error for t in tabs if t.stats.error}),
+        phases=[(t.stats.t_get, t.stats.t_doc, t.stats.t_first_frame) for t in tabs])
     if cpu0 is not None:
         t1, cpu1, _ = time.monotonic(), *proc_sample(server_pid)
         frames_per_s = sum(res.fps)
+        res.server_cores = (cpu1 - cpu0[1]) / (t1 - cpu0[0])
         if frames_per_s > 0:
             res.server_ms_per_frame = 1000 * (cpu1 - cpu0[1]) / (t1 - cpu0[0]) / frames_per_s
+    res.client_cores = (mine1[1] - mine0[1]) / max(mine1[0] - mine0[0], 1e-9)
     res.loadavg = os.getloadavg()[0]
     for t in tabs:
         t.close()

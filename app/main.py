@@ -91,6 +91,12 @@ _last_arrival = [float("-inf"), None]
 #: browser behind it, or whose websocket went to another process)
 _awaiting_first_frame = weakref.WeakKeyDictionary()
 AWAIT_FIRST_FRAME_S = 8.0
+#: ... and one whose page has had no websocket for ORPHAN_AFTER_S neither: with --num-procs
+#: the kernel may hand the websocket to another process, which builds the session again;
+#: the page's own copy would otherwise hold this process "arriving" (every 4th frame, no
+#: layouts completed) for AWAIT_FIRST_FRAME_S. It counts again if its websocket comes late.
+ORPHAN_AFTER_S = 2.0
+_session_docs = weakref.WeakKeyDictionary()      # dashboard -> weak reference to its document
 
 
 def _connected(doc):
@@ -108,8 +114,20 @@ def visitors_arriving(now=None, besides=None):
     last = _last_arrival[1]() if _last_arrival[1] is not None else None
     if now - _last_arrival[0] < ARRIVAL_QUIET_S and (last is None or last is not besides):
         return True
-    return any(d is not besides and now - t < AWAIT_FIRST_FRAME_S
+    return any(d is not besides and _awaits_first_frame(d, t, now)
                for d, t in list(_awaiting_first_frame.items()))
+
+
+def _awaits_first_frame(dash, created, now):
+    """Whether ``dash`` (created at ``created``) still counts as a visitor arriving."""
+    age = now - created
+    if age >= AWAIT_FIRST_FRAME_S:
+        return False
+    if age < ORPHAN_AFTER_S:
+        return True
+    ref = _session_docs.get(dash)
+    doc = ref() if ref is not None else None
+    return doc is None or _connected(doc)
 
 #: layouts: "wide" (large monitors), "present" (projector, and any window below
 #: PRESENT_BELOW px wide), "phone" (up to PHONE_MAX px wide: one column)
@@ -773,6 +791,7 @@ def create_app(preset="phase_inversion", seed=None):
     dash = Dashboard(preset=preset, seed=seed, progressive=served)
     if served:
         _awaiting_first_frame[dash] = _last_arrival[0]
+        _session_docs[dash] = weakref.ref(pn.state.curdoc)
         _last_arrival[1] = weakref.ref(dash)
     dash.sharing.sync_location()      # the link's state (?preset=...&tau_m=...)
     doc = pn.state.curdoc

@@ -45,6 +45,9 @@ def main(argv=None):
                         "opening the link), e.g. 40/10; the server caps sessions at "
                         "--max-sessions (default N)")
     p.add_argument("--max-sessions", type=int, default=None)
+    p.add_argument("--server-args", nargs="*", default=[], metavar="ARG",
+                   help="more gle-lab options for --arrival, e.g. --unused-session-lifetime "
+                        "1000 (the server's defaults otherwise)")
     p.add_argument("--reuse-sessions", action="store_true",
                    help="serve with gle-lab --reuse-sessions (pages from a cached session)")
     args = p.parse_args(argv)
@@ -105,9 +108,11 @@ def arrival(args):
     n, over = (float(x) for x in args.arrival.split("/"))
     n = int(n)
     cap = args.max_sessions if args.max_sessions is not None else n
+    # the server's own --unused-session-lifetime (what a deployment runs): a much shorter one
+    # drops a session whose page was served while its websocket waits for a busy process,
+    # which then builds it again (a class's arrival turned into a cascade of rebuilds)
     server = GleLabServer("--max-sessions", str(cap), "--idle-timeout", "0",
-                          "--unused-session-lifetime", "1000", "--check-unused-sessions", "500",
-                          "--num-procs",
+                          *args.server_args, "--num-procs",
                           str(args.num_procs), *(["--preset", args.preset] if args.preset
                                                  else []),
                           *(["--reuse-sessions"] if args.reuse_sessions else []))

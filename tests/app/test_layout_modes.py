@@ -293,6 +293,39 @@ def test_a_session_waiting_for_its_first_frame_counts_as_arriving(monkeypatch):
     assert ghost not in main._awaiting_first_frame
 
 
+def test_a_page_whose_websocket_went_to_another_process_stops_counting_as_arriving(monkeypatch):
+    """--num-procs: the page's session waits for a websocket that another process took (and
+    built the session again); it holds this process "arriving" only ORPHAN_AFTER_S, unless
+    its websocket does come."""
+    import weakref
+
+    import gle_lab.main as main
+
+    class Doc:                                     # a served document's connection count
+        def __init__(self, n):
+            self.session_context = type("Ctx", (), {})()
+            self.session_context._session = type("S", (), {"connection_count": n})()
+
+    now = [500.0]
+    monkeypatch.setattr(main.time, "monotonic", lambda: now[0])
+    main._last_arrival[:] = [float("-inf"), None]
+    orphan, late = Dashboard(), Dashboard()
+    orphan_doc, late_doc = Doc(0), Doc(0)
+    for d, doc in ((orphan, orphan_doc), (late, late_doc)):
+        main._awaiting_first_frame[d] = now[0]
+        main._session_docs[d] = weakref.ref(doc)
+    now[0] += main.ORPHAN_AFTER_S - 0.1
+    assert main.visitors_arriving()                # too early to tell
+    now[0] += 0.2
+    assert not main.visitors_arriving()            # no websocket: not a newcomer here
+    late_doc.session_context._session.connection_count = 1
+    assert main.visitors_arriving()                # its websocket came after all
+    now[0] += main.AWAIT_FIRST_FRAME_S
+    assert not main.visitors_arriving()
+    for d in (orphan, late):
+        d.destroy()
+
+
 def test_phone_titles_drop_their_line_style_key_and_come_back():
     d = Dashboard()
     d.layout.get_root(Document())
