@@ -31,7 +31,9 @@ TARGET_SESSIONS, TARGET_FPS = 20, 15.0
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--levels", default="1,5,10,20,40", help="session counts (comma-separated)")
-    p.add_argument("-d", "--duration", type=float, default=20.0, help="measured s per level")
+    p.add_argument("-d", "--duration", type=float, default=None,
+                   help="measured s per level (default 20), or after the arrival (default 60: "
+                        "the issue's minute)")
     p.add_argument("--warmup", type=float, default=3.0)
     p.add_argument("--num-procs", type=int, default=1)
     p.add_argument("--preset", default=None)
@@ -52,7 +54,9 @@ def main(argv=None):
                    help="serve with gle-lab --reuse-sessions (pages from a cached session)")
     args = p.parse_args(argv)
     if args.arrival:
+        args.duration = 60.0 if args.duration is None else args.duration
         return arrival(args)
+    args.duration = 20.0 if args.duration is None else args.duration
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     if not levels or min(levels) < 1 or max(levels) > 200 or not 0 < args.duration <= 600:
         sys.exit("bench_load: levels 1..200, duration 0..600 s")

@@ -502,3 +502,20 @@ def test_reused_pages_build_each_visitors_session_once_with_its_link():
         assert sum("session opened" in line for line in srv.log) == 4, srv.log
     finally:
         srv.stop()
+
+
+@pytest.mark.load
+def test_arrival_measurement_times_each_visitor_and_the_cpu(open_server):
+    """The class-arrival instrument (benchmarks/bench_load.py --arrival): every visitor's
+    way to its first frame in its parts, frames/s per visitor, server and client CPU."""
+    from gle_lab.loadclient import run_arrival
+    res = asyncio.run(run_arrival(open_server.url, 3, 1.5, 2.0, warmup=0.5,
+                                  server_pid=open_server.pid))
+    assert res.no_frame == 0 and res.errors == 0 and len(res.ttff) == 3
+    assert len(res.phases) == 3
+    for (get, doc, first), ttff in zip(res.phases, res.ttff):
+        # the parts happen one after another within the time to the first frame
+        assert 0 < get and 0 < doc and 0 <= first and get + doc + first <= ttff + 0.05
+    assert len(res.fps) == 3 and min(res.fps) > 1.0          # frames kept coming
+    assert 0 < res.server_cores < 2.5 and 0 < res.client_cores < 1.5
+    assert "cores: server" in res.report()
