@@ -34,7 +34,6 @@ PATCHED_FOR = {
     "bokeh_lazy_patch_refs": ("bokeh", "3.9"),
     "panel_batched_events": ("panel", "1.9"),
     "panel_debounce": ("panel", "1.9"),
-    "panel_periodic_registry": ("panel", "1.9"),
     "panel_html_text_update": ("panel", "1.9"),
 }
 _decided: dict = {}
