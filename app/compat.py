@@ -7,6 +7,8 @@ GLE Lab patches five things that no public API offers (see the call sites):
   of the whole document per message;
 * :func:`gle_lab.views.controls.on_click` batches a widget's ``_process_events`` and sets
   ``_debounce`` (Panel 1.9);
+* the MNIST-1D page's frame callback registers itself in ``pn.state._periodic`` so that
+  Panel removes it with the session (Panel 1.9);
 * :class:`gle_lab.views.phase.LiveHTML` sends only the text when its object changes (Panel
   1.9's ``HTMLBasePane._update`` re-derives and re-sends every property).
 
@@ -32,6 +34,7 @@ PATCHED_FOR = {
     "bokeh_lazy_patch_refs": ("bokeh", "3.9"),
     "panel_batched_events": ("panel", "1.9"),
     "panel_debounce": ("panel", "1.9"),
+    "panel_periodic_registry": ("panel", "1.9"),
     "panel_html_text_update": ("panel", "1.9"),
 }
 _decided: dict = {}

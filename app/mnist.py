@@ -39,6 +39,7 @@ from gle_core.datasets import LabelledSequences, evaluate, tile_state
 from gle_core.errors import SimulationDiverged
 from gle_core.mnist1d import DT, N_CLASSES, load_data, load_parameters, make_network
 from gle_core.simulator import Simulator
+from gle_lab.compat import patch_enabled
 from gle_lab.resources import asset
 
 __all__ = ["MnistLab", "MnistDashboard", "create_mnist_app", "dataset", "checkpoint_meta", "warm_up",
@@ -674,7 +675,8 @@ class MnistDashboard:
             self.callback = PeriodicCallback(callback=self.tick_async, period=FRAME_MS,
                                              background=True, log=False)
             doc = pn.state.curdoc
-            if doc is not None:
+            if doc is not None and patch_enabled("panel_periodic_registry"):
+                # removed with the session, like Panel's own
                 pn.state._periodic.setdefault(doc, []).append(self.callback)
             self.state.playing = True
             if not self.callback.running:
