@@ -7,8 +7,8 @@ GLE Lab patches five things that no public API offers (see the call sites):
   of the whole document per message;
 * :func:`gle_lab.views.controls.on_click` batches a widget's ``_process_events`` and sets
   ``_debounce`` (Panel 1.9);
-* the MNIST-1D page's frame callback registers itself in ``pn.state._periodic`` so that
-  Panel removes it with the session (Panel 1.9);
+* the frame callbacks (dashboard and MNIST-1D page) register themselves in ``pn.state._periodic``
+  so that Panel removes them with the session (Panel 1.9);
 * :class:`gle_lab.views.phase.LiveHTML` sends only the text when its object changes (Panel
   1.9's ``HTMLBasePane._update`` re-derives and re-sends every property).
 

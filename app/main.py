@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 import panel as pn
 
 from gle_lab import patch_refs
+from gle_lab.compat import patch_enabled
 from gle_lab.adjoint_overlay import AdjointOverlay
 from gle_lab.presets import PRESETS
 from gle_lab.state import LabState
@@ -641,20 +642,18 @@ class Dashboard:
     def start(self):
         """Create the frame callback (from ``pn.state.onload``); runs only while playing."""
         if self.callback is None:
+            # Panel's PeriodicCallback with background=True: the same timer without the
+            # per-frame busy-indicator bookkeeping (two param updates with watchers per frame)
+            from panel.io.callbacks import PeriodicCallback
+            # log=False: no two INFO log records per frame and session
+            self.callback = PeriodicCallback(callback=self.tick, period=FRAME_MS,
+                                             background=True, log=False)
             doc = pn.state.curdoc
+            if doc is not None and patch_enabled("panel_periodic_registry"):
+                # removed with the session, like Panel's own
+                pn.state._periodic.setdefault(doc, []).append(self.callback)
             self._doc = doc
             self._served = doc is not None and doc.session_context is not None
-            if self._served:
-                # served: a timer that keeps to its period under load (gle_lab.frame_loop)
-                from gle_lab.capacity import report_exception
-                from gle_lab.frame_loop import FrameLoop
-                self.callback = FrameLoop(self.tick, FRAME_MS, doc, on_error=report_exception)
-            else:
-                # Panel's PeriodicCallback with background=True: no per-frame busy-indicator
-                # bookkeeping; log=False: no two INFO log records per frame
-                from panel.io.callbacks import PeriodicCallback
-                self.callback = PeriodicCallback(callback=self.tick, period=FRAME_MS,
-                                                 background=True, log=False)
             # identical visitors of this process share one run until they change something
             # (gle_lab.shared_runs); not with callbacks on several threads
             self.state.share_runs = self._served and not pn.config.nthreads
