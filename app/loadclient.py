@@ -616,7 +616,7 @@ async def run_arrival(url, n, over, duration, warmup=2.0, first_frame_timeout=60
         frames_per_s = sum(res.fps)
         res.server_cores = (cpu1 - cpu0[1]) / (t1 - cpu0[0])
         if frames_per_s > 0:
-            res.server_ms_per_frame = 1000 * (cpu1 - cpu0[1]) / (t1 - cpu0[0]) / frames_per_s
+            res.server_ms_per_frame = 1000 * res.server_cores / frames_per_s
     res.client_cores = (mine1[1] - mine0[1]) / max(mine1[0] - mine0[0], 1e-9)
     res.loadavg = os.getloadavg()[0]
     for t in tabs:
