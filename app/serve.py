@@ -14,7 +14,6 @@ from the ``PANEL_OAUTH_*`` / ``PANEL_COOKIE_SECRET`` environment variables),
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import secrets
@@ -24,9 +23,6 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")
 #: defaults safe for a laptop and sized for a 2-core server (docs/deployment.md, load curve)
 DEFAULT_MAX_SESSIONS = 20
 DEFAULT_IDLE_MINUTES = 30.0
-# the cyclic garbage collector of a serving process: see tune_garbage_collector
-GC_YOUNG = 50_000
-GC_MIDDLE = 20
 
 
 def parse_args(argv=None):
@@ -68,11 +64,6 @@ def parse_args(argv=None):
                    help="give every session its own simulation from the start (by default "
                         "identical sessions of a process, opened within 30 s with the same "
                         "link, share one run until each first changes something)")
-    d.add_argument("--gc-young", type=int, default=GC_YOUNG, metavar="N",
-                   help=f"Python's cyclic garbage collector looks at new objects every N "
-                        f"allocations (default {GC_YOUNG}; 0 = Python's own 700). Each "
-                        f"session holds ~45k objects that Python's defaults scan again and "
-                        f"again while a class's sessions are built")
     d.add_argument("--use-xheaders", action="store_true",
                    help="trust X-Real-Ip / X-Forwarded-For / X-Scheme from a reverse proxy")
     d.add_argument("--basic-auth", default=None, metavar="PASSWORD|FILE",
@@ -105,8 +96,6 @@ def parse_args(argv=None):
         p.error("--idle-timeout must be >= 0 minutes")
     if args.unused_session_lifetime <= 0 or args.check_unused_sessions <= 0:
         p.error("--unused-session-lifetime and --check-unused-sessions must be > 0 ms")
-    if args.gc_young < 0:
-        p.error("--gc-young must be >= 0 (0 = Python's default thresholds)")
     if args.port == 0:
         args.port = free_port(args.address)
     if args.oauth_extra_params:
@@ -168,28 +157,6 @@ def server_kwargs(args):
     return kw
 
 
-def tune_garbage_collector(young):
-    """Set the cyclic garbage collector for a server process that holds many sessions.
-
-    A session is ~45k objects tracked by the collector, built in ~0.3 s and kept for its
-    whole life. With Python's thresholds (700, 10, 10) a class's sessions being built are
-    scanned over and over: each 25 % growth of the old generation brings a full collection
-    of the whole heap (0.3-0.75 s each at 20 sessions; 9 of them, 2.9 s of CPU, while 20
-    sessions were built and ran 100 frames each). Looking at new objects every ``young``
-    allocations (and the middle generation 20 times less often) scans each long-lived object
-    once or twice on its way to the old generation: 0.5-0.8 s in that measurement
-    (``docs/deployment.md``). What was imported before serving is frozen: it is never
-    garbage, and full collections skip it. Garbage of closed sessions is still collected:
-    Panel collects after destroying a document.
-
-    ``young=0`` leaves Python's own thresholds (for A/B measurements).
-    """
-    if not young:
-        return
-    gc.freeze()
-    gc.set_threshold(young, GC_MIDDLE, gc.get_threshold()[2])
-
-
 def session_key(default, presets):
     """Panel's ``session_key_func`` for ``--reuse-sessions``: one cached page per preset
     (the link's ``?preset=`` if it names one, else ``default``): a bounded cache whatever
@@ -238,7 +205,6 @@ def main(argv=None):
     if args.preset not in PRESETS and args.preset != "mnist1d":
         sys.exit(f"gle-lab: unknown preset {args.preset!r}; choose from {', '.join(PRESETS)}")
     log_to_stdout()
-    tune_garbage_collector(args.gc_young)
     if args.no_shared_runs:
         os.environ["GLE_LAB_NO_SHARED_RUNS"] = "1"     # read by gle_lab.shared_runs.enabled
     if args.reuse_sessions:

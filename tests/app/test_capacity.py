@@ -201,57 +201,10 @@ def test_serve_options():
     kw = server_kwargs(a)
     assert kw["oauth_provider"] == "github" and kw["oauth_extra_params"] == {"scope":
                                                                            "read:user"}
-    assert parse_args([]).gc_young == 50_000 and parse_args(["--gc-young", "0"]).gc_young == 0
     for bad in (["--max-sessions", "-1"], ["--idle-timeout", "nan"], ["--num-procs", "-2"],
-                ["--oauth-extra-params", "{nope"], ["--gc-young", "-1"]):
+                ["--oauth-extra-params", "{nope"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
-
-
-_BUILD_SESSIONS = """
-import gc, json, sys, time
-from bokeh.document import Document
-from gle_lab.main import Dashboard
-from gle_lab.serve import tune_garbage_collector
-tune_garbage_collector(int(sys.argv[1]))
-full, young = [0, 0.0], [0]
-t0 = [0.0]
-def count(phase, info):
-    if phase == "start":
-        t0[0] = time.perf_counter()
-    elif info["generation"] == 2:
-        full[0] += 1; full[1] += time.perf_counter() - t0[0]
-gc.callbacks.append(count)
-keep = []
-for preset in ("phase_inversion", "chain", "small_network", "le_limit"):
-    d = Dashboard(progressive=True, preset=preset)
-    doc = Document(); doc.add_root(d.layout.get_root(doc)); doc.to_json()
-    d.complete_layout()
-    keep.append((d, doc))
-print(json.dumps({"full": full[0], "seconds": full[1], "frozen": gc.get_freeze_count(),
-                  "threshold": gc.get_threshold()}))
-"""
-
-
-@pytest.mark.parametrize("young", [0, 50_000])
-def test_served_processes_do_not_rescan_sessions_being_built(young):
-    """Building sessions with Python's collector thresholds brings full collections of the
-    whole heap again and again (the old generation grows by more than a quarter several
-    times); with gle-lab's thresholds (``tune_garbage_collector``) four sessions are built
-    without any, and what was imported before is frozen."""
-    import json
-    import subprocess
-    import sys
-    out = subprocess.run([sys.executable, "-c", _BUILD_SESSIONS, str(young)], check=True,
-                         capture_output=True, text=True, timeout=300).stdout
-    res = json.loads(out.strip().splitlines()[-1])
-    if young:
-        assert res["threshold"][:2] == [young, 20]
-        assert res["full"] == 0, res
-        assert res["frozen"] > 50_000, res      # panel, bokeh, numpy, the app: not rescanned
-    else:
-        assert res["threshold"][:2] == [700, 10] and res["frozen"] == 0
-        assert res["full"] >= 2, res
 
 
 # ----------------------------------------------------------------------------- real servers
