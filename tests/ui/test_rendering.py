@@ -10,7 +10,8 @@ FIXES = """() => [
   !!Bokeh.require('core/dom').InlineStyleSheet.prototype.__gle_quiet,
   !!Bokeh.require('core/visuals/visual').VisualProperties.prototype.__gle_no_css_vars,
   !!Bokeh.require('models/plots/plot_canvas').PlotView.prototype.__gle_font_kept,
-  !!Bokeh.require('models/plots/plot_canvas').PlotView.prototype.__gle_offscreen_waits]"""
+  !!Bokeh.require('models/plots/plot_canvas').PlotView.prototype.__gle_offscreen_waits,
+  !!Bokeh.require('models/widgets/pretext').PreTextView.prototype.__gle_text_in_place]"""
 # every --bk-* custom property defined anywhere in the page's style sheets (document and
 # shadow roots): the second fix assumes there is none
 BK_VARIABLES = """() => {
@@ -80,7 +81,7 @@ REAL_VISIBLE = """(column) => {
 def test_paint_fixes_are_installed_and_no_bk_variable_exists(app_page):
     page = app_page
     wait_streaming(page)
-    assert page.evaluate(FIXES) == [True, True, True, True]
+    assert page.evaluate(FIXES) == [True, True, True, True, True]
     assert page.evaluate(BK_VARIABLES) == []
 
 
@@ -124,6 +125,43 @@ def test_plots_out_of_view_wait_and_repaint_as_they_come_into_view(app_page):
     errors.scroll_into_view_if_needed()
     page.wait_for_function("() => Object.entries(window.__gle_paints()).some("
                            "([t, n]) => t.startsWith('Errors') && n > 0)")
+
+
+# the clock's <pre> (in its widget's shadow root) and its model
+CLOCK = """() => {
+  const find = (root) => { for (const el of root.querySelectorAll('*')) if (el.shadowRoot) {
+      const p = el.shadowRoot.querySelector('pre');
+      if (p && p.textContent.startsWith('t = ')) return p;
+      const f = find(el.shadowRoot); if (f) return f; }
+    return null; };
+  const model = [...Bokeh.documents[0].all_models].find(
+    m => m.type === 'PreText' && m.css_classes.includes('gle-clock'));
+  return [find(document), model];
+}"""
+
+
+def test_clock_text_changes_in_place_and_other_changes_still_render(app_page):
+    """The fifth paint fix: the clock's text (8 changes a second) is set in its <pre>
+    without re-rendering the widget (which laid the whole page out again each time); a
+    change of any other property re-renders it as before."""
+    page = app_page
+    wait_streaming(page)
+    page.evaluate(f"() => {{ const [pre, model] = ({CLOCK})(); window.__clock_pre = pre;"
+                  f" window.__clock_text = model.text; }}")
+    # the model's text changes twice, and the very same <pre> shows it
+    for _ in range(2):
+        page.wait_for_function(f"() => ({CLOCK})()[1].text !== window.__clock_text")
+        page.evaluate(f"() => {{ window.__clock_text = ({CLOCK})()[1].text; }}")
+    same, shown, text = page.evaluate(f"() => {{ const [pre, model] = ({CLOCK})();"
+                                      f" return [pre === window.__clock_pre,"
+                                      f" pre.textContent, model.text]; }}")
+    assert same and shown == text, (same, shown, text)   # read in one synchronous call
+    # another property: a full re-render (a new <pre>, the new style applied)
+    page.evaluate(f"() => {{ const model = ({CLOCK})()[1];"
+                  f" model.styles = {{...model.styles, color: 'rgb(1, 2, 3)'}}; }}")
+    page.wait_for_function(f"() => {{ const [pre] = ({CLOCK})();"
+                           f" return pre !== window.__clock_pre && !window.__clock_pre.isConnected"
+                           f" && getComputedStyle(pre).color === 'rgb(1, 2, 3)'; }}")
 
 
 def test_legend_click_hides_the_real_trace(app_page):
@@ -174,4 +212,4 @@ def test_preset_switch_in_the_page_rebuilds_and_streams(app_page):
     title = lessons_for("small_network")[0]["title"]
     page.wait_for_function("""(title) => [...Bokeh.documents[0].all_models].some(
         m => typeof m.text === 'string' && m.text.includes(title))""", arg=title)
-    assert page.evaluate(FIXES) == [True, True, True, True]
+    assert page.evaluate(FIXES) == [True, True, True, True, True]
