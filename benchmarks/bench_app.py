@@ -93,13 +93,7 @@ COUNT_FRAMES = """() => {
     if (m.data && m.data.eps0 !== undefined &&
         (src === null || Number(m.id.slice(1)) > Number(src.id.slice(1)))) src = m;
   const key = (window.__count_key = (window.__count_key || 0) + 1);
-  // a frame is a stream that brings a new last time (BokehJS may signal one stream twice)
-  let last = null;
-  src.streaming.connect(() => {
-    if (window.__count_key !== key) return;
-    const t = src.data.t, end = t.length ? t[t.length - 1] : null;
-    if (end !== last) { last = end; window.__frames++; }
-  });
+  src.streaming.connect(() => { if (window.__count_key === key) window.__frames++; });
 }"""
 LATENCY = """async (value) => {
   const doc = Bokeh.documents[0];
