@@ -20,7 +20,7 @@
 //    mode at 1280x720 the Errors plot (streamed 30 times a second, like Activity), Fourier
 //    and the microcircuit are below the fold, yet each frame drew them, and a software-
 //    rasterised canvas costs the page's main thread both to draw and to hand over to the
-//    compositor. A plot that has painted once and is out of view now only remembers
+//    compositor. A plot that has finished painting and is out of view now only remembers
 //    that it must repaint, and does so as soon as any part of it comes into view
 //    (an IntersectionObserver per plot). What is drawn on screen is unchanged.
 // 5. A PreText (the clock, changed 8 times a second while playing) re-renders its element on
@@ -63,12 +63,7 @@
   }
   if (plot != null && !plot.__gle_offscreen_waits && typeof IntersectionObserver === "function") {
     const schedule = plot.schedule_paint;
-    const actual = plot._actual_paint;
     const remove = plot.remove;
-    plot._actual_paint = function (...args) {
-      this.__gle_painted = true;
-      return actual.apply(this, args);
-    };
     plot.schedule_paint = function () {
       if (this.__gle_view === undefined && this.el != null) {
         this.__gle_view = new IntersectionObserver((entries) => {
@@ -80,8 +75,9 @@
         });
         this.__gle_view.observe(this.el);
       }
-      // the first paint always happens (the document is ready only once every plot drew)
-      if (this.__gle_away && this.__gle_painted) {
+      // a plot waits only once it and every renderer in it have finished painting: the
+      // document is ready (and Panel's onload callbacks run) only when all views have
+      if (this.__gle_away && this.has_finished()) {
         this.__gle_deferred = true;
         return;
       }
@@ -112,7 +108,10 @@
     };
     pre_view.rerender = function () {
       const el = this.markup_el != null ? this.markup_el.querySelector("pre") : null;
-      if (el != null && this.__gle_rendered != null && !this.contains_tex_string(this.model.text)
+      // only once the widget has finished (a render before the math provider loaded leaves
+      // it unfinished, and the document is ready only when every view has finished)
+      if (el != null && this.__gle_rendered != null && this.has_finished()
+          && !this.contains_tex_string(this.model.text)
           && same(others(this.model), this.__gle_rendered)) {
         el.textContent = this.model.text;
         return;
