@@ -67,6 +67,31 @@ def test_controls_write_back_to_the_url():
         d.sharing.link.value == d.sharing.query_string()
 
 
+def test_a_late_report_of_the_typed_address_is_replaced_by_the_applied_state():
+    """The browser reports its own address (the link as typed) once its page is built; when
+    that report reaches the server after the applied state was pushed, the address bar must
+    still end up showing the applied state (every key), not the typed link."""
+    typed = "?preset=chain&seed=3&tau_m=0.5%2C2"
+    d, loc = served(typed)
+
+    class SessionDoc:                      # a served document runs next-tick callbacks later
+        callbacks = []
+
+        def add_next_tick_callback(self, cb):
+            self.callbacks.append(cb)
+
+    doc = d.sharing._session_doc = SessionDoc()
+    applied = d.sharing.query_string()
+    assert loc.search == applied and "views" in applied
+    loc.search = typed                     # the browser's late report
+    assert len(doc.callbacks) == 1
+    doc.callbacks.pop()()
+    assert loc.search == applied
+    assert dict(parse_qsl(loc.search[1:]))["tau_m"] == "0.5,2"
+    loc.search = applied                   # an address already right schedules nothing
+    assert doc.callbacks == []
+
+
 def test_garbage_values_fall_back_with_notice():
     d, loc = served("?preset=nonsense&seed=-4&tau_m=abc&omega=1e9&gamma=x&error_mode=zz"
                     "&learn_W=maybe&views=activity,bogus&hide=wings&foo=1&neuron=7")
