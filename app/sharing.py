@@ -157,6 +157,7 @@ class Sharing:
         self._guard = False
         self._location = None
         self._session_doc = None         # the server session's document (None in-process)
+        self._typed = None               # the link as typed, until the browser reports it
         self._base = {}
         st = dashboard.state
         self._snapshot_base()
@@ -335,6 +336,7 @@ class Sharing:
         if location is None:
             return False
         self._location = location
+        self._typed = location.search        # what the browser will report as its address
         self._watch_location(location)
         known = set(KEYS)
         unknown = [k for k in location.query_params if k not in known]
@@ -373,18 +375,22 @@ class Sharing:
                 self._location.search = q
 
     def _on_search(self, event):
-        """The address bar always ends up showing the applied state.
+        """The address bar ends up showing the applied state, whenever the browser reports
+        its own address.
 
-        The browser reports its own address once its page is built; that report can reach
-        the server after the page went idle and :meth:`push_url` ran (measured: 1 load in 16),
-        and would leave the link as typed (without the keys it did not name) in the address
-        bar. Any address that is not the applied state's is replaced on the next tick, after
-        Panel's own URL sync has read it.
+        The browser reports its address (the link as typed) once, as its page is built; that
+        report can reach the server after the page went idle and :meth:`push_url` ran
+        (measured: 1 load in 12-16 here) and would leave the typed link (without the keys it
+        did not name) in the address bar. That one report is answered with the applied state
+        on the next tick, after Panel's own URL sync has read it. Only that report: Panel
+        writes the address in its own encoding on every change, and answering those too would
+        start a ping-pong between the two encodings.
         """
-        if event.obj is not self._location or event.new == self.query_string():
+        if event.obj is not self._location or self._typed is None or event.new != self._typed:
             return
+        self._typed = None
         doc = self._session_doc
-        if doc is not None:
+        if doc is not None and event.new != self.query_string():
             doc.add_next_tick_callback(self.push_url)
 
     def _on_sync_error(self, mapped):      # pragma: no cover - URLState accepts any value

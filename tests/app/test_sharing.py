@@ -88,7 +88,9 @@ def test_a_late_report_of_the_typed_address_is_replaced_by_the_applied_state():
     doc.callbacks.pop()()
     assert loc.search == applied
     assert dict(parse_qsl(loc.search[1:]))["tau_m"] == "0.5,2"
-    loc.search = applied                   # an address already right schedules nothing
+    # Panel writes the address in its own encoding on changes: not answered (no ping-pong)
+    loc.search = applied.replace(",", "%2C")
+    loc.search = typed                     # and the browser reports its address only once
     assert doc.callbacks == []
 
 
