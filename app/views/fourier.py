@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import panel as pn
-from bokeh.models import ColumnDataSource, FixedTicker, Range1d, Span
+from bokeh.models import ColumnDataSource, FixedTicker, Legend, Range1d, Span
 from panel.viewable import Viewer
 
 from gle_core import fourier
@@ -104,6 +104,10 @@ class FourierView(Viewer):
                               line_width=1))
         add_legend(gain)
         add_legend(phase)
+        # the legends draw stand-ins with copies of the glyphs (style.detached_items): they
+        # take the neuron's colour with the curves
+        self._colored += [r.glyph for fig in (gain, phase) for legend in fig.select(type=Legend)
+                          for item in legend.items for r in item.renderers]
         return gain, phase
 
     def set_mode(self, mode):

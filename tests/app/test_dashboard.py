@@ -122,6 +122,29 @@ def test_fourier_curves_follow_tau_and_show_measured_points(dash):
     assert dash.fourier.markers[0].location == 2.0
 
 
+def test_fourier_legends_take_the_selected_neurons_colour():
+    """The legends draw copies of the curves' glyphs: they follow a neuron switch too."""
+    from bokeh.models import Legend
+
+    from gle_lab.views.style import neuron_color
+    d = Dashboard(preset="chain")
+    d.layout.get_root(Document())
+
+    def legend_colours():
+        out = set()
+        for fig in (d.fourier.gain_fig, d.fourier.phase_fig):
+            for legend in fig.select(type=Legend):
+                for item in legend.items:
+                    for r in item.renderers:
+                        g = r.glyph
+                        out.add(g.fill_color if hasattr(g, "fill_color") else g.line_color)
+        return out
+    for neuron in (0, 1, 0):
+        d.state.neuron = neuron
+        assert legend_colours() == {neuron_color(neuron)}, (neuron, legend_colours())
+    assert neuron_color(0) != neuron_color(1)
+
+
 def test_ie_mode_has_no_error_lead(dash):
     st = dash.state
     st.error_mode = "ie"
