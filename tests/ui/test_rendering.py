@@ -11,7 +11,8 @@ FIXES = """() => [
   !!Bokeh.require('core/visuals/visual').VisualProperties.prototype.__gle_no_css_vars,
   !!Bokeh.require('models/plots/plot_canvas').PlotView.prototype.__gle_font_kept,
   !!Bokeh.require('models/plots/plot_canvas').PlotView.prototype.__gle_offscreen_waits,
-  !!Bokeh.require('models/widgets/pretext').PreTextView.prototype.__gle_text_in_place]"""
+  !!Bokeh.require('models/widgets/pretext').PreTextView.prototype.__gle_text_in_place,
+  !!Bokeh.require('models/annotations/legend').LegendView.prototype.__gle_glyphs_kept]"""
 # every --bk-* custom property defined anywhere in the page's style sheets (document and
 # shadow roots): the second fix assumes there is none
 BK_VARIABLES = """() => {
@@ -81,7 +82,7 @@ REAL_VISIBLE = """(column) => {
 def test_paint_fixes_are_installed_and_no_bk_variable_exists(app_page):
     page = app_page
     wait_streaming(page)
-    assert page.evaluate(FIXES) == [True, True, True, True, True]
+    assert page.evaluate(FIXES) == [True] * 6
     assert page.evaluate(BK_VARIABLES) == []
 
 
@@ -164,6 +165,57 @@ def test_clock_text_changes_in_place_and_other_changes_still_render(app_page):
                            f" && getComputedStyle(pre).color === 'rgb(1, 2, 3)'; }}")
 
 
+# count the legend glyphs drawn (every renderer's draw_legend) and the frames streamed
+COUNT_LEGEND_GLYPHS = """() => {
+  const proto = Bokeh.require('models/renderers/glyph_renderer').GlyphRendererView.prototype;
+  if (!proto.__gle_counted) {
+    const draw = proto.draw_legend;
+    proto.draw_legend = function (...a) { window.__gle_legend_draws++; return draw.apply(this, a); };
+    proto.__gle_counted = true;
+  }
+  window.__gle_legend_draws = 0; window.__gle_legend_frames = 0;
+  for (const m of Bokeh.documents[0].all_models)
+    if (m.data && m.data.eps0 !== undefined) m.streaming.connect(() => window.__gle_legend_frames++);
+}"""
+# whether the Errors legend's glyph canvas of the entry ``label`` shows magenta pixels
+LEGEND_GLYPH_MAGENTA = """(label) => {
+  const seen = new Set();
+  const visit = (v) => { if (!v || seen.has(v)) return null; seen.add(v);
+    if (v.model && v.model.type === 'Legend' && v.entries)
+      for (const e of v.entries) if (e.label === label) {
+        const c = e.glyph.canvas, px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        for (let i = 0; i < px.length; i += 4)
+          if (px[i] > 200 && px[i + 1] < 80 && px[i + 2] > 200 && px[i + 3] > 100) return true;
+        return false; }
+    for (const k of ['child_views', 'renderer_views']) { const c = v[k];
+      if (c) for (const x of (c.values ? c.values() : c)) { const r = visit(x);
+        if (r !== null) return r; } }
+    return null; };
+  for (const rv of Object.values(Bokeh.index)) { const r = visit(rv); if (r !== null) return r; }
+  return null;
+}"""
+
+
+def test_legend_glyphs_are_drawn_once_and_again_when_a_glyph_changes(app_page):
+    """The sixth paint fix: streamed frames repaint the plots but not their legends' glyph
+    canvases; a change of an entry's glyph (here the colour of ε n1) redraws them, and the
+    legend shows the new colour."""
+    page = app_page
+    wait_streaming(page)
+    page.evaluate(COUNT_LEGEND_GLYPHS)
+    # the legends of the views built right after the first frame draw their glyphs once
+    page.wait_for_function("() => window.__gle_legend_frames >= 10")
+    page.evaluate("() => { window.__gle_legend_draws = 0; window.__gle_legend_frames = 0; }")
+    page.wait_for_function("() => window.__gle_legend_frames >= 15")
+    assert page.evaluate("() => window.__gle_legend_draws") == 0
+    assert page.evaluate(LEGEND_GLYPH_MAGENTA, "ε n1") is False
+    page.evaluate("""() => { for (const m of Bokeh.documents[0].all_models)
+        if (m.type === 'LegendItem' && m.label && m.label.value === 'ε n1')
+          m.renderers[0].glyph.line_color = 'rgb(255, 0, 255)'; }""")
+    page.wait_for_function(f"() => ({LEGEND_GLYPH_MAGENTA})('ε n1') === true")
+    assert page.evaluate("() => window.__gle_legend_draws") > 0
+
+
 def test_legend_click_hides_the_real_trace(app_page):
     page = app_page
     wait_streaming(page)
@@ -212,4 +264,4 @@ def test_preset_switch_in_the_page_rebuilds_and_streams(app_page):
     title = lessons_for("small_network")[0]["title"]
     page.wait_for_function("""(title) => [...Bokeh.documents[0].all_models].some(
         m => typeof m.text === 'string' && m.text.includes(title))""", arg=title)
-    assert page.evaluate(FIXES) == [True, True, True, True, True]
+    assert page.evaluate(FIXES) == [True] * 6
