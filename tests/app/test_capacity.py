@@ -4,6 +4,7 @@ websocket-level client of ``gle_lab.loadclient`` (no browser)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 
@@ -424,7 +425,16 @@ def test_pause_then_reset_at_once_is_applied(plain_server):
                 texts.append(str(msg[1]))
             await a.send_patch([{"kind": "ModelChanged", "model": {"id": toggle},
                                  "attr": "active", "new": True}])
-            await a.listen(time.monotonic() + 0.5)
+            # playing again: wait until the clock has left 0 (else the next reset would not
+            # change the clock's text, and nothing would show that it ran)
+            until = time.monotonic() + 20
+            while time.monotonic() < until:
+                try:
+                    msg = await a.next_message(until - time.monotonic())
+                except asyncio.TimeoutError:
+                    break
+                if msg is None or re.search(r"t = (?!0\.0 )\d+\.\d a\.u\.", str(msg[1])):
+                    break
         a.close()
         return "".join(texts)
     text = run_async(go)
