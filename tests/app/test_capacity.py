@@ -312,6 +312,23 @@ def _slider(tab, title_part):
                 if title_part in str(m["attributes"].get("title")))
 
 
+async def _read(tab, seconds, until=lambda text: False):
+    """The texts of the messages ``tab`` receives for ``seconds``, or up to and including
+    the first one for which ``until(text)`` is true."""
+    texts, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            msg = await tab.next_message(end - time.monotonic())
+        except asyncio.TimeoutError:
+            break
+        if msg is None:
+            break
+        texts.append(str(msg[1]))
+        if until(texts[-1]):
+            break
+    return texts
+
+
 @pytest.fixture(scope="module")
 def plain_server():
     srv = GleLabServer(plain=True)
@@ -414,27 +431,13 @@ def test_pause_then_reset_at_once_is_applied(plain_server):
                                  "msg_data": {"type": "event", "name": "button_click",
                                               "values": {"type": "map", "entries": [
                                                   ["model", {"id": reset}]]}}}])
-            until = time.monotonic() + 1.5
-            while time.monotonic() < until:
-                try:
-                    msg = await a.next_message(until - time.monotonic())
-                except asyncio.TimeoutError:
-                    break
-                if msg is None:
-                    break
-                texts.append(str(msg[1]))
+            texts += await _read(a, 1.5)
             await a.send_patch([{"kind": "ModelChanged", "model": {"id": toggle},
                                  "attr": "active", "new": True}])
             # playing again: wait until the clock has left 0 (else the next reset would not
             # change the clock's text, and nothing would show that it ran)
-            until = time.monotonic() + 20
-            while time.monotonic() < until:
-                try:
-                    msg = await a.next_message(until - time.monotonic())
-                except asyncio.TimeoutError:
-                    break
-                if msg is None or re.search(r"t = (?!0\.0 )\d+\.\d a\.u\.", str(msg[1])):
-                    break
+            await _read(a, 20, until=lambda text: re.search(r"t = (?!0\.0 )\d+\.\d a\.u\.",
+                                                           text))
         a.close()
         return "".join(texts)
     text = run_async(go)

@@ -49,19 +49,29 @@ COUNT_PAINTS = """() => {
     if (m.data && m.data.eps0 !== undefined) m.streaming.connect(() => counts.frames++);
   window.__gle_paints = () => ({...counts});
 }"""
-# whether the plot titled ``title…`` is out of view for the paint fix (its observer said so)
-AWAY = """(title) => {
+
+
+def view_search(match, none="null"):
+    """A page function ``(arg) => …``: the first non-null ``match(view, arg)`` over every
+    BokehJS view (depth first through child and renderer views), else ``none``."""
+    return f"""(arg) => {{
+  const match = {match};
   const seen = new Set();
-  const visit = (v) => { if (!v || seen.has(v)) return null; seen.add(v);
-    if (v.model && v.model.title && String(v.model.title.text).startsWith(title) &&
-        v.__gle_view !== undefined) return v.__gle_away === true;
-    for (const k of ['child_views', 'renderer_views']) { const c = v[k];
-      if (c) for (const x of (c.values ? c.values() : c)) { const r = visit(x);
-        if (r !== null) return r; } }
-    return null; };
-  for (const rv of Object.values(Bokeh.index)) { const r = visit(rv); if (r !== null) return r; }
-  return false;
-}"""
+  const visit = (v) => {{ if (!v || seen.has(v)) return null; seen.add(v);
+    const hit = match(v, arg); if (hit !== null) return hit;
+    for (const k of ['child_views', 'renderer_views']) {{ const c = v[k];
+      if (c) for (const x of (c.values ? c.values() : c)) {{ const r = visit(x);
+        if (r !== null) return r; }} }}
+    return null; }};
+  for (const rv of Object.values(Bokeh.index)) {{ const r = visit(rv); if (r !== null) return r; }}
+  return {none};
+}}"""
+
+
+# whether the plot titled ``title…`` is out of view for the paint fix (its observer said so)
+AWAY = view_search("""(v, title) => v.model && v.model.title &&
+    String(v.model.title.text).startsWith(title) && v.__gle_view !== undefined ?
+    v.__gle_away === true : null""", none="false")
 LEGEND_CLICK = """(label) => {
   for (const m of Bokeh.documents[0].all_models)
     if (m.type === 'LegendItem' && m.label && m.label.value === label) {
@@ -177,23 +187,15 @@ COUNT_LEGEND_GLYPHS = """() => {
   for (const m of Bokeh.documents[0].all_models)
     if (m.data && m.data.eps0 !== undefined) m.streaming.connect(() => window.__gle_legend_frames++);
 }"""
-# whether the Errors legend's glyph canvas of the entry ``label`` shows magenta pixels
-LEGEND_GLYPH_MAGENTA = """(label) => {
-  const seen = new Set();
-  const visit = (v) => { if (!v || seen.has(v)) return null; seen.add(v);
-    if (v.model && v.model.type === 'Legend' && v.entries)
-      for (const e of v.entries) if (e.label === label) {
-        const c = e.glyph.canvas, px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-        for (let i = 0; i < px.length; i += 4)
-          if (px[i] > 200 && px[i + 1] < 80 && px[i + 2] > 200 && px[i + 3] > 100) return true;
-        return false; }
-    for (const k of ['child_views', 'renderer_views']) { const c = v[k];
-      if (c) for (const x of (c.values ? c.values() : c)) { const r = visit(x);
-        if (r !== null) return r; } }
-    return null; };
-  for (const rv of Object.values(Bokeh.index)) { const r = visit(rv); if (r !== null) return r; }
-  return null;
-}"""
+# whether the legend glyph canvas of the entry ``label`` shows magenta pixels
+LEGEND_GLYPH_MAGENTA = view_search("""(v, label) => {
+  if (!(v.model && v.model.type === 'Legend' && v.entries)) return null;
+  for (const e of v.entries) if (e.label === label) {
+    const c = e.glyph.canvas, px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < px.length; i += 4)
+      if (px[i] > 200 && px[i + 1] < 80 && px[i + 2] > 200 && px[i + 3] > 100) return true;
+    return false; }
+  return null; }""")
 
 
 def test_legend_glyphs_are_drawn_once_and_again_when_a_glyph_changes(app_page):
