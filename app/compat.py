@@ -1,6 +1,6 @@
 """Version guards for the few places that rely on private Panel/BokehJS internals.
 
-GLE Lab patches five things that no public API offers (see the call sites):
+GLE Lab patches six things that no public API offers (see the call sites):
 
 * ``assets/js/bokeh_paint_fixes.js`` replaces BokehJS 3.9 repaint internals in the page;
 * :mod:`gle_lab.patch_refs` builds Bokeh 3.9's PATCH-DOC messages without a reference map
@@ -9,6 +9,7 @@ GLE Lab patches five things that no public API offers (see the call sites):
   ``_debounce`` (Panel 1.9);
 * the frame callbacks (dashboard and MNIST-1D page) register themselves in ``pn.state._periodic``
   so that Panel removes them with the session (Panel 1.9);
+* :mod:`gle_lab.write_queue` sends the messages Panel 1.9 leaves in its write queue;
 * :class:`gle_lab.views.phase.LiveHTML` sends only the text when its object changes (Panel
   1.9's ``HTMLBasePane._update`` re-derives and re-sends every property).
 
@@ -36,6 +37,7 @@ PATCHED_FOR = {
     "panel_debounce": ("panel", "1.9"),
     "panel_periodic_registry": ("panel", "1.9"),
     "panel_html_text_update": ("panel", "1.9"),
+    "panel_write_queue": ("panel", "1.9"),
 }
 _decided: dict = {}
 

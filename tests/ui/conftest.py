@@ -92,3 +92,5 @@ def app_page(page, server, request):
     if rep is not None and rep.failed:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        # the server's side of it: pytest shows a failing test's output (CI keeps only that)
+        print("---- last lines of the server's log ----\n" + "".join(server.log[-60:]))
