@@ -24,6 +24,9 @@ from ..resources import asset
 
 #: BokehJS repaint fixes run once per page (see the file for what and why)
 PAINT_FIXES_JS = asset("js", "bokeh_paint_fixes.js").read_text(encoding="utf-8")
+#: a page whose websocket dropped mid-message reconnects (BokehJS 3.9 kept the half-read
+#: message across the reconnection; see the file)
+CONNECTION_FIX_JS = asset("js", "bokeh_connection_fix.js").read_text(encoding="utf-8")
 
 
 #: keyboard shortcuts, help overlay, slider names and values for assistive technology, plot
@@ -32,11 +35,14 @@ PAGE_JS = asset("js", "page.js").read_text(encoding="utf-8")
 
 
 def install_paint_fixes(doc):
-    """Install the repaint fixes and the page script in the browser page of ``doc``."""
+    """Install the repaint fixes, the reconnection fix and the page script in the browser
+    page of ``doc``."""
     if doc is None:
         return
     if patch_enabled("bokeh_paint_fixes"):
         doc.js_on_event("document_ready", CustomJS(code=PAINT_FIXES_JS))
+    if patch_enabled("bokeh_fresh_receiver"):
+        doc.js_on_event("document_ready", CustomJS(code=CONNECTION_FIX_JS))
     doc.js_on_event("document_ready", CustomJS(code=PAGE_JS))
 
 

@@ -22,7 +22,9 @@ TIMES = """() => {
 
 
 class Relay:
-    """A TCP relay on 127.0.0.1 to ``target``; :meth:`cut` drops every open connection."""
+    """A TCP relay on 127.0.0.1 to ``target``; :meth:`cut` drops every open connection,
+    :meth:`cut_mid_message` drops them right after the header frame of a PATCH-DOC message
+    has reached the browser (its other frames never do)."""
 
     def __init__(self, target_port):
         self.target = ("127.0.0.1", target_port)
@@ -32,6 +34,8 @@ class Relay:
         self.open = []
         self.websockets = 0
         self.stopped = False
+        self.mid_message = threading.Event()
+        self.cut_done = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -50,6 +54,7 @@ class Relay:
 
     def _pipe(self, src, dst, from_browser):
         first = True
+        frames = None if from_browser else _ServerFrames()
         try:
             while True:
                 data = src.recv(65536)
@@ -59,7 +64,16 @@ class Relay:
                     with self.lock:
                         self.websockets += 1
                 first = False
-                dst.sendall(data)
+                if frames is None:
+                    dst.sendall(data)
+                    continue
+                for chunk, patch_header in frames.feed(data):
+                    dst.sendall(chunk)
+                    if patch_header and self.mid_message.is_set():
+                        self.mid_message.clear()
+                        self.cut()
+                        self.cut_done.set()
+                        return
         except OSError:
             pass
         finally:
@@ -79,22 +93,104 @@ class Relay:
             except OSError:
                 pass
 
+    def cut_mid_message(self):
+        self.mid_message.set()
+
     def stop(self):
         self.stopped = True
         self.cut()
         self.listener.close()
 
 
+class _ServerFrames:
+    """Splits the server's side of a connection (the HTTP upgrade answer, then unmasked
+    websocket frames) into pieces to forward: each complete frame alone, flagged when it is
+    the header frame of a Bokeh PATCH-DOC message."""
+
+    def __init__(self):
+        self.buf = b""
+        self.upgraded = False
+        self.plain_http = False             # a page or a script: passed on as it comes
+
+    def feed(self, data):
+        if self.plain_http:
+            return [(data, False)]
+        self.buf += data
+        out = []
+        if not self.upgraded:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return out
+            if not self.buf.startswith(b"HTTP/1.1 101"):
+                self.plain_http = True
+                out, self.buf = [(self.buf, False)], b""
+                return out
+            out.append((self.buf[:end + 4], False))
+            self.buf = self.buf[end + 4:]
+            self.upgraded = True
+        while len(self.buf) >= 2:
+            opcode, length, start = self.buf[0] & 0x0F, self.buf[1] & 0x7F, 2
+            if length == 126:
+                if len(self.buf) < 4:
+                    break
+                length, start = int.from_bytes(self.buf[2:4], "big"), 4
+            elif length == 127:
+                if len(self.buf) < 10:
+                    break
+                length, start = int.from_bytes(self.buf[2:10], "big"), 10
+            if len(self.buf) < start + length:
+                break
+            frame, payload = self.buf[:start + length], self.buf[start:start + length]
+            self.buf = self.buf[start + length:]
+            out.append((frame, opcode == 1 and payload.startswith(b'{"msgid"')
+                        and b'"msgtype": "PATCH-DOC"' in payload))
+        return out
+
+
+def _wait_streaming_past(page, t):
+    page.wait_for_function(TRACES.replace(
+        "return [t.length", f"return t.length && t[t.length - 1] > {t} && [t.length")
+        .replace("return null;\n}", "return false;\n}"), timeout=30000)
+
+
+def test_a_websocket_lost_in_the_middle_of_a_message_reconnects(page, server):
+    """The cut lands between the frames of one message: the page's new websocket must not
+    read its first frames as the rest of the lost message (assets/js/bokeh_connection_fix.js)."""
+    parts = urlsplit(server.url)
+    relay = Relay(parts.port)
+    console = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    try:
+        page.set_default_timeout(30000)
+        page.goto(f"http://127.0.0.1:{relay.port}{parts.path}")
+        page.locator(".gle-complete").wait_for(state="attached")
+        wait_streaming(page, min_rows=30)
+        relay.cut_mid_message()
+        assert relay.cut_done.wait(10), "no PATCH-DOC message went through the relay"
+        t_cut = traces(page)[1]
+        wait_until(lambda: relay.websockets >= 2, timeout=30)
+        try:
+            _wait_streaming_past(page, t_cut + 1.0)
+        except Exception:
+            print("---- the page's console ----\n" + "\n".join(console[-20:]))
+            raise
+        assert not [c for c in console if "First message was not an ACK" in c]
+    finally:
+        relay.stop()
+
+
 def test_dropped_websocket_reconnects_to_the_same_session(page, server):
     parts = urlsplit(server.url)
     log_start = len(server.log)            # the server is shared by the browser tests
     relay = Relay(parts.port)
+    console = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
     try:
         page.set_default_timeout(30000)
         page.goto(f"http://127.0.0.1:{relay.port}{parts.path}")
         page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
-        # every view on the page first: a cut during the first second, while the later views
-        # are being sent, is a known gap (see docs/deployment.md)
+        # every view on the page first: this cut falls among the streamed frames (a cut while
+        # the later views are sent is measured in docs/deployment.md)
         page.locator(".gle-complete").wait_for(state="attached")
         wait_streaming(page, min_rows=30)
         assert relay.websockets == 1
@@ -103,9 +199,19 @@ def test_dropped_websocket_reconnects_to_the_same_session(page, server):
         # the page opens a second websocket by itself ...
         wait_until(lambda: relay.websockets >= 2, timeout=30)
         # ... and the same session streams on: the clock continues past where it was
-        page.wait_for_function(TRACES.replace(
-            "return [t.length", f"return t.length && t[t.length - 1] > {t_before + 1.0} && [t.length")
-            .replace("return null;\n}", "return false;\n}"), timeout=30000)
+        try:
+            page.wait_for_function(TRACES.replace(
+                "return [t.length", f"return t.length && t[t.length - 1] > {t_before + 1.0} "
+                                    "&& [t.length").replace("return null;\n}", "return false;\n}"),
+                timeout=30000)
+        except Exception:
+            # both sides of it, for a failure seen only in full suite runs
+            print("---- the page's console ----\n" + "\n".join(console[-40:]))
+            print("---- the server's log since the page opened ----\n"
+                  + "".join(server.log[log_start:])[-6000:])
+            print("websockets opened through the relay:", relay.websockets,
+                  "; last trace time:", traces(page), "; before the cut:", t_before)
+            raise
         t = page.evaluate(TIMES)
         assert t[-1] > t_before + 1.0
         assert all(b > a for a, b in zip(t, t[1:]))       # one clock, never restarted
