@@ -140,18 +140,19 @@ window.__gle_first_paint = null;
   requestAnimationFrame(poll);
 })();
 """
+#: the first element matching a selector, looked for through the page's shadow roots
+FIND_JS = """((root, sel) => { const find = (r) => { const hit = r.querySelector(sel);
+    if (hit) return hit;
+    for (const el of r.querySelectorAll('*')) if (el.shadowRoot) {
+      const f = find(el.shadowRoot); if (f) return f; }
+    return null; }; return find(root); })"""
 #: slider → the phase card's colour and word flip painted (τr across τm = 1)
 FLIP = """async (value) => {
   const doc = Bokeh.documents[0];
   let slider = null;
   for (const m of doc.all_models)
     if (m.title === 'τr prospective (a.u.)' && m.start !== undefined) slider = m;
-  const find = (root) => { const hit = root.querySelector('.gle-view-phase');
-    if (hit) return hit;
-    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) {
-      const f = find(el.shadowRoot); if (f) return f; }
-    return null; };
-  const host = find(document);
+  const host = FIND(document, '.gle-view-phase');
   const card = () => { const el = host.shadowRoot.querySelector('#gle-forward');
     return el ? el.className : ''; };
   const before = card();
@@ -169,6 +170,26 @@ FLIP = """async (value) => {
   const timeout = new Promise(resolve => setTimeout(() => resolve(NaN), 10000));
   return (await Promise.race([painted, timeout])) - t0;
 }"""
+
+#: Play/Pause clicked → the server's answer (the button's new label) painted
+BUTTON = """async () => {
+  const toggle = [...Bokeh.documents[0].all_models].find(m => m.type === 'Toggle' &&
+    m.css_classes.includes('gle-play'));
+  const want = toggle.label === 'Pause' ? 'Play' : 'Pause';
+  const button = FIND(document, '.gle-play').shadowRoot.querySelector('button');
+  const t0 = performance.now();
+  const painted = new Promise(resolve => {
+    const conn = () => { if (toggle.label !== want) return;
+      toggle.properties.label.change.disconnect(conn);
+      requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now()))); };
+    toggle.properties.label.change.connect(conn);
+  });
+  button.click();
+  const timeout = new Promise(resolve => setTimeout(() => resolve(NaN), 10000));
+  return (await Promise.race([painted, timeout])) - t0;
+}"""
+
+FLIP, BUTTON = (js.replace("FIND(", FIND_JS + "(") for js in (FLIP, BUTTON))
 
 
 def layouts(b, srv, seconds, results):
@@ -207,20 +228,26 @@ def layouts(b, srv, seconds, results):
                 flips.append(flip)
             time.sleep(0.4)
         flips = flips or [float("nan")]
+        buttons = []
+        for i in range(6):                      # pause, play, ... (ends playing)
+            buttons.append(page.evaluate(BUTTON))
+            time.sleep(0.5)
+        buttons.sort()
         paint.sort()
         flips.sort()
         row = {"first_ms": first, "fps": fps,
                "cpu_ms": (c1 - c0) / max(frames, 1) * 1e3,
                "paint_ms": statistics.median(paint), "paint_p90": paint[int(0.9 * len(paint))],
                "flip_ms": statistics.median(flips), "flip_p90": flips[int(0.9 * len(flips))],
-               "load": os.getloadavg()[0]}
+               "button_ms": statistics.median(buttons), "load": os.getloadavg()[0]}
         for k, v in row.items():
             results.setdefault(f"{name}:{k}", []).append(v)
         print(f"  {name:12s} {width}×{height}: first trace painted {first:6.0f} ms after "
               f"navigation; {fps:5.1f} frames/s; server {row['cpu_ms']:.2f} ms CPU/frame; "
               f"slider → painted {row['paint_ms']:.0f} ms (p90 {row['paint_p90']:.0f}); "
               f"slider → card flip painted {row['flip_ms']:.0f} ms (p90 "
-              f"{row['flip_p90']:.0f}); load {row['load']:.2f}")
+              f"{row['flip_p90']:.0f}); Play/Pause → label painted {row['button_ms']:.0f} ms; "
+              f"load {row['load']:.2f}")
         # paused before closing: the session lingers until the server reaps it (~15 s) and
         # must not take CPU from the next layout's measurement
         page.locator(".gle-play button").click()
@@ -379,7 +406,7 @@ def main():
                 print(f"  {name}: " + ", ".join(
                     f"{k} {statistics.median(results[f'{name}:{k}']):.1f}"
                     for k in ("first_ms", "fps", "cpu_ms", "paint_ms", "paint_p90", "flip_ms",
-                              "flip_p90", "load")))
+                              "flip_p90", "button_ms", "load")))
 
 
 if __name__ == "__main__":
