@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from .test_browser import TRACES, traces, wait_streaming, wait_until
@@ -147,75 +148,66 @@ class _ServerFrames:
         return out
 
 
-def _wait_streaming_past(page, t):
-    page.wait_for_function(TRACES.replace(
-        "return [t.length", f"return t.length && t[t.length - 1] > {t} && [t.length")
-        .replace("return null;\n}", "return false;\n}"), timeout=30000)
+@contextmanager
+def _through_relay(page, server):
+    """The dashboard opened through a :class:`Relay`, every view on the page and streaming;
+    yields the relay and the page's console lines."""
+    parts = urlsplit(server.url)
+    relay = Relay(parts.port)
+    console = []
+    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+    try:
+        page.set_default_timeout(30000)
+        page.goto(f"http://127.0.0.1:{relay.port}{parts.path}")
+        # every view on the page first: the cuts fall among the streamed frames (a cut while
+        # the later views are sent is measured in docs/deployment.md)
+        page.locator(".gle-complete").wait_for(state="attached")
+        wait_streaming(page, min_rows=30)
+        yield relay, console
+    finally:
+        relay.stop()
+
+
+def _wait_streaming_past(page, t, console, server, log_start):
+    """Wait until the traces reach beyond ``t``; on failure print both sides' logs (the
+    failures this guards against were seen only in full suite runs)."""
+    try:
+        page.wait_for_function(TRACES.replace(
+            "return [t.length", f"return t.length && t[t.length - 1] > {t} && [t.length")
+            .replace("return null;\n}", "return false;\n}"), timeout=30000)
+    except Exception:
+        print("---- the page's console ----\n" + "\n".join(console[-40:]))
+        print("---- the server's log since the page opened ----\n"
+              + "".join(server.log[log_start:])[-6000:])
+        print("last trace time:", traces(page))
+        raise
 
 
 def test_a_websocket_lost_in_the_middle_of_a_message_reconnects(page, server):
     """The cut lands between the frames of one message: the page's new websocket must not
     read its first frames as the rest of the lost message (assets/js/bokeh_connection_fix.js)."""
-    parts = urlsplit(server.url)
-    relay = Relay(parts.port)
-    console = []
-    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
-    try:
-        page.set_default_timeout(30000)
-        page.goto(f"http://127.0.0.1:{relay.port}{parts.path}")
-        page.locator(".gle-complete").wait_for(state="attached")
-        wait_streaming(page, min_rows=30)
+    log_start = len(server.log)            # the server is shared by the browser tests
+    with _through_relay(page, server) as (relay, console):
         relay.cut_mid_message()
         assert relay.cut_done.wait(10), "no PATCH-DOC message went through the relay"
         t_cut = traces(page)[1]
         wait_until(lambda: relay.websockets >= 2, timeout=30)
-        try:
-            _wait_streaming_past(page, t_cut + 1.0)
-        except Exception:
-            print("---- the page's console ----\n" + "\n".join(console[-20:]))
-            raise
+        _wait_streaming_past(page, t_cut + 1.0, console, server, log_start)
         assert not [c for c in console if "First message was not an ACK" in c]
-    finally:
-        relay.stop()
 
 
 def test_dropped_websocket_reconnects_to_the_same_session(page, server):
-    parts = urlsplit(server.url)
-    log_start = len(server.log)            # the server is shared by the browser tests
-    relay = Relay(parts.port)
-    console = []
-    page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
-    try:
-        page.set_default_timeout(30000)
-        page.goto(f"http://127.0.0.1:{relay.port}{parts.path}")
-        page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0")
-        # every view on the page first: this cut falls among the streamed frames (a cut while
-        # the later views are sent is measured in docs/deployment.md)
-        page.locator(".gle-complete").wait_for(state="attached")
-        wait_streaming(page, min_rows=30)
+    log_start = len(server.log)
+    with _through_relay(page, server) as (relay, console):
         assert relay.websockets == 1
         t_before = traces(page)[1]
         relay.cut()
         # the page opens a second websocket by itself ...
         wait_until(lambda: relay.websockets >= 2, timeout=30)
         # ... and the same session streams on: the clock continues past where it was
-        try:
-            page.wait_for_function(TRACES.replace(
-                "return [t.length", f"return t.length && t[t.length - 1] > {t_before + 1.0} "
-                                    "&& [t.length").replace("return null;\n}", "return false;\n}"),
-                timeout=30000)
-        except Exception:
-            # both sides of it, for a failure seen only in full suite runs
-            print("---- the page's console ----\n" + "\n".join(console[-40:]))
-            print("---- the server's log since the page opened ----\n"
-                  + "".join(server.log[log_start:])[-6000:])
-            print("websockets opened through the relay:", relay.websockets,
-                  "; last trace time:", traces(page), "; before the cut:", t_before)
-            raise
+        _wait_streaming_past(page, t_before + 1.0, console, server, log_start)
         t = page.evaluate(TIMES)
         assert t[-1] > t_before + 1.0
         assert all(b > a for a, b in zip(t, t[1:]))       # one clock, never restarted
         assert not [line for line in server.log[log_start:] if "Traceback" in line], \
             "".join(server.log[log_start:])[-3000:]
-    finally:
-        relay.stop()
