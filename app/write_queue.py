@@ -10,8 +10,8 @@ returned, so it waits in the queue until some later change is queued behind it.
 
 While frames stream that delays a message by one frame. When nothing follows, it is never
 sent: the change of the Pause click (the button's "Play" label, the clock at the paused
-time) stayed in the server while the page waited for it (a CI failure of
-``tests/ui/test_browser.py::test_pause_play_reset``, ~1 run in 30).
+time) stayed in the server while the page waited for it (seen as a CI failure of
+``tests/ui/test_browser.py::test_pause_play_reset``; not reproduced in 17 runs of it alone).
 
 :func:`install` wraps ``_dispatch_msgs``: when it has lifted the block and messages are
 still queued, it takes the block again and sends them. Guarded by
