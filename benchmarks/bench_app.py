@@ -19,6 +19,8 @@ Run:  python benchmarks/bench_app.py [--seconds 10] [--no-browser]
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import os
 import statistics
 import sys
@@ -94,6 +96,22 @@ COUNT_FRAMES = """() => {
         (src === null || Number(m.id.slice(1)) > Number(src.id.slice(1)))) src = m;
   const key = (window.__count_key = (window.__count_key || 0) + 1);
   src.streaming.connect(() => { if (window.__count_key === key) window.__frames++; });
+}"""
+#: paints of the Activity plot (BokehJS repaints a plot at most once per animation frame,
+#: however many messages arrived since): frames the viewer actually sees, against frames
+#: received. Wraps BokehJS 3's PlotView.paint (instrumentation, this benchmark only).
+COUNT_PAINTS = """() => {
+  const P = Bokeh.require("models/plots/plot_canvas").PlotView.prototype;
+  window.__paints = 0;
+  if (!P.__gle_counted) {
+    const paint = P.paint;
+    P.paint = function () {
+      const title = this.model.title && this.model.title.text;
+      if (title && title.startsWith("Activity")) window.__paints++;
+      return paint.apply(this, arguments);
+    };
+    P.__gle_counted = true;
+  }
 }"""
 LATENCY = """async (value) => {
   const doc = Bokeh.documents[0];
@@ -192,7 +210,66 @@ BUTTON = """async () => {
 FLIP, BUTTON = (js.replace("FIND(", FIND_JS + "(") for js in (FLIP, BUTTON))
 
 
-def layouts(b, srv, seconds, results):
+#: trace categories for :func:`main_thread_breakdown` (what DevTools' Performance panel records)
+TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "blink",
+                    "cc", "viz", "toplevel", "blink.user_timing"]
+#: (label, thread, trace event): each a share of the wall time. Nested events are not added
+#: up: every row is its own figure.
+BREAKDOWN = (
+    ("main thread busy", "CrRendererMain", "ThreadControllerImpl::RunTask"),
+    ("  plots painted (BokehJS in animation frames)", "CrRendererMain", "FireAnimationFrame"),
+    ("  canvases handed to the compositor (their drawing rasterised)", "CrRendererMain",
+     "LayerTreeHost::DoUpdateLayers"),
+    ("  messages in (websocket data: patches applied)", "CrRendererMain",
+     "Receive mojo message"),
+    ("  style recalculation", "CrRendererMain", "UpdateLayoutTree"),
+    ("  layout", "CrRendererMain", "Layout"),
+    ("  page paint (DOM)", "CrRendererMain", "Paint"),
+    ("compositor thread", "Compositor", "ThreadControllerImpl::RunTask"),
+    ("display compositor (software)", "VizCompositorThread", "ThreadControllerImpl::RunTask"),
+    ("raster workers", "ThreadPoolForegroundWorker", "ThreadPool_RunTask"),
+)
+
+
+def main_thread_breakdown(b, page, seconds):
+    """Where the page's time goes while it streams: a Chromium performance trace of
+    ``seconds``. Returns ``{label: percent of wall time}`` (see :data:`BREAKDOWN`) plus
+    ``"frames/s"`` (main-thread frames begun per second).
+
+    Found with it (2026-12-01, 1280×720, this 2-core machine without GPU): the main thread
+    busy ~90 %; of the wall time ~30 % handing the plots' canvases to the compositor, which
+    is where Chromium rasterises what BokehJS drew -- the thick (> 1 px) lines of the live
+    plots: set to 1 px, that share halved (see docs/deployment.md) -- ~28 % BokehJS painting,
+    ~18 % applying the websocket's messages."""
+    b.start_tracing(page=page, categories=TRACE_CATEGORIES)
+    time.sleep(seconds)
+    raw = b.stop_tracing()
+    events = json.loads(raw)
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+               if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    spans = [e for e in events if e.get("ph") == "X"]
+    if not spans:
+        return {}
+    t0 = min(e["ts"] for e in spans)
+    t1 = max(e["ts"] + e.get("dur", 0) for e in spans)
+    wall = max(t1 - t0, 1)
+    total, count = collections.Counter(), collections.Counter()
+    for e in spans:
+        key = (threads.get((e["pid"], e["tid"]), "?"), e["name"])
+        total[key] += e.get("dur", 0)
+        count[key] += 1
+    out = {label: 100.0 * total[(thread, name)] / wall for label, thread, name in BREAKDOWN}
+    out["frames/s"] = count[("CrRendererMain", "ProxyMain::BeginMainFrame")] / (wall / 1e6)
+    return out
+
+
+#: diagnostic (``--line-width``): every line of every plot drawn this wide (px), in the page
+LINE_WIDTH_JS = """(w) => { let n = 0; for (const m of Bokeh.documents[0].all_models)
+  if (m.type === 'Line') { m.line_width = w; n++; } return n; }"""
+
+
+def layouts(b, srv, seconds, results, trace=0.0, line_width=None):
     """Per page layout: navigation → first trace painted, frames/s, slider → painted and
     slider → card flip painted (phase_inversion preset)."""
     pid = srv.proc.pid
@@ -206,13 +283,23 @@ def layouts(b, srv, seconds, results):
         page.wait_for_function("() => window.__gle_first_paint !== null")
         first = page.evaluate("() => window.__gle_first_paint")
         page.locator(".gle-complete").wait_for(state="attached")   # see browser()
+        if line_width is not None:
+            page.evaluate(LINE_WIDTH_JS, line_width)
         time.sleep(2.0)
         page.evaluate(COUNT_FRAMES)
+        page.evaluate(COUNT_PAINTS)
         c0, t0 = _cpu_seconds(pid), time.perf_counter()
         time.sleep(seconds)
-        frames = page.evaluate("() => window.__frames")
+        frames, paints = page.evaluate("() => [window.__frames, window.__paints]")
         c1, t1 = _cpu_seconds(pid), time.perf_counter()
         fps = frames / (t1 - t0)
+        painted = paints / (t1 - t0)
+        if trace > 0:
+            shares = main_thread_breakdown(b, page, trace)
+            print(f"  {name}: page while streaming ({trace:.0f} s trace; % of wall time; "
+                  f"{shares.get('frames/s', 0):.1f} frames begun/s)")
+            for label, _, _ in BREAKDOWN:
+                print(f"      {label:64s} {shares.get(label, 0):5.1f} %")
         paint = []
         for i in range(12):
             a, d = page.evaluate(LATENCY, -0.5 if i % 2 == 0 else 0.2)
@@ -235,7 +322,7 @@ def layouts(b, srv, seconds, results):
         buttons.sort()
         paint.sort()
         flips.sort()
-        row = {"first_ms": first, "fps": fps,
+        row = {"first_ms": first, "fps": fps, "painted_fps": painted,
                "cpu_ms": (c1 - c0) / max(frames, 1) * 1e3,
                "paint_ms": statistics.median(paint), "paint_p90": paint[int(0.9 * len(paint))],
                "flip_ms": statistics.median(flips), "flip_p90": flips[int(0.9 * len(flips))],
@@ -243,7 +330,8 @@ def layouts(b, srv, seconds, results):
         for k, v in row.items():
             results.setdefault(f"{name}:{k}", []).append(v)
         print(f"  {name:12s} {width}×{height}: first trace painted {first:6.0f} ms after "
-              f"navigation; {fps:5.1f} frames/s; server {row['cpu_ms']:.2f} ms CPU/frame; "
+              f"navigation; {fps:5.1f} frames/s received, Activity painted "
+              f"{painted:4.1f}/s; server {row['cpu_ms']:.2f} ms CPU/frame; "
               f"slider → painted {row['paint_ms']:.0f} ms (p90 {row['paint_p90']:.0f}); "
               f"slider → card flip painted {row['flip_ms']:.0f} ms (p90 "
               f"{row['flip_p90']:.0f}); Play/Pause → label painted {row['button_ms']:.0f} ms; "
@@ -257,7 +345,7 @@ def layouts(b, srv, seconds, results):
         ctx.close()
 
 
-def browser(seconds=10.0, preset_learning=True, results=None):
+def browser(seconds=10.0, preset_learning=True, results=None, trace=0.0, line_width=None):
     from playwright.sync_api import sync_playwright
 
     from conftest import PanelServer
@@ -327,7 +415,7 @@ def browser(seconds=10.0, preset_learning=True, results=None):
             res.setdefault("paused_pct", []).append((c1 - c0) / (t1 - t0) * 100)
             print("\n  Layouts (phase_inversion preset; slider → card flip: τr 0.1 ↔ 2 across "
                   "τm = 1):")
-            layouts(b, srv, seconds, res)
+            layouts(b, srv, seconds, res, trace=trace, line_width=line_width)
             b.close()
     finally:
         srv.stop()
@@ -380,6 +468,12 @@ def main():
     ap.add_argument("--no-in-process", action="store_true")
     ap.add_argument("--screenshots", metavar="DIR", default=None,
                     help="only write the three layouts' screenshots into DIR (e.g. assets)")
+    ap.add_argument("--trace", type=float, default=0.0, metavar="S",
+                    help="per layout, also record S seconds of a Chromium performance trace "
+                         "and print where the page's time goes")
+    ap.add_argument("--line-width", type=float, default=None, metavar="PX",
+                    help="diagnostic: in the layouts, draw every plot line PX wide (changes "
+                         "the picture; the dashboard's own widths are 1.5-3 px)")
     args = ap.parse_args()
     if args.screenshots:
         screenshots(args.screenshots)
@@ -390,7 +484,8 @@ def main():
     if not args.no_browser:
         results = {}
         for _ in range(args.runs):
-            browser(args.seconds, results=results)
+            browser(args.seconds, results=results, trace=args.trace,
+                    line_width=args.line_width)
         if args.runs > 1:
             print(f"\nMedians of {args.runs} runs (load average per run: "
                   + ", ".join(f"{x:.1f}" for x in results["load"]) + ")")
@@ -405,7 +500,7 @@ def main():
             for name, *_ in LAYOUTS:
                 print(f"  {name}: " + ", ".join(
                     f"{k} {statistics.median(results[f'{name}:{k}']):.1f}"
-                    for k in ("first_ms", "fps", "cpu_ms", "paint_ms", "paint_p90", "flip_ms",
+                    for k in ("first_ms", "fps", "painted_fps", "cpu_ms", "paint_ms", "paint_p90", "flip_ms",
                               "flip_p90", "button_ms", "load")))
 
 

@@ -12,6 +12,8 @@
 //    `gle-viewport` text input, at load and after a resize: the server picks the layout
 //    (presentation below 1600 px, phone up to 480 px; gle_lab.main.Dashboard.set_viewport).
 // 4. The help button opens the help overlay; "Copy link" copies the teacher link.
+// 5. The phase cards never shrink at a given page width (a shorter text would move, and
+//    make BokehJS lay out and repaint, the whole page below them).
 (function () {
   if (typeof Bokeh === "undefined") return;
   const gle = window.__gle_lab || (window.__gle_lab = {});
@@ -191,6 +193,43 @@
     ldv.__gle_landmark = true;
   }
   eachView((v) => { try { landmark(v); } catch (e) { /* */ } });
+
+  // the phase cards keep the tallest height they have had at the page's current width. Their
+  // texts change with every τr or τm change ("rate lags, error leads" and "rate leads, error
+  // lags" wrap differently; "measuring…" comes and goes), and a card row 10 px shorter or
+  // taller moved everything below it: BokehJS then laid the whole page out again and
+  // repainted every plot, in the very frame that should show the change (measured at
+  // 1280x720: the root, the body, the main column and the cards resized on every τr change).
+  function holdHeight(v) {
+    const classes = (v.model && v.model.css_classes) || [];
+    const el = v.el;
+    if (!classes.includes("gle-view-phase") || el == null || el.__gle_held ||
+        typeof ResizeObserver !== "function") return;
+    el.__gle_held = true;
+    let width = -1, tallest = 0;
+    new ResizeObserver(() => {
+      const box = el.getBoundingClientRect();
+      if (Math.abs(box.width - width) >= 1) {     // another layout or window: measure afresh
+        width = box.width;
+        el.style.minHeight = "";
+        tallest = el.getBoundingClientRect().height;
+        el.style.minHeight = `${Math.ceil(tallest)}px`;
+      } else if (box.height > tallest) {
+        tallest = box.height;
+        el.style.minHeight = `${Math.ceil(tallest)}px`;
+      }
+    }).observe(el);
+  }
+  if (ldv && !ldv.__gle_hold) {
+    const render = ldv.render;
+    ldv.render = function (...a) {
+      const r = render.apply(this, a);
+      try { holdHeight(this); } catch (e) { /* a steadier page only: never break a layout */ }
+      return r;
+    };
+    ldv.__gle_hold = true;
+  }
+  eachView((v) => { try { holdHeight(v); } catch (e) { /* */ } });
 
   // ------------------------------------------------------------------ viewport report
   gle.report = function () {
