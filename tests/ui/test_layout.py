@@ -243,3 +243,48 @@ def test_help_button_opens_the_shortcuts_and_copy_link_copies(open_page):
     copy.click()
     page.wait_for_function(f"() => ({label})() === 'Copied ✓'")
     page.wait_for_function(f"() => ({label})() === 'Copy link'")
+
+
+#: counts size changes of the page's body and of the phase cards from now on (a
+#: ResizeObserver reports every element once when observation starts: not counted)
+WATCH_SIZES = """() => {
+  const body = window.__gle_lab.deepFind('.gle-body');
+  const cards = window.__gle_lab.deepFind('.gle-view-phase');
+  window.__gle_sizes = {body: [], cards: []};
+  for (const [name, el] of [['body', body], ['cards', cards]]) {
+    let first = true;
+    new ResizeObserver(entries => {
+      if (first) { first = false; return; }
+      for (const e of entries) window.__gle_sizes[name].push(Math.round(e.contentRect.height));
+    }).observe(el);
+  }
+  return [body.getBoundingClientRect().height, cards.getBoundingClientRect().height];
+}"""
+SET_TAU_R = """(v) => { for (const m of Bokeh.documents[0].all_models)
+  if (m.title === 'τr prospective (a.u.)' && m.start !== undefined) m.value = v; }"""
+CARD_IS = """(cls) => { const host = window.__gle_lab.deepFind('.gle-view-phase');
+  const card = host.shadowRoot.querySelector('#gle-forward');
+  return card !== null && card.classList.contains(cls); }"""
+TWO_FRAMES = "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+
+
+def test_a_tau_change_does_not_move_the_page_below_the_cards(open_page):
+    """τr across τm and back, three times at 1280×720: the cards flip (their words and
+    numbers change, and so does how they wrap), yet neither the cards nor the page below
+    them change size. A card row that grew and shrank with its text made BokehJS lay out
+    the whole page again and repaint every plot, in the very frame that shows the change."""
+    page = open_page(1280, 720)
+    page.evaluate(SET_TAU_R, -0.5)                     # τr = 0.32 < τm = 1: the rate lags
+    page.wait_for_function(CARD_IS, arg="lag")
+    page.evaluate(TWO_FRAMES)
+    body, cards = page.evaluate(WATCH_SIZES)
+    assert body > 0 and cards > 0
+    for _ in range(3):
+        # τr = 1.6, then 0.32 again (values whose texts wrap differently at this width)
+        for value, cls in ((0.2, "lead"), (-0.5, "lag")):
+            page.evaluate(SET_TAU_R, value)
+            page.wait_for_function(CARD_IS, arg=cls)
+            page.evaluate(TWO_FRAMES)
+            page.evaluate(TWO_FRAMES)
+    sizes = page.evaluate("() => window.__gle_sizes")
+    assert sizes == {"body": [], "cards": []}, (body, cards, sizes)
