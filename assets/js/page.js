@@ -183,16 +183,6 @@
   }
   const ldom = req("models/layouts/layout_dom");
   const ldv = ldom && ldom.LayoutDOMView && ldom.LayoutDOMView.prototype;
-  if (ldv && !ldv.__gle_landmark) {
-    const render = ldv.render;
-    ldv.render = function (...a) {
-      const r = render.apply(this, a);
-      try { landmark(this); } catch (e) { /* roles only: never break a layout */ }
-      return r;
-    };
-    ldv.__gle_landmark = true;
-  }
-  eachView((v) => { try { landmark(v); } catch (e) { /* */ } });
 
   // the phase cards keep the tallest height they have had at the page's current width. Their
   // texts change with every τr or τm change ("rate lags, error leads" and "rate leads, error
@@ -220,16 +210,22 @@
       }
     }).observe(el);
   }
-  if (ldv && !ldv.__gle_hold) {
+  // every layout view, when it renders (and those rendered before this script ran): its
+  // landmark role, and the held height of the phase cards
+  function onRender(v) {
+    try { landmark(v); } catch (e) { /* roles only: never break a layout */ }
+    try { holdHeight(v); } catch (e) { /* a steadier page only: never break a layout */ }
+  }
+  if (ldv && !ldv.__gle_on_render) {
     const render = ldv.render;
     ldv.render = function (...a) {
       const r = render.apply(this, a);
-      try { holdHeight(this); } catch (e) { /* a steadier page only: never break a layout */ }
+      onRender(this);
       return r;
     };
-    ldv.__gle_hold = true;
+    ldv.__gle_on_render = true;
   }
-  eachView((v) => { try { holdHeight(v); } catch (e) { /* */ } });
+  eachView(onRender);
 
   // ------------------------------------------------------------------ viewport report
   gle.report = function () {
