@@ -149,10 +149,11 @@ def test_plots_out_of_view_wait_and_repaint_as_they_come_into_view(app_page):
     assert box is not None and box["y"] > 400, box
     page.wait_for_function(AWAY, arg="Errors")    # its observer saw it leave the view
     page.evaluate(COUNT_PAINTS)
-    page.wait_for_function("() => window.__gle_paints().frames >= 30")
+    # in view: Activity paints what streams in (a paint of the 30th frame or a later one)
+    page.wait_for_function("() => (window.__gle_painted_at().Activity || 0) >= 30")
     counts = page.evaluate("() => window.__gle_paints()")
     errors_paints = [n for t, n in counts.items() if t.split(" (")[0] == "Errors"][0]
-    assert counts["Activity"] >= counts["frames"] / 2, counts    # in view: every frame
+    assert counts["frames"] >= 30 and counts["Activity"] >= 1, counts
     assert errors_paints == 0, counts                               # out of view: none
     errors.scroll_into_view_if_needed()
     page.wait_for_function("() => Object.entries(window.__gle_paints()).some("
