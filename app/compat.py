@@ -1,10 +1,12 @@
 """Version guards for the few places that rely on private Panel/BokehJS internals.
 
-GLE Lab patches seven things that no public API offers (see the call sites):
+GLE Lab patches eight things that no public API offers (see the call sites):
 
 * ``assets/js/bokeh_paint_fixes.js`` replaces BokehJS 3.9 repaint internals in the page;
 * ``assets/js/bokeh_connection_fix.js`` gives each BokehJS 3.9 connection attempt a new
   message receiver (a websocket lost mid-message otherwise never streams again);
+* :mod:`gle_lab.bokeh_defaults` computes Bokeh 3.9's immutable property defaults once per
+  class instead of at every read;
 * :mod:`gle_lab.patch_refs` builds Bokeh 3.9's PATCH-DOC messages without a reference map
   of the whole document per message;
 * :func:`gle_lab.views.controls.on_click` batches a widget's ``_process_events`` and sets
@@ -35,6 +37,7 @@ log = logging.getLogger("gle_lab")
 PATCHED_FOR = {
     "bokeh_paint_fixes": ("bokeh", "3.9"),
     "bokeh_lazy_patch_refs": ("bokeh", "3.9"),
+    "bokeh_cached_defaults": ("bokeh", "3.9"),
     "bokeh_fresh_receiver": ("bokeh", "3.9"),
     "panel_batched_events": ("panel", "1.9"),
     "panel_debounce": ("panel", "1.9"),

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import panel as pn
 
-from gle_lab import patch_refs, write_queue
+from gle_lab import bokeh_defaults, patch_refs, write_queue
 from gle_lab.compat import patch_enabled
 from gle_lab.adjoint_overlay import AdjointOverlay
 from gle_lab.presets import PRESETS
@@ -179,6 +179,8 @@ pn.extension("katex", raw_css=[CSS])   # katex: the lessons' equations
 pn.config.reconnect = True
 # a frame's PATCH-DOC costs what it carries, not what the document holds (gle_lab.patch_refs)
 patch_refs.install()
+# a property default is computed once per class, not at every read (gle_lab.bokeh_defaults)
+bokeh_defaults.install()
 # every queued message reaches the browser, the last one too (gle_lab.write_queue)
 write_queue.install()
 

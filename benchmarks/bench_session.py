@@ -7,13 +7,17 @@ Per preset, the median over ``--runs`` of the server CPU (process time) to build
 (``Document.to_json``), with the model count and the JSON size; then the same for a served
 session, whose first document is the first screen only ("first doc": build + serialise, what
 stands between the request and the page), and the CPU of completing its layout after the
-first frame (the later views built and their patch message). Target (issue #11): build +
+first frame (the later views built and their patch message), and how much of the served
+session's CPU Python's garbage collector took ("gc"). ``--gc tuned`` first applies what
+``gle-lab`` does at start-up (:func:`gle_lab.serve.tune_gc`: start-up objects frozen, rarer
+young collections); ``--gc default`` keeps CPython's settings. Target (issue #11): build +
 serialise ≤ 0.3 s of CPU for every preset. Prints, asserts nothing; the load
 average is printed with the figures.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -37,6 +41,24 @@ def one(preset):
     t2 = time.process_time()
     size = len(json.dumps(js, default=str))
     return t1 - t0, t2 - t1, len(doc.models), size
+
+
+class GCTimer:
+    """CPU seconds spent in Python's garbage collector (``gc.callbacks``) since ``reset``."""
+
+    def __init__(self):
+        self.seconds, self._t0 = 0.0, None
+        gc.callbacks.append(self._on)
+
+    def _on(self, phase, info):
+        if phase == "start":
+            self._t0 = time.process_time()
+        elif self._t0 is not None:
+            self.seconds += time.process_time() - self._t0
+            self._t0 = None
+
+    def reset(self):
+        self.seconds = 0.0
 
 
 def served(preset):
@@ -76,22 +98,34 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--preset", nargs="*", default=list(PRESETS) + ["mnist1d"])
+    p.add_argument("--gc", choices=("tuned", "default"), default="tuned",
+                   help="tuned: gle-lab's start-up GC settings (default); default: CPython's")
     args = p.parse_args(argv)
     one(args.preset[0])                                  # imports, numba, first templates
-    print(f"# session cost, median of {args.runs} (CPU seconds)   loadavg "
-          f"{' '.join(os.getloadavg().__repr__().strip('()').split(', '))}")
+    if args.gc == "tuned":
+        from gle_lab.serve import tune_gc
+        os.environ.pop("GLE_LAB_GC", None)
+        tune_gc()
+    timer = GCTimer()
+    print(f"# session cost, median of {args.runs} (CPU seconds), GC {args.gc} {gc.get_threshold()}"
+          f"   loadavg {' '.join(os.getloadavg().__repr__().strip('()').split(', '))}")
     print(f"{'preset':>18} {'build':>7} {'serialise':>9} {'total':>7} {'models':>6} {'KB':>5}"
-          f"   | served: {'first doc':>9} {'models':>6} {'complete later':>14}")
+          f"   | served: {'first doc':>9} {'models':>6} {'complete later':>14} {'gc':>6}")
     for preset in args.preset:
         rows = [one(preset) for _ in range(args.runs)]
         b = statistics.median(r[0] for r in rows)
         s = statistics.median(r[1] for r in rows)
         line = (f"{preset:>18} {b:7.3f} {s:9.3f} {b + s:7.3f} {rows[0][2]:6d} "
                 f"{rows[0][3] / 1024:5.0f}")
-        srv = [served(preset) for _ in range(args.runs)]
+        srv, gcs = [], []
+        for _ in range(args.runs):
+            timer.reset()
+            srv.append(served(preset))
+            gcs.append(timer.seconds)
         first = statistics.median(r[0] + r[1] for r in srv)
         later = statistics.median(r[3] for r in srv)
-        line += f"   |         {first:9.3f} {srv[0][2]:6d} {later:14.3f}"
+        line += (f"   |         {first:9.3f} {srv[0][2]:6d} {later:14.3f} "
+                 f"{statistics.median(gcs):6.3f}")
         print(line, flush=True)
 
 

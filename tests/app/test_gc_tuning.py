@@ -1,0 +1,39 @@
+"""gle-lab's start-up garbage-collector settings (gle_lab.serve.tune_gc)."""
+import json
+import os
+import subprocess
+import sys
+
+PROBE = """
+import gc, json
+import gle_lab.main                       # what a serving process imports before it serves
+from gle_lab.serve import tune_gc
+before = gc.get_freeze_count()
+tuned = tune_gc()
+class Cycle:
+    pass
+a = Cycle(); a.self = a                   # garbage made after start-up is still collected
+del a
+found = gc.collect()
+print(json.dumps({"tuned": tuned, "before": before, "frozen": gc.get_freeze_count(),
+                  "threshold": gc.get_threshold(), "collected": found}))
+"""
+
+
+def probe(**env):
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True,
+                         env={**os.environ, **env}, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_start_up_objects_are_frozen_and_young_collections_rarer():
+    r = probe(GLE_LAB_GC="")
+    assert r["tuned"] is True and r["before"] == 0
+    assert r["frozen"] > 100_000                      # Bokeh, Panel, numpy, … (~0.6 million)
+    assert r["threshold"][0] == 20_000
+    assert r["collected"] >= 1                        # a new cycle is still freed
+
+
+def test_default_keeps_cpythons_settings():
+    r = probe(GLE_LAB_GC="default")
+    assert r["tuned"] is False and r["frozen"] == 0 and r["threshold"][0] == 700
