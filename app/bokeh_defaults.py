@@ -10,10 +10,11 @@ defaults while they are built and serialised (every widget and layout has ~80 pr
 and in a profile of a served session that was the largest single cost of the Bokeh side.
 
 :func:`install` memoises the answer to that question per property and class, and the
-defaults themselves for defaults that cannot be shared by mistake: immutable
-values (``None``, ``bool``, ``int``, ``float``, ``str``) of properties read without a theme
-override. Mutable defaults (lists, dicts, models) are still made anew for every instance,
-exactly as Bokeh does, and a theme override still wins. The values returned are the ones
+defaults themselves for defaults that cannot be shared by mistake: immutable values
+(``None``, ``bool``, ``int``, ``float``, ``str``, ``Undefined``) of properties read without a
+theme override, and empty containers (``[]``, ``{}``, ``set()``: the memo says which, and
+every read gets a new empty one, as from Bokeh). Other mutable defaults (non-empty lists,
+models) are still made by Bokeh for every instance, and a theme override still wins. The values returned are the ones
 Bokeh computes (``tests/app/test_bokeh_defaults.py`` compares every property of every
 model class with Bokeh's own). Guarded by :func:`gle_lab.compat.patch_enabled`
 ("bokeh_cached_defaults").
@@ -37,7 +38,12 @@ def install():
     from bokeh.core.has_props import HasProps
     from bokeh.core.property.bases import Property
     from bokeh.core.property.descriptors import PropertyDescriptor
+    from bokeh.core.property.singletons import Undefined
+    from bokeh.core.property.wrappers import (PropertyValueDict, PropertyValueList,
+                                              PropertyValueSet)
 
+    immutable = _IMMUTABLE + (type(Undefined),)
+    empty_containers = (PropertyValueDict, PropertyValueList, PropertyValueSet)
     themed_default = Property.themed_default
     overridden = HasProps.__dict__["_overridden_defaults"].__func__
     has_unstable_default = PropertyDescriptor.has_unstable_default
@@ -51,10 +57,13 @@ def install():
         key = (id(self), cls, name, no_eval)
         hit = defaults.get(key)
         if hit is not None and hit[0] is self:      # the same property object, not a reused id
-            return hit[1]
+            return hit[1]() if hit[2] else hit[1]
         value = themed_default(self, cls, name, theme_overrides, no_eval=no_eval)
-        if type(value) in _IMMUTABLE:
-            defaults[key] = (self, value)
+        kind = type(value)
+        if kind in immutable:
+            defaults[key] = (self, value, False)
+        elif kind in empty_containers and not value:
+            defaults[key] = (self, kind, True)      # a new empty one for every instance
         return value
 
     def cached_overridden_defaults(cls):

@@ -30,9 +30,9 @@ def comparable(value):
     if isinstance(value, HasProps):
         return ("model", type(value).__name__)
     if isinstance(value, (list, tuple)):
-        return [comparable(v) for v in value]
+        return (type(value).__name__, [comparable(v) for v in value])
     if isinstance(value, dict):
-        return {k: comparable(v) for k, v in value.items()}
+        return (type(value).__name__, {k: comparable(v) for k, v in value.items()})
     return repr(value)
 
 
@@ -70,7 +70,10 @@ def test_mutable_defaults_are_new_for_every_instance_and_themes_still_win(restor
     assert a.renderers == [] and a.renderers is not b.renderers
     a.renderers.append(b.xaxis[0])               # a mutated default stays with its model
     assert figure().renderers == []
-    assert a.css_classes is not b.css_classes
+    assert a.css_classes is not b.css_classes and a.tags is not b.tags
+    a.tags.append("mine")                        # an empty default is new for every model
+    assert figure().tags == [] and type(b.tags).__name__ == "PropertyValueList"
+    assert a.styles is not b.styles and type(b.styles).__name__ == "PropertyValueDict"
     assert a.background_fill_color == "#ffffff"
     a.apply_theme({"background_fill_color": "#123456"})
     assert a.background_fill_color == "#123456" and b.background_fill_color == "#ffffff"
