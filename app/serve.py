@@ -194,31 +194,26 @@ def _warm_mnist():
               f"visitor will wait for it", file=sys.stderr)
 
 
-#: the youngest generation's collection threshold in a serving process (CPython's is 700)
-GC_GEN0_THRESHOLD = 20_000
-
-
 def tune_gc():
     """Keep Python's cyclic garbage collector off the objects every session shares.
 
     A served process holds ~0.6 million GC-tracked objects before its first visitor (Bokeh,
-    Panel, numpy, numba, scipy, the presets), and building one session allocates ~0.1
-    million more; with CPython's default thresholds that build triggers ~75 collections of
-    the youngest generation and now and then one of the whole heap, which walks every one of
-    those objects (0.3-0.5 s of a session's CPU; measured with ``gc.callbacks`` in
-    ``benchmarks/bench_session.py --gc``). ``gc.freeze()`` moves what exists at start-up to
-    the permanent generation, where no collection looks (they live as long as the process
-    anyway), which also keeps ``--num-procs`` workers from touching, and so copying, the
-    pages they share with the parent; a higher first threshold makes the young collections
-    ~30 times rarer. Garbage cycles are still collected (a closed session's models are
-    freed). ``GLE_LAB_GC=default`` keeps CPython's settings (for A/B measurements)."""
+    Panel, numpy, numba, scipy, the presets); every collection of the oldest generation
+    walks all of them, and building sessions triggers one now and then (0.3-0.5 s of a
+    session's CPU when it lands in its build; ``benchmarks/bench_session.py`` prints the GC
+    seconds per session). ``gc.freeze()`` moves what exists at start-up to the permanent
+    generation, where no collection looks (those objects live as long as the process
+    anyway), so a full collection walks the live sessions' objects only; it also keeps
+    ``--num-procs`` workers from touching, and so copying, the memory pages they share with
+    the parent. CPython's thresholds are kept: with rarer young collections (a first
+    threshold of 20 000) a closed session's garbage waited for a full collection and the
+    process grew by ~15 MB per round of 4 visitors (292 → 502 MB over 14 rounds; flat at
+    309-311 MB with the freeze alone). ``GLE_LAB_GC=default`` skips the freeze (A/B)."""
     import gc
     if os.environ.get("GLE_LAB_GC", "") == "default":
         return False
     gc.collect()
     gc.freeze()
-    _, g1, g2 = gc.get_threshold()
-    gc.set_threshold(GC_GEN0_THRESHOLD, g1, g2)
     return True
 
 

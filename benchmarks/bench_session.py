@@ -8,9 +8,9 @@ Per preset, the median over ``--runs`` of the server CPU (process time) to build
 session, whose first document is the first screen only ("first doc": build + serialise, what
 stands between the request and the page), and the CPU of completing its layout after the
 first frame (the later views built and their patch message), and how much of the served
-session's CPU Python's garbage collector took ("gc"). ``--gc tuned`` first applies what
-``gle-lab`` does at start-up (:func:`gle_lab.serve.tune_gc`: start-up objects frozen, rarer
-young collections); ``--gc default`` keeps CPython's settings. Target (issue #11): build +
+session's CPU Python's garbage collector took ("gc"). By default it first does what
+``gle-lab`` does at start-up (:func:`gle_lab.serve.tune_gc`: start-up objects frozen out of
+the collector's way); ``--gc default`` keeps CPython's settings. Target (issue #11): build +
 serialise ≤ 0.3 s of CPU for every preset. Prints, asserts nothing; the load
 average is printed with the figures.
 """
@@ -98,11 +98,12 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--preset", nargs="*", default=list(PRESETS) + ["mnist1d"])
-    p.add_argument("--gc", choices=("tuned", "default"), default="tuned",
-                   help="tuned: gle-lab's start-up GC settings (default); default: CPython's")
+    p.add_argument("--gc", choices=("freeze", "default"), default="freeze",
+                   help="freeze: gle-lab's start-up GC setting (start-up objects frozen; the "
+                        "default); default: CPython's settings")
     args = p.parse_args(argv)
     one(args.preset[0])                                  # imports, numba, first templates
-    if args.gc == "tuned":
+    if args.gc == "freeze":
         from gle_lab.serve import tune_gc
         os.environ.pop("GLE_LAB_GC", None)
         tune_gc()

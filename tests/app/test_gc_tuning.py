@@ -26,14 +26,15 @@ def probe(**env):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_start_up_objects_are_frozen_and_young_collections_rarer():
+def test_start_up_objects_are_frozen_and_later_garbage_still_collected():
     r = probe(GLE_LAB_GC="")
     assert r["tuned"] is True and r["before"] == 0
     assert r["frozen"] > 100_000                      # Bokeh, Panel, numpy, … (~0.6 million)
-    assert r["threshold"][0] == 20_000
+    # CPython's thresholds kept: rarer collections let closed sessions' garbage pile up
+    assert r["threshold"] == [700, 10, 10]
     assert r["collected"] >= 1                        # a new cycle is still freed
 
 
 def test_default_keeps_cpythons_settings():
     r = probe(GLE_LAB_GC="default")
-    assert r["tuned"] is False and r["frozen"] == 0 and r["threshold"][0] == 700
+    assert r["tuned"] is False and r["frozen"] == 0 and r["threshold"] == [700, 10, 10]
