@@ -217,6 +217,29 @@ def tune_gc():
     return True
 
 
+#: Bokeh's developer diagnostics, off in a serving process unless their environment
+#: variable says otherwise: the validation of every new document (``doc.validate()``: every
+#: model's checks, twice per session: ~25 ms for a first screen, ~100 ms for a whole page,
+#: and a logged W-1002 EMPTY_LAYOUT warning per visitor for the still-empty later-views
+#: column) and of every callback's signature in ``on_change`` (``inspect.signature`` for
+#: each of Panel's ~600 property callbacks per session: 50-65 ms). Both check GLE Lab's own
+#: code, which the test suite runs with them on (in-process; ``gle-lab`` in the browser
+#: tests runs as deployed).
+BOKEH_DIAGNOSTICS = {"perform_document_validation": "BOKEH_VALIDATE_DOC",
+                     "perform_error_diagnostics": "BOKEH_PERFORM_ERROR_DIAGNOSTICS"}
+
+
+def quiet_bokeh_diagnostics():
+    """Turn off :data:`BOKEH_DIAGNOSTICS` not set in the environment; returns their names."""
+    from bokeh.settings import settings
+    off = []
+    for name, env in BOKEH_DIAGNOSTICS.items():
+        if env not in os.environ:
+            getattr(settings, name).set_value(False)
+            off.append(name)
+    return off
+
+
 def main(argv=None):
     args = parse_args(argv)
     import panel as pn
@@ -241,6 +264,7 @@ def main(argv=None):
     pn.config.exception_handler = report_exception
     app = guarded_app(lambda: create_app(args.preset), limiter=limiter,
                       idle_timeout=args.idle_timeout * 60 or None)
+    quiet_bokeh_diagnostics()
     tune_gc()                   # before pn.serve: --num-procs forks there
     server = pn.serve({"gle-lab": app}, **server_kwargs(args))
     # with --num-procs > 1 every forked process gets here; only the first one prints

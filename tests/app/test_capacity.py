@@ -4,6 +4,7 @@ websocket-level client of ``gle_lab.loadclient`` (no browser)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import threading
 import time
@@ -522,8 +523,10 @@ def test_arrival_measurement_times_each_visitor_and_the_cpu(open_server):
     """The class-arrival instrument (benchmarks/bench_load.py --arrival): every visitor's
     way to its first frame in its parts, frames/s per visitor, server and client CPU."""
     from gle_lab.loadclient import run_arrival
-    res = asyncio.run(run_arrival(open_server.url, 3, 1.5, 2.0, warmup=0.5,
-                                  server_pid=open_server.pid))
+    # on its own loop in a thread, like the other clients here: after browser tests in the
+    # same run, this thread may already run an event loop (asyncio.run refuses then)
+    res = run_async(functools.partial(run_arrival, open_server.url, 3, 1.5, 2.0, warmup=0.5,
+                                      server_pid=open_server.pid))
     assert res.no_frame == 0 and res.errors == 0 and len(res.ttff) == 3
     assert len(res.phases) == 3
     for (get, doc, first), ttff in zip(res.phases, res.ttff):
