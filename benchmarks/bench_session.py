@@ -10,7 +10,8 @@ stands between the request and the page), and the CPU of completing its layout a
 first frame (the later views built and their patch message), and how much of the served
 session's CPU Python's garbage collector took ("gc"). By default it first does what
 ``gle-lab`` does at start-up (:func:`gle_lab.serve.tune_gc`: start-up objects frozen out of
-the collector's way); ``--gc default`` keeps CPython's settings. Target (issue #11): build +
+the collector's way; :func:`gle_lab.serve.quiet_bokeh_diagnostics`); ``--settings default``
+keeps Python's and Bokeh's defaults. Target (issue #11): build +
 serialise ≤ 0.3 s of CPU for every preset. Prints, asserts nothing; the load
 average is printed with the figures.
 """
@@ -98,17 +99,20 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--preset", nargs="*", default=list(PRESETS) + ["mnist1d"])
-    p.add_argument("--gc", choices=("freeze", "default"), default="freeze",
-                   help="freeze: gle-lab's start-up GC setting (start-up objects frozen; the "
-                        "default); default: CPython's settings")
+    p.add_argument("--settings", choices=("gle-lab", "default"), default="gle-lab",
+                   help="gle-lab: what gle-lab sets at start-up (start-up objects frozen out "
+                        "of the GC's way, Bokeh's developer diagnostics off; the default); "
+                        "default: Python's and Bokeh's defaults")
     args = p.parse_args(argv)
     one(args.preset[0])                                  # imports, numba, first templates
-    if args.gc == "freeze":
-        from gle_lab.serve import tune_gc
+    if args.settings == "gle-lab":
+        from gle_lab.serve import quiet_bokeh_diagnostics, tune_gc
         os.environ.pop("GLE_LAB_GC", None)
         tune_gc()
+        quiet_bokeh_diagnostics()
     timer = GCTimer()
-    print(f"# session cost, median of {args.runs} (CPU seconds), GC {args.gc} {gc.get_threshold()}"
+    print(f"# session cost, median of {args.runs} (CPU seconds), settings {args.settings}, GC frozen "
+          f"{gc.get_freeze_count()}"
           f"   loadavg {' '.join(os.getloadavg().__repr__().strip('()').split(', '))}")
     print(f"{'preset':>18} {'build':>7} {'serialise':>9} {'total':>7} {'models':>6} {'KB':>5}"
           f"   | served: {'first doc':>9} {'models':>6} {'complete later':>14} {'gc':>6}")
