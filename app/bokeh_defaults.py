@@ -5,17 +5,17 @@ default afresh on every read: ``Property.themed_default`` merges the ``__overrid
 of every class in the model's MRO into a new dict (``HasProps._overridden_defaults``), copies
 the default and validates it again (``prepare_value``), and it asks again whether the
 property's type may have a default that must be made per instance (a walk over the type's
-parameters). A session's models read ~5 000
-defaults while they are built and serialised (every widget and layout has ~80 properties),
-and in a profile of a served session that was the largest single cost of the Bokeh side.
+parameters). A session's models read ~5 000 defaults while they are built and ~100 000
+while they are serialised (every widget and layout has ~80 properties); in a profile of a
+served session that was the largest single cost of the Bokeh side.
 
 :func:`install` memoises the answer to that question per property and class, and the
 defaults themselves for defaults that cannot be shared by mistake: immutable values
 (``None``, ``bool``, ``int``, ``float``, ``str``, ``Undefined``) of properties read without a
 theme override, and empty containers (``[]``, ``{}``, ``set()``: the memo says which, and
 every read gets a new empty one, as from Bokeh). Other mutable defaults (non-empty lists,
-models) are still made by Bokeh for every instance, and a theme override still wins. The values returned are the ones
-Bokeh computes (``tests/app/test_bokeh_defaults.py`` compares every property of every
+models) are still made by Bokeh for every instance, and a theme override still wins. The
+values returned are the ones Bokeh computes (``tests/app/test_bokeh_defaults.py`` compares every property of every
 model class with Bokeh's own). Guarded by :func:`gle_lab.compat.patch_enabled`
 ("bokeh_cached_defaults").
 """
@@ -25,13 +25,12 @@ from .compat import patch_enabled
 
 __all__ = ["install", "installed", "uninstall"]
 
-_IMMUTABLE = (type(None), bool, int, float, str)
-_original = None          # (Property.themed_default, HasProps._overridden_defaults function)
+_original = None          # Bokeh's three methods, while the memo is installed
 
 
 def install():
-    """Memoise immutable property defaults and each class's overridden defaults
-    (idempotent)."""
+    """Memoise the defaults that cannot be shared by mistake, each class's overridden
+    defaults and each property's "unstable default" answer per class (idempotent)."""
     global _original
     if _original is not None or not patch_enabled("bokeh_cached_defaults"):
         return
@@ -42,12 +41,14 @@ def install():
     from bokeh.core.property.wrappers import (PropertyValueDict, PropertyValueList,
                                               PropertyValueSet)
 
-    immutable = _IMMUTABLE + (type(Undefined),)
+    immutable = (type(None), bool, int, float, str, type(Undefined))
     empty_containers = (PropertyValueDict, PropertyValueList, PropertyValueSet)
     themed_default = Property.themed_default
     overridden = HasProps.__dict__["_overridden_defaults"].__func__
     has_unstable_default = PropertyDescriptor.has_unstable_default
-    defaults = {}         # (id(property), class, name, no_eval) -> (property, value)
+    # (id(property), class, name, no_eval) -> (property, the value or, for an empty
+    # container, its type, whether to make a new one)
+    defaults = {}
     per_class = {}        # class -> its merged overridden defaults
     unstable = {}         # (id(descriptor), class) -> (descriptor, bool)
 
