@@ -59,6 +59,14 @@ def press(page, selector, key, times=1):
         page.keyboard.press(key)
 
 
+def pause(page):
+    """Click Pause and wait until the server has paused (it relabels the button "Play")."""
+    page.locator(".gle-play button").click()
+    page.wait_for_function(f"() => ({TOGGLE})() === false")
+    page.wait_for_function("""() => [...Bokeh.documents[0].all_models].some(m =>
+        m.type === 'Toggle' && m.css_classes.includes('gle-play') && m.label === 'Play')""")
+
+
 def test_page_loads_with_all_views(app_page):
     page = app_page
     wait_streaming(page)
@@ -93,11 +101,7 @@ def test_tau_r_slider_flips_phase_readout(app_page):
 def test_pause_play_reset(app_page):
     page = app_page
     wait_streaming(page, 50)
-    page.locator(".gle-play button").click()    # pause
-    page.wait_for_function(f"() => ({TOGGLE})() === false")
-    # the server has paused: it relabels the button "Play"
-    page.wait_for_function("""() => [...Bokeh.documents[0].all_models].some(m =>
-        m.type === 'Toggle' && m.css_classes.includes('gle-play') && m.label === 'Play')""")
+    pause(page)
     # paused: the clock shows the exact time and the traces end there (frames in flight in)
     page.wait_for_function(f"""() => {{ const c = parseFloat(({CLOCK})().split('=')[1]);
         const tr = ({TRACES})(); return tr && tr[1] !== null && Math.abs(tr[1] - c) <= 0.1; }}""")

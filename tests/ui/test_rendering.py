@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from urllib.parse import parse_qs, urlparse
 
-from .test_browser import TOGGLE, press, wait_streaming, wait_until
+from .test_browser import pause, press, wait_streaming, wait_until
 
 FIXES = """() => [
   !!Bokeh.require('core/dom').InlineStyleSheet.prototype.__gle_quiet,
@@ -121,10 +121,7 @@ def test_live_plots_repaint_every_frame_and_the_rest_rarely(app_page):
                   "dashed)", "Loss (mean squared error)"):
         assert counts[title] <= frames / 6 + 1, counts
     # paused: the frames in flight arrive, and the last of them is painted
-    page.locator(".gle-play button").click()
-    page.wait_for_function(f"() => ({TOGGLE})() === false")
-    page.wait_for_function("""() => [...Bokeh.documents[0].all_models].some(m =>
-        m.type === 'Toggle' && m.css_classes.includes('gle-play') && m.label === 'Play')""")
+    pause(page)
     caught_up = ("(titles) => { const n = window.__gle_paints().frames, "
                  "at = window.__gle_painted_at(); return titles.every(t => at[t] === n) && n; }")
     page.wait_for_function(caught_up, arg=live)
