@@ -109,7 +109,10 @@ class IdleWatch:
         self.last = clock()
         self.paused = False
         self.closed = False
-        self.check_every = check_every or min(max(self.timeout / 10, 0.5), 30.0)
+        # at most 2 s: Bokeh keeps a stopped periodic callback, and with it the closed
+        # session's document and dashboard, until its current period ends (a cheap check;
+        # a 30 s period held every closed session 30 s longer in memory)
+        self.check_every = check_every or min(max(self.timeout / 10, 0.5), 2.0)
         self.callback = None
         if doc is not None:
             doc.on_change(self._on_change)
@@ -153,7 +156,18 @@ class IdleWatch:
             self.callback.stop()
             self.callback = None
 
+    def release(self):
+        """The session is gone: stop, and let go of it (Bokeh keeps a stopped periodic
+        callback, and with it this watch, until its current period ends)."""
+        self.stop()
+        self.dashboard = self.doc = None
+        self.released = True
+
+    released = False
+
     def check(self):
+        if self.released:
+            return
         idle = self.clock() - self.last
         if idle >= 2 * self.timeout and not self.closed:
             self.close_session()
@@ -211,6 +225,9 @@ class IdleWatch:
 #: weak, and the entry is dropped when the session is destroyed (a Dashboard refers to its
 #: document, so a strong value would keep the whole session alive forever)
 _DASHBOARDS = weakref.WeakKeyDictionary()
+#: every dashboard registered, weakly: those not live any more are closed sessions still in
+#: memory (closed_in_memory; the log says how many after each collection)
+_EVER = weakref.WeakSet()
 _PARAM_RE = re.compile(r"'LabState\.(\w+)'")
 
 
@@ -279,12 +296,19 @@ def register_dashboard(doc, dashboard):
     session with the process' live count)."""
     if doc is not None and dashboard is not None:
         _DASHBOARDS[doc] = weakref.ref(dashboard)
+        _EVER.add(dashboard)
         log.info("session opened (%d live)", len(_DASHBOARDS))
 
 
 def live_dashboards():
     """Sessions of this process registered with :func:`register_dashboard` and not closed."""
     return len(_DASHBOARDS)
+
+
+def closed_in_memory():
+    """Dashboards of closed sessions not freed yet (0 soon after a full collection)."""
+    live = {id(ref()) for ref in list(_DASHBOARDS.values())}
+    return sum(1 for d in list(_EVER) if id(d) not in live)
 
 
 def unregister_dashboard(doc):
@@ -303,6 +327,22 @@ def log_to_stdout():
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         root.propagate = False
+
+
+def forget_session_callbacks(doc):
+    """Drop a destroyed session's document's record of its pending callbacks.
+
+    Bokeh removes a closed session's timeout and next-tick callbacks from the event loop and
+    destroys its document, but the document keeps them in its callback manager: closures
+    over the session's dashboard (~50 000 objects). Something of asyncio's may still hold
+    the dead document for a while (a task's context), and with it the whole session, past
+    the full collection meant to free it. Returns the number dropped."""
+    pending = getattr(getattr(doc, "callbacks", None), "_session_callbacks", None)
+    if not isinstance(pending, set):
+        return 0
+    n = len(pending)
+    pending.clear()
+    return n
 
 
 def purge_links(layout):
@@ -355,7 +395,7 @@ def guarded_app(factory, limiter=None, idle_timeout=None):
 
         def release(session_context):
             if watch is not None:
-                watch.stop()
+                watch.release()
             if limiter is not None:
                 limiter.release(sid)
         pn.state.on_session_destroyed(release)

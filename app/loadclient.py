@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import re
 import signal
@@ -76,6 +77,13 @@ class SessionStats:
         """Frames per second received in the window [t0, t1]."""
         n = sum(1 for t in self.frame_times if t0 <= t < t1)
         return n / (t1 - t0) if t1 > t0 else float("nan")
+
+    def longest_gap(self, t0, t1):
+        """The longest wait (s) for a frame in the window [t0, t1]: how long the stream
+        stood still at worst (a server busy elsewhere: another session's build, a full
+        garbage collection)."""
+        times = [t0] + [t for t in self.frame_times if t0 <= t < t1] + [t1]
+        return max(b - a for a, b in zip(times, times[1:]))
 
 
 class BokehTab:
@@ -421,6 +429,7 @@ class LoadResult:
     patches_per_s: float      # total PATCH-DOC per second (all sessions)
     mbit_per_s: float         # received, all sessions
     connect_s: list           # page GET + ws + document, per ready session
+    gaps: list = field(default_factory=list)   # each ready session's longest_gap (s)
     server_cpu: float = float("nan")    # cores busy (CPU seconds per second)
     server_rss_mb: float = float("nan")
     server_rss_start_mb: float = float("nan")
@@ -441,11 +450,15 @@ class LoadResult:
                 f"{self.errors:>6} {self.fps_median:>8.1f} {self.fps_min:>7.1f} "
                 f"{self.patches_per_s:>8.0f} {self.mbit_per_s:>7.2f} {self.server_cpu:>6.2f} "
                 f"{self.server_ms_per_frame:>7.2f} {self.server_rss_mb:>7.0f} "
-                f"{max(self.connect_s or [float('nan')]):>8.2f} {self.loadavg:>5.1f}")
+                f"{max(self.connect_s or [float('nan')]):>8.2f} {self.loadavg:>5.1f} "
+                f"{1000 * statistics.median(self.gaps or [math.nan]):>7.0f} "
+                f"{1000 * max(self.gaps or [math.nan]):>7.0f}")
 
 
+#: gap_med / gap_max: the median and the largest over sessions of each session's longest
+#: wait for a frame (ms); at 30 frames/s a smooth stream waits ~33-70 ms at worst
 HEADER = (" ses ready refused failed errors  fps_med fps_min patch/s  Mbit/s  cores "
-          "ms/frame  RSS_MB conn_max  load")
+          "ms/frame  RSS_MB conn_max  load gap_med gap_max")
 
 
 async def run_load(url, n, duration, warmup=3.0, ramp=0.05, server_pid=None, auth=None,
@@ -496,6 +509,7 @@ async def run_load(url, n, duration, warmup=3.0, ramp=0.05, server_pid=None, aut
         closed=sum(t.stats.status == "closed" for t in tabs),
         errors=sum(t.stats.errors for t in tabs),
         fps=[t.stats.fps(m_start, m_end) for t in ready],
+        gaps=[t.stats.longest_gap(m_start, m_end) for t in ready],
         patches_per_s=(sum(t.stats.patches for t in ready) - patches0) / max(t_end - m_start, 1e-9),
         mbit_per_s=(sum(t.stats.bytes_in for t in ready) - bytes0) * 8 / 1e6
         / max(t_end - m_start, 1e-9),
@@ -532,6 +546,7 @@ class ArrivalResult:
     refused: int
     errors: int
     fps: list                 # frames/s per session once all had arrived
+    gaps: list = field(default_factory=list)   # each one's longest wait for a frame then (s)
     server_ms_per_frame: float = float("nan")
     server_cores: float = float("nan")  # CPU of the server's processes over that window
     client_cores: float = float("nan")  # CPU of this client process over the frames/s window
@@ -553,7 +568,9 @@ class ArrivalResult:
                 f"{self.quantile(0.5):.2f} s, p95 {self.quantile(0.95):.2f} s, max "
                 f"{max(self.ttff or [float('nan')]):.2f} s; no frame {self.no_frame}, refused "
                 f"{self.refused}, server errors {self.errors}; then frames/s per session "
-                f"median {statistics.median(fps):.1f}, min {min(fps):.1f}; server "
+                f"median {statistics.median(fps):.1f}, min {min(fps):.1f}, longest wait for "
+                f"a frame median {1000 * statistics.median(self.gaps or [math.nan]):.0f} ms, "
+                f"max {1000 * max(self.gaps or [math.nan]):.0f} ms; server "
                 f"{self.server_ms_per_frame:.2f} ms/frame; cores: server "
                 f"{self.server_cores:.2f}, client {self.client_cores:.2f}; load {self.loadavg:.1f}")
 
@@ -609,6 +626,7 @@ async def run_arrival(url, n, over, duration, warmup=2.0, first_frame_timeout=60
         refused=sum(t.stats.status == "refused" for t in tabs),
         errors=sum(t.stats.errors for t in tabs),
         fps=[t.stats.fps(m_start, end["t"]) for t in streaming],
+        gaps=[t.stats.longest_gap(m_start, end["t"]) for t in streaming],
         messages=sorted({t.stats.error for t in tabs if t.stats.error}),
         phases=[(t.stats.t_get, t.stats.t_doc, t.stats.t_first_frame) for t in tabs])
     if cpu0 is not None:

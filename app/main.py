@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 import panel as pn
 
-from gle_lab import bokeh_defaults, patch_refs, write_queue
+from gle_lab import bokeh_defaults, collector, patch_refs, write_queue
 from gle_lab.compat import patch_enabled
 from gle_lab.adjoint_overlay import AdjointOverlay
 from gle_lab.presets import PRESETS
@@ -779,8 +779,10 @@ def create_app(preset="phase_inversion", seed=None):
     visitor's input is shown in that session only (:func:`gle_lab.capacity.report_exception`
     becomes Panel's exception handler unless one is set), and a closed session is released
     completely, Panel's link registry included (:func:`gle_lab.capacity.purge_links`)."""
-    from gle_lab.capacity import (purge_links, quiet_closed_websockets, register_dashboard,
+    from gle_lab.capacity import (forget_session_callbacks, purge_links,
+                                  quiet_closed_websockets, register_dashboard,
                                   report_exception, unregister_dashboard)
+    collector.session_opened()        # no full garbage collection in the middle of builds
     loc = pn.state.location if pn.state.curdoc is not None else None
     _link_query(loc)
     if preset == "mnist1d" or (loc is not None and loc.query_params.get("preset") == "mnist1d"):
@@ -813,6 +815,8 @@ def create_app(preset="phase_inversion", seed=None):
         dash.destroy()
         unregister_dashboard(doc)
         purge_links(dash.layout)
+        forget_session_callbacks(doc)
+        collector.session_closed()     # its cycles are freed a few seconds later
     pn.state.on_session_destroyed(release)
     dash.layout.dashboard = dash       # reachable from the layout (tests, notebooks)
     return dash.layout

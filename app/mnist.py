@@ -39,6 +39,7 @@ from gle_core.datasets import LabelledSequences, evaluate, tile_state
 from gle_core.errors import SimulationDiverged
 from gle_core.mnist1d import DT, N_CLASSES, load_data, load_parameters, make_network
 from gle_core.simulator import Simulator
+from gle_lab import collector
 from gle_lab.compat import patch_enabled
 from gle_lab.resources import asset
 
@@ -767,7 +768,8 @@ class MnistDashboard:
 def create_mnist_app(**settings):
     """A new MNIST-1D session's layout (servable), refused politely beyond the per-process
     cap of heavy sessions (:data:`gle_lab.capacity.HEAVY`)."""
-    from gle_lab.capacity import (HEAVY, heavy_full_page, purge_links, register_dashboard,
+    from gle_lab.capacity import (HEAVY, forget_session_callbacks, heavy_full_page,
+                                  purge_links, register_dashboard,
                                   report_exception, unregister_dashboard)
     doc = pn.state.curdoc
     ctx = getattr(doc, "session_context", None) if doc is not None else None
@@ -793,6 +795,8 @@ def create_mnist_app(**settings):
             HEAVY.release(sid)
         unregister_dashboard(doc)
         purge_links(dash.layout)
+        forget_session_callbacks(doc)
+        collector.session_closed()     # its cycles are freed a few seconds later
     pn.state.on_session_destroyed(release)
     dash.layout.dashboard = dash
     return dash.layout

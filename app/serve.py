@@ -195,26 +195,14 @@ def _warm_mnist():
 
 
 def tune_gc():
-    """Keep Python's cyclic garbage collector off the objects every session shares.
-
-    A served process holds ~0.6 million GC-tracked objects before its first visitor (Bokeh,
-    Panel, numpy, numba, scipy, the presets); every collection of the oldest generation
-    walks all of them, and building sessions triggers one now and then (0.3-0.5 s of a
-    session's CPU when it lands in its build; ``benchmarks/bench_session.py`` prints the GC
-    seconds per session). ``gc.freeze()`` moves what exists at start-up to the permanent
-    generation, where no collection looks (those objects live as long as the process
-    anyway), so a full collection walks the live sessions' objects only; it also keeps
-    ``--num-procs`` workers from touching, and so copying, the memory pages they share with
-    the parent. CPython's thresholds are kept: with rarer young collections (a first
-    threshold of 20 000) a closed session's garbage waited for a full collection and the
-    process grew by ~15 MB per round of 4 visitors (292 → 502 MB over 14 rounds; flat at
-    309-311 MB with the freeze alone). ``GLE_LAB_GC=default`` skips the freeze (A/B)."""
-    import gc
-    if os.environ.get("GLE_LAB_GC", "") == "default":
-        return False
-    gc.collect()
-    gc.freeze()
-    return True
+    """Python's cyclic garbage collector as a server needs it (:mod:`gle_lab.collector`):
+    the ~0.6 million start-up objects frozen out of every collection (``gc.freeze``; before
+    ``--num-procs`` forks, so the workers do not copy the pages they share with the parent),
+    and full collections when the server chooses instead of in the middle of streams and
+    session builds. Returns the mode (``GLE_LAB_GC``: ``freeze`` keeps CPython's automatic
+    full collections; ``default`` changes nothing)."""
+    from gle_lab import collector
+    return collector.install()
 
 
 #: Bokeh's developer diagnostics, off in a serving process unless their environment
@@ -284,6 +272,12 @@ def main(argv=None):
     # (its first visitor then waits for the session only; never delays the start)
     import threading
     threading.Thread(target=_warm_mnist, name="gle-lab-mnist-warm-up", daemon=True).start()
+    # this process' full garbage collections, between frames (gle_lab.collector)
+    from gle_lab import collector
+    from gle_lab.capacity import closed_in_memory
+    from gle_lab.main import visitors_arriving
+    server.io_loop.add_callback(collector.start, arriving=visitors_arriving,
+                                lingering=closed_in_memory)
     try:
         server.start()
         server.io_loop.start()

@@ -1,6 +1,6 @@
 """What one visitor costs the server: building a session and serialising its document.
 
-    python benchmarks/bench_session.py [--runs 5] [--preset NAME ...]
+    python benchmarks/bench_session.py [--runs 5] [--preset NAME ...] [--layout present]
 
 Per preset, the median over ``--runs`` of the server CPU (process time) to build the session
 (``create_app`` + its Bokeh models) and to serialise the whole document
@@ -62,9 +62,15 @@ class GCTimer:
         self.seconds = 0.0
 
 
-def served(preset):
+#: the viewport a served session's page reports, per ``--layout``
+VIEWPORTS = {"wide": None, "present": "1280x720", "phone": "390x844"}
+
+
+def served(preset, layout="wide"):
     """A served session: (build, serialise) of its first document, its models, and the CPU of
-    completing the layout after the first frame (building the later views + their patch)."""
+    completing the layout after the first frame (building the later views + their patch).
+    ``layout``: the page's layout from the start (a phone's user agent, a ``?present`` link;
+    "wide" = no viewport reported)."""
     from bokeh.protocol import Protocol
     from gle_lab.main import Dashboard
     from gle_lab.mnist import MnistDashboard
@@ -77,6 +83,8 @@ def served(preset):
         else:
             d = Dashboard(preset=preset, progressive=True)
             d.sharing.sync_location()
+            if VIEWPORTS[layout]:
+                d.set_viewport(VIEWPORTS[layout])
         doc.add_root(d.layout.get_root(doc))
     t1 = time.process_time()
     doc.to_json()
@@ -103,6 +111,10 @@ def main(argv=None):
                    help="gle-lab: what gle-lab sets at start-up (start-up objects frozen out "
                         "of the GC's way, Bokeh's developer diagnostics off; the default); "
                         "default: Python's and Bokeh's defaults")
+    p.add_argument("--layout", choices=list(VIEWPORTS), default="wide",
+                   help="the served session's page layout (wide: the default)")
+    p.add_argument("--served-only", action="store_true",
+                   help="skip the whole-document columns (as outside a server)")
     args = p.parse_args(argv)
     one(args.preset[0])                                  # imports, numba, first templates
     if args.settings == "gle-lab":
@@ -111,21 +123,25 @@ def main(argv=None):
         tune_gc()
         quiet_bokeh_diagnostics()
     timer = GCTimer()
-    print(f"# session cost, median of {args.runs} (CPU seconds), settings {args.settings}, GC frozen "
+    print(f"# session cost, median of {args.runs} (CPU seconds), settings {args.settings}, "
+          f"served layout {args.layout}, GC frozen "
           f"{gc.get_freeze_count()}"
           f"   loadavg {' '.join(os.getloadavg().__repr__().strip('()').split(', '))}")
     print(f"{'preset':>18} {'build':>7} {'serialise':>9} {'total':>7} {'models':>6} {'KB':>5}"
           f"   | served: {'first doc':>9} {'models':>6} {'complete later':>14} {'gc':>6}")
     for preset in args.preset:
-        rows = [one(preset) for _ in range(args.runs)]
-        b = statistics.median(r[0] for r in rows)
-        s = statistics.median(r[1] for r in rows)
-        line = (f"{preset:>18} {b:7.3f} {s:9.3f} {b + s:7.3f} {rows[0][2]:6d} "
-                f"{rows[0][3] / 1024:5.0f}")
+        if args.served_only:
+            line = f"{preset:>18} {'':7} {'':9} {'':7} {'':6} {'':5}"
+        else:
+            rows = [one(preset) for _ in range(args.runs)]
+            b = statistics.median(r[0] for r in rows)
+            s = statistics.median(r[1] for r in rows)
+            line = (f"{preset:>18} {b:7.3f} {s:9.3f} {b + s:7.3f} {rows[0][2]:6d} "
+                    f"{rows[0][3] / 1024:5.0f}")
         srv, gcs = [], []
         for _ in range(args.runs):
             timer.reset()
-            srv.append(served(preset))
+            srv.append(served(preset, args.layout))
             gcs.append(timer.seconds)
         first = statistics.median(r[0] + r[1] for r in srv)
         later = statistics.median(r[3] for r in srv)
