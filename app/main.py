@@ -25,7 +25,7 @@ from gle_lab.presets import PRESETS
 from gle_lab.state import LabState
 from gle_lab.streaming import TraceStream
 from gle_lab.views.activity import ActivityView
-from gle_lab.views.controls import ControlsView, on_click
+from gle_lab.views.controls import ControlsView, children, on_click
 from gle_lab.views.errors import ErrorsView
 from gle_lab.views.fourier import FourierView
 from gle_lab.views.learning import LearningView
@@ -195,7 +195,7 @@ def touch_targets(obj):
     elif isinstance(obj, pn.widgets.Widget):
         if TOUCH_CSS not in obj.stylesheets:
             obj.stylesheets = [*obj.stylesheets, TOUCH_CSS]
-    for child in getattr(obj, "objects", None) or []:
+    for child in children(obj):       # with a collapsed card's controls not in it yet
         touch_targets(child)
 
 

@@ -53,6 +53,7 @@ from .presets import PRESETS
 from gle_core import GLEParameterError
 
 from .state import GROUPS
+from .views.controls import children
 
 #: a control change reaches the address bar (and the link field) this much later (ms)
 URL_DELAY_MS = 300
@@ -655,13 +656,15 @@ class Sharing:
         found = {}
 
         def walk(obj):
-            for child in getattr(obj, "objects", []) or []:
+            for child in children(obj):   # with collapsed cards' controls not in them yet
                 if isinstance(child, pn.Row) and any(isinstance(o, pn.widgets.TooltipIcon)
                                                      for o in child.objects):
                     for o in child.objects:
                         found[id(o)] = child
                 walk(child)
         walk(self.dash.layout)
+        for card in self.dash.controls.cards.values():   # in the layout or not (yet)
+            walk(card)
         return found
 
     def apply_teacher_flags(self):

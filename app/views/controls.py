@@ -148,6 +148,33 @@ def log_slider(state, name, lo, hi, step=0.02, **kw):
     return slider
 
 
+def lazy_card(objects, **kw):
+    """A collapsed :class:`pn.Card` that takes in ``objects`` the first time it is expanded
+    (by the user, a layout or a message placed in it).
+
+    A collapsed card's children are hidden in the browser, yet their Bokeh models are built,
+    serialised and sent with the page all the same: in the presentation and phone layouts
+    the sidebar's cards but the neuron's start collapsed (~50 models, 0.1-0.25 s of a
+    session's completion here, for controls most visitors never open). Expanding one costs
+    that card's models then (one patch)."""
+    card = pn.Card(collapsed=True, **kw)
+    card._gle_pending = list(objects)
+
+    def fill(event):
+        if event.new:
+            return
+        card.param.unwatch(watcher)
+        pending, card._gle_pending = card._gle_pending, []
+        card.extend(pending)            # after anything put in meanwhile (a divergence note)
+    watcher = card.param.watch(fill, "collapsed")
+    return card
+
+
+def children(obj):
+    """The objects of a layout, with those a :func:`lazy_card` has not taken in yet."""
+    return list(getattr(obj, "objects", None) or []) + list(getattr(obj, "_gle_pending", ()))
+
+
 def with_tip(widget, doc=None):
     """The widget with a (?) tooltip icon showing the parameter's doc (sliders have none)."""
     doc = doc or getattr(widget, "doc", None)
@@ -310,24 +337,26 @@ class ControlsView:
         """The sidebar; ``cards`` keeps each card by group name (teacher mode hides them);
         ``extra`` (set by the dashboard) goes below them."""
         card = dict(sizing_mode="stretch_width", margin=(4, 4), header_background="#eef2f7")
+        # the neuron's card is on every layout's first screen; the others start collapsed
+        # and take in their controls when first expanded (a layout's arrange() expands
+        # those it shows open)
         self.cards = {
-            "experiment": pn.Card(self.preset, self.description, self.seed, pn.pane.HTML(
+            "experiment": lazy_card([self.preset, self.description, self.seed, pn.pane.HTML(
                 "<a href='?preset=mnist1d'>Learning a real task: MNIST-1D (paper Fig. 6) "
-                "→</a>", css_classes=["gle-mnist-link"], margin=(2, 10)),  # its own page
+                "→</a>", css_classes=["gle-mnist-link"], margin=(2, 10))],  # its own page
                 title="Experiment", **card),
             "neuron": pn.Card(self.neuron, with_tip(self.tau_m), with_tip(self.tau_r),
                               self.weight_select, with_tip(self.weight),
                               title="Neuron (student)", **card),
-            "input": pn.Card(self.waveform, with_tip(self.omega), with_tip(self.amplitude),
-                             title="Input", **card),
-            "learning": pn.Card(self.error_mode, self.am_window_row, self.learn,
-                                with_tip(self.lr),
-                                with_tip(self.beta),
-                                pn.Row(self.gamma_input, with_tip(self.gamma),
-                                       sizing_mode="stretch_width", margin=0),
-                                self.optimizer,
-                                title="Errors and learning", **card),
-            "display": pn.Card(with_tip(self.window), title="Display", collapsed=True, **card),
+            "input": lazy_card([self.waveform, with_tip(self.omega), with_tip(self.amplitude)],
+                               title="Input", **card),
+            "learning": lazy_card([self.error_mode, self.am_window_row, self.learn,
+                                   with_tip(self.lr), with_tip(self.beta),
+                                   pn.Row(self.gamma_input, with_tip(self.gamma),
+                                          sizing_mode="stretch_width", margin=0),
+                                   self.optimizer],
+                                  title="Errors and learning", **card),
+            "display": lazy_card([with_tip(self.window)], title="Display", **card),
         }
         self.extra = ()
         # the cards' titles are h3: an h2 above them keeps the page's heading levels in
@@ -366,8 +395,13 @@ class ControlsView:
         else:
             self.column.param.update(sizing_mode=None, width=300 if mode == "present" else 330)
         for name, card in self.cards.items():
-            card.collapsed = mode in ("present", "phone") and name not in ("neuron",) or \
+            collapsed = mode in ("present", "phone") and name not in ("neuron",) or \
                 (mode == "wide" and name == "display")
+            if not (collapsed or complete or name in FIRST_SCREEN_CARDS[mode]):
+                # not on the page yet: opened when it joins it, in the layout of that time
+                # (a served page reports its size later: a projector's cards stay closed)
+                continue
+            card.collapsed = collapsed
 
     # ------------------------------------------------------------------ teacher mode, values
     def _widgets(self, name):

@@ -18,6 +18,7 @@ import panel as pn
 import param
 
 from ..sharing import GROUPS, KEYS, TEACHER_NAMES, VIEWS
+from .controls import lazy_card
 
 #: what a teacher link hides unless the teacher chooses otherwise: this builder itself
 DEFAULT_HIDE = ("teacher",)
@@ -74,13 +75,14 @@ class TeacherView(pn.viewable.Viewer):
         self.param.watch(self._refresh, ["hide", "lock", "views"])
         sharing.url.param.watch(self._refresh, list(KEYS))
         self._refresh()
-        self.pane = pn.Card(
+        # its controls join the page when the card is first opened (most visitors never do)
+        self.pane = lazy_card([
             pn.pane.Markdown("Build a link for students: this state, with the controls you "
                              "choose hidden or locked. It opens a new session per student; "
                              "this page is not changed.", margin=(0, 10),
                              styles={"font-size": "13px"}),
             self.hide_widget, self.lock_widget, self.views_widget, self.link_widget,
-            self.copy, self.qr, title="Teacher link", collapsed=True,
+            self.copy, self.qr], title="Teacher link",
             sizing_mode="stretch_width", margin=(4, 4), header_background="#eef2f7",
             css_classes=["gle-view-teacher"])
         self.pane.visible = not state.is_hidden("teacher")

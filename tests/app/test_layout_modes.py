@@ -172,6 +172,10 @@ def test_a_served_session_sends_the_first_screen_first_then_the_rest(mode):
     shown = list(_walk(d.layout))
     for name in set(names) - ({"microcircuit"} if mode == "phone" else set()):
         assert any(o is getattr(d, name).panel for o in shown), name
+    # every card opened in both (collapsed ones take their controls in when first opened)
+    for dd in (d, full):
+        for card in [*dd.controls.cards.values(), dd.teacher.pane]:
+            card.collapsed = False
     assert len(doc.models) == len(full_doc.models)
     assert events                                   # sent as a patch to the open page
     # built from the current state: Fourier's curves are those of τr = 2 (the error path's
@@ -182,6 +186,43 @@ def test_a_served_session_sends_the_first_screen_first_then_the_rest(mode):
     assert len(d.learning.source.data["t"]) >= 1    # the Learning view follows from now on
     d.complete_layout()                             # once only
     assert len(doc.models) == len(full_doc.models)
+
+
+@pytest.mark.parametrize("mode", ["present", "phone"])
+def test_collapsed_cards_send_their_controls_when_first_opened(mode):
+    """In the presentation and phone layouts the sidebar's cards other than the neuron's
+    start collapsed: their controls' models are not in the page until a card is opened,
+    then they are (in a patch), with their teacher flags."""
+    def served(viewport):
+        """A served session: built before the page reports its size, then completed."""
+        d = Dashboard(progressive=True)
+        doc = Document()
+        doc.add_root(d.layout.get_root(doc))
+        d.set_viewport(viewport)
+        d.complete_layout()
+        return d, doc
+    wide, wide_doc = served("1920x1080")
+    d, doc = served({"present": "1280x720", "phone": "390x844"}[mode])
+    assert d.mode == mode
+    c = d.controls
+    # (the Experiment card was open on the first screen guessed before the page's size came)
+    assert c.cards["experiment"].collapsed
+    closed = ("input", "learning", "display")
+    assert all(c.cards[n].collapsed and not c.cards[n].objects for n in closed)
+    assert d.teacher.pane.collapsed and not d.teacher.pane.objects
+    assert not c.gamma._models                      # γ's slider has no Bokeh model yet
+    assert len(doc.models) < len(wide_doc.models) - 40   # Input, learning, Display: ~48
+    d.sharing.state.hidden = ["beta"]               # a teacher link hides β (in a closed card)
+    before = len(doc.models)
+    c.cards["learning"].collapsed = False           # the user opens "Errors and learning"
+    assert c.gamma in list(_walk(c.cards["learning"])) and len(doc.models) > before + 20
+    in_doc = {id(m) for m in doc.models}
+    assert c.gamma._models and all(id(m) in in_doc for m, _ in c.gamma._models.values())
+    beta_row = next(o for o in c.cards["learning"].objects
+                    if isinstance(o, pn.Row) and c.beta in o.objects)
+    assert beta_row.visible is False                # the (?) icon hidden with the slider
+    c.cards["learning"].collapsed = True            # closed again: the controls stay
+    assert c.gamma in list(_walk(c.cards["learning"]))
 
 
 def test_a_served_sessions_link_hides_views_once_they_exist():

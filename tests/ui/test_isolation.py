@@ -42,8 +42,13 @@ def open_session(page, url):
     page.wait_for_function("() => window.Bokeh && Bokeh.documents.length > 0 && "
                            "Bokeh.documents[0].roots().length > 0")
     page.wait_for_function(f"() => ({TRACES})() > 0.5")
-    # every control is on the page (the learning card comes right after the first frame)
+    # every view is on the page (they come right after the first frame) ...
     page.locator(".gle-complete").wait_for(state="attached")
+    # ... and the learning card, collapsed in this (presentation) layout, is opened: its
+    # controls join the page then
+    header = page.locator(".gle-view-controls .card-header", has_text="Errors and learning")
+    header.first.click()
+    page.locator(".gle-error-mode").wait_for(state="visible")
     return page
 
 
