@@ -337,6 +337,9 @@ def forget_session_callbacks(doc):
     over the session's dashboard (~50 000 objects). Something of asyncio's may still hold
     the dead document for a while (a task's context), and with it the whole session, past
     the full collection meant to free it. Returns the number dropped."""
+    from gle_lab.compat import patch_enabled
+    if not patch_enabled("bokeh_forget_session_callbacks"):
+        return 0
     pending = getattr(getattr(doc, "callbacks", None), "_session_callbacks", None)
     if not isinstance(pending, set):
         return 0

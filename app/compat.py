@@ -39,6 +39,7 @@ PATCHED_FOR = {
     "bokeh_lazy_patch_refs": ("bokeh", "3.9"),
     "bokeh_cached_defaults": ("bokeh", "3.9"),
     "bokeh_fresh_receiver": ("bokeh", "3.9"),
+    "bokeh_forget_session_callbacks": ("bokeh", "3.9"),
     "panel_batched_events": ("panel", "1.9"),
     "panel_debounce": ("panel", "1.9"),
     "panel_periodic_registry": ("panel", "1.9"),

@@ -198,9 +198,8 @@ def tune_gc():
     """Python's cyclic garbage collector as a server needs it (:mod:`gle_lab.collector`):
     the ~0.6 million start-up objects frozen out of every collection (``gc.freeze``; before
     ``--num-procs`` forks, so the workers do not copy the pages they share with the parent),
-    and full collections when the server chooses instead of in the middle of streams and
-    session builds. Returns the mode (``GLE_LAB_GC``: ``freeze`` keeps CPython's automatic
-    full collections; ``default`` changes nothing)."""
+    full collections held while visitors arrive, and one after sessions close. Returns the
+    mode (``GLE_LAB_GC``: ``freeze`` for the freeze alone; ``default`` changes nothing)."""
     from gle_lab import collector
     return collector.install()
 
