@@ -7,12 +7,25 @@ one ``stream`` message with ``rollover`` (the browser keeps only the window on s
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
-from bokeh.models import ColumnDataSource, Range1d
+from bokeh.models import ColumnDataSource, CustomJS, Range1d
 
 #: the y axes are re-fitted to the whole window (to shrink) every this many frames
 REFIT_EVERY = 30
+
+#: The time axis follows the newest sample in the page: ``xr.tags[0]`` is the window's
+#: width (set by the server), the range shows the last window ([0, window] at first).
+#: ``sync: false``: the browser does not report the range it computes to the server.
+FOLLOW_TIME_JS = """
+const t = src.data.t;
+const w = xr.tags.length ? Number(xr.tags[0]) : xr.end - xr.start;
+const n = t == null ? 0 : t.length;
+const last = n ? Number(t[n - 1]) : 0;
+const start = last > w ? last - w : 0, end = last > w ? last : w;
+if (xr.start !== start || xr.end !== end) xr.setv({start, end}, {sync: false});
+"""
 
 
 def nice_bounds(lo, hi, pad=0.08):
@@ -94,17 +107,43 @@ class StableRange:
         if len(also):
             vals.append(also)
         if shrink:
-            vals += [src.data[c] for src, cols in self.extra for c in cols if c in src.data]
-        if not vals:
-            return
-        # one array, one mask: this runs on every frame for every axis
-        v = np.concatenate([np.asarray(x, dtype=float).ravel() for x in vals])
-        ok = np.isfinite(v)
-        if self.log:
-            ok &= v > 0
-        v = v[ok]
-        if v.size:
-            self.fit(float(v.min()), float(v.max()), shrink=shrink)
+            vals += self._extra_values()
+        if vals:
+            self.fit(*finite_extent(vals, self.log), shrink=shrink)
+
+    def fit_window(self, lo, hi):
+        """Refit (so that it may shrink) to the whole window's extent ``[lo, hi]`` and the
+        extra sources' values."""
+        extra = self._extra_values()
+        if extra:
+            elo, ehi = finite_extent(extra, self.log)
+            lo, hi = _min(lo, elo), _max(hi, ehi)
+        self.fit(lo, hi, shrink=True)
+
+    def _extra_values(self):
+        return [src.data[c] for src, cols in self.extra for c in cols if c in src.data]
+
+
+def _min(a, b):
+    return b if math.isnan(a) else a if math.isnan(b) else min(a, b)
+
+
+def _max(a, b):
+    return b if math.isnan(a) else a if math.isnan(b) else max(a, b)
+
+
+def finite_extent(arrays, log=False):
+    """``(min, max)`` of the finite (and, for a log axis, positive) values of ``arrays``
+    (NaN, NaN when there are none)."""
+    # one array, one mask: this runs on every frame for every axis
+    v = np.concatenate([np.asarray(x, dtype=float).ravel() for x in arrays])
+    ok = np.isfinite(v)
+    if log:
+        ok &= v > 0
+    v = v[ok]
+    if not v.size:
+        return math.nan, math.nan
+    return float(v.min()), float(v.max())
 
 
 def follow_ranges(ranges, pushes, window, new_rows, also=None):
@@ -134,38 +173,38 @@ class TraceStream:
     def rebuild(self):
         """New source and shared time axis for the current network shape."""
         self.source = ColumnDataSource({c: np.zeros(0) for c in self.columns()})
-        # A Range1d moved by the server in the frame's patch, not a DataRange1d following the
-        # data: BokehJS reports a DataRange1d's recomputed start/end back to the server after
-        # every frame (one extra websocket message + document patch per frame).
-        self.x_range = Range1d(start=0.0, end=float(self.state.window))
+        # A Range1d the page moves when data arrive (FOLLOW_TIME_JS), not a DataRange1d
+        # following the data (BokehJS reports a DataRange1d's recomputed start/end back to the
+        # server after every frame: one more websocket message and document patch per frame),
+        # nor one the server moves (two more model changes in every frame's patch).
+        w = float(self.state.window)
+        self.x_range = Range1d(start=0.0, end=w, tags=[w])
+        follow = CustomJS(args={"xr": self.x_range, "src": self.source}, code=FOLLOW_TIME_JS)
+        self.source.js_on_change("streaming", follow)
+        self.source.js_on_change("data", follow)          # cleared, or a new window
+        self.x_range.js_on_change("tags", follow)         # another window width
         n = self.state.n_neurons
         self.y_ranges = {
             "activity": StableRange(["x"] + [f"{p}{j}" for p in ("r", "tr") for j in range(n)]),
             "errors": StableRange([f"{p}{j}" for p in ("e", "eps") for j in range(n)]),
         }
         self._t_end = None
+        self._extents = deque()     # (t_end, {axis: (lo, hi)}) of each frame in the window
         self.frames_streamed = 0
         self.points_streamed = 0
 
     def clear(self):
         self.source.data = {c: np.zeros(0) for c in self.columns()}
         self._t_end = None
-        self.x_range.update(start=0.0, end=float(self.state.window))
+        self._extents.clear()
         for yr in self.y_ranges.values():
             yr.reset()
 
     def set_window(self, window):
-        self._follow(self._t_end)
-
-    def _follow(self, t_end):
-        """Show the last ``window`` a.u. up to ``t_end`` ([0, window] at first)."""
-        w = float(self.state.window)
-        if t_end is None or t_end <= w:
-            start, end = 0.0, w
-        else:
-            start, end = t_end - w, t_end
-        if self.x_range.start != start or self.x_range.end != end:
-            self.x_range.update(start=start, end=end)
+        """Another window width: the page's time axis follows it at once (paused too)."""
+        w = float(window)
+        if list(self.x_range.tags) != [w]:
+            self.x_range.tags = [w]
 
     def push(self, frame):
         """Stream one frame's new (decimated) samples; returns the number of rows sent."""
@@ -185,8 +224,30 @@ class TraceStream:
         self.source.stream({k: np.asarray(v, dtype=float).tolist() for k, v in rows.items()},
                            rollover=self.state.rollover)
         self._t_end = float(frame["t"][-1])
-        self._follow(self._t_end)
-        follow_ranges(self.y_ranges, self.frames_streamed, self.source.data, rows)
+        self._fit_y(frame, teacher)
         self.frames_streamed += 1
         self.points_streamed += len(frame["t"])
         return len(frame["t"])
+
+    def _fit_y(self, frame, teacher):
+        """Grow the y axes to the frame just pushed; every :data:`REFIT_EVERY` frames refit
+        them to the whole window (so that they may shrink), from the extents of the frames
+        still in it (the window's columns are long Python lists: converting them cost more
+        than the rest of the frame's fits)."""
+        arrays = {"activity": (frame["input"], frame["r"]) +
+                  (() if teacher is None else (teacher,)),
+                  "errors": (frame["e"], frame["eps"])}
+        ext = {k: finite_extent(v) for k, v in arrays.items()}
+        extents = self._extents
+        extents.append((self._t_end, ext))
+        oldest = self._t_end - float(self.state.window)
+        while extents[0][0] < oldest:          # scrolled out (the frame just pushed stays)
+            extents.popleft()
+        if self.frames_streamed % REFIT_EVERY == 0:
+            for key, yr in self.y_ranges.items():
+                fitted = [e[key] for _, e in extents if not math.isnan(e[key][0])]
+                yr.fit_window(min((lo for lo, _ in fitted), default=math.nan),
+                              max((hi for _, hi in fitted), default=math.nan))
+        else:
+            for key, yr in self.y_ranges.items():
+                yr.fit(*ext[key])

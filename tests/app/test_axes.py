@@ -1,4 +1,5 @@
-"""The live plots' axes: server-set ranges that follow the data without jitter."""
+"""The live plots' axes: y ranges the server sets (following the data without jitter), a
+time axis the page moves itself."""
 from __future__ import annotations
 
 import numpy as np
@@ -87,3 +88,30 @@ def test_axes_follow_a_change_of_amplitude_both_ways():
     for _ in range(2 * REFIT_EVERY + 150):
         d.tick(n_steps=20)
     assert yr.end - yr.start < 1.3 * before         # and shrank back once the window passed
+
+
+def test_frames_carry_no_time_axis_change_the_page_follows_the_data():
+    """The time axis follows the newest sample in the page (a CustomJS on the trace source,
+    streams and replacements, and on the range's ``tags`` = window width): a frame's patch
+    holds the stream but no change of the time range; a new window is one ``tags`` change."""
+    from bokeh.document import Document
+    d = Dashboard()
+    doc = Document()
+    doc.add_root(d.layout.get_root(doc))
+    events = []
+    doc.callbacks.on_change(lambda ev: events.append(ev))
+    tr = d.traces
+    for _ in range(40):
+        d.tick(n_steps=20)
+    assert d.state.sim.t > d.state.window / 4
+    streamed = [e for e in events if getattr(e, "model", None) is tr.source]
+    assert len(streamed) >= 40
+    assert not [e for e in events if getattr(e, "model", None) is tr.x_range]
+    assert (tr.x_range.start, tr.x_range.end) == (0.0, d.state.window)
+    # the callback is attached where the page needs it
+    callbacks = {k: v for k, v in tr.source.js_property_callbacks.items()}
+    assert set(callbacks) >= {"streaming", "change:data"}
+    assert "change:tags" in tr.x_range.js_property_callbacks
+    d.state.window = 5.0
+    assert list(tr.x_range.tags) == [5.0]
+    assert [e.attr for e in events if getattr(e, "model", None) is tr.x_range] == ["tags"]

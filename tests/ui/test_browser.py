@@ -125,3 +125,39 @@ def test_pause_play_reset(app_page):
         "return [t.length", "return t.length > 0 && t[t.length-1] > 1.0 && [t[0]")
     ).json_value()[0]
     assert first < 0.1                           # a new run from t = 0, not the old one
+
+
+TIME_AXIS = """() => {
+  const d = Bokeh.documents[0];
+  const fig = [...d.all_models].find(m => m.title && m.title.text !== undefined &&
+                                          m.title.text.startsWith('Activity'));
+  const src = [...d.all_models].find(m => m.data && m.data.eps0 !== undefined);
+  const t = src.data.t;
+  return [fig.x_range.start, fig.x_range.end, t.length ? t[t.length - 1] : null];
+}"""
+SET_SLIDER = """([title, v]) => { for (const m of Bokeh.documents[0].all_models)
+  if (m.title === title && m.start !== undefined && m.value !== undefined) m.value = v; }"""
+
+
+def test_time_axis_follows_the_newest_sample_in_the_page(app_page):
+    """The page moves the time axis itself (the server sends no range per frame): it shows
+    the last window up to the newest sample, follows a new window width while paused, and
+    goes back to [0, window] on a reset."""
+    page = app_page
+    # the Display card (collapsed at this size) takes in its controls when first opened
+    page.locator(".gle-view-controls .card-header", has_text="Display").first.click()
+    page.wait_for_function(f"() => ({SLIDER})('Window (a.u.)') !== null")
+    page.evaluate(SET_SLIDER, ["Window (a.u.)", 2.0])
+    # streaming past the 2 a.u. window: the axis ends at the newest sample, 2 a.u. wide
+    page.wait_for_function(f"""() => {{ const [s, e, last] = ({TIME_AXIS})();
+        return last !== null && last > 3 && Math.abs(e - last) < 1e-9 &&
+               Math.abs(e - s - 2) < 1e-9; }}""")
+    pause(page)
+    _, end, last = page.evaluate(TIME_AXIS)
+    page.evaluate(SET_SLIDER, ["Window (a.u.)", 4.0])      # paused: no frame comes
+    page.wait_for_function(f"() => Math.abs(({TIME_AXIS})()[0] - ({TIME_AXIS})()[1] + 4) < 1e-9")
+    start, end, last2 = page.evaluate(TIME_AXIS)
+    assert last2 == last and end == last2 and abs(end - start - 4) < 1e-9
+    page.locator(".gle-reset button").click()
+    page.wait_for_function(f"() => ({TIME_AXIS})()[2] === null")
+    page.wait_for_function(f"() => ({TIME_AXIS})()[0] === 0 && ({TIME_AXIS})()[1] === 4")
