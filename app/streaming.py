@@ -10,6 +10,7 @@ import math
 from collections import deque
 
 import numpy as np
+from bokeh.core.serialization import Serializer
 from bokeh.models import ColumnDataSource, CustomJS, Range1d
 
 #: the y axes are re-fitted to the whole window (to shrink) every this many frames
@@ -47,6 +48,24 @@ def decade_bounds(lo, hi):
         return 1e-3, 1.0
     a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
     return 10.0 ** a, 10.0 ** max(b, a + 1)
+
+
+class FloatColumn(list):
+    """A streamed column of floats: encoded for the PATCH-DOC message as the plain list it
+    is when every value is finite (one ``sum``), item by item as Bokeh does otherwise (NaN
+    and ±inf become Bokeh's number objects). Bokeh's own encoding visits every float of a
+    list (~1.5 µs each): 105 µs for a frame's 10 columns of 4 samples, 40 µs this way."""
+
+    __slots__ = ()
+
+
+def _encode_float_column(obj, serializer):
+    if math.isfinite(sum(obj)):
+        return list(obj)
+    return [serializer.encode(x) for x in obj]
+
+
+Serializer.register(FloatColumn, _encode_float_column)
 
 
 class StableRange:
@@ -221,8 +240,8 @@ class TraceStream:
             rows[f"eps{j}"] = frame["eps"][:, j]
         # plain lists: a few dozen numbers go inline in the patch's JSON; numpy arrays would
         # each become a binary buffer = two extra websocket messages per column per frame
-        self.source.stream({k: np.asarray(v, dtype=float).tolist() for k, v in rows.items()},
-                           rollover=self.state.rollover)
+        self.source.stream({k: FloatColumn(np.asarray(v, dtype=float).tolist())
+                            for k, v in rows.items()}, rollover=self.state.rollover)
         self._t_end = float(frame["t"][-1])
         self._fit_y(frame, teacher)
         self.frames_streamed += 1

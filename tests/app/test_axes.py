@@ -2,6 +2,8 @@
 time axis the page moves itself."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from bokeh.models import ColumnDataSource, Range1d
@@ -115,3 +117,34 @@ def test_frames_carry_no_time_axis_change_the_page_follows_the_data():
     d.state.window = 5.0
     assert list(tr.x_range.tags) == [5.0]
     assert [e.attr for e in events if getattr(e, "model", None) is tr.x_range] == ["tags"]
+
+
+@pytest.mark.parametrize("values", [[0.5, -1.25, 3.0], [0.5, float("nan"), 2.0],
+                                    [float("inf"), 1.0, -float("inf")], []])
+def test_streamed_float_columns_encode_as_bokeh_encodes_plain_lists(values):
+    """The trace stream's columns (FloatColumn) give the very PATCH-DOC content Bokeh writes
+    for plain lists, non-finite values included; the source keeps working as a list."""
+    from bokeh.document import Document
+    from bokeh.protocol import Protocol
+
+    from gle_lab.streaming import FloatColumn
+
+    def content(wrap):
+        src = ColumnDataSource({"t": np.zeros(0), "y": np.zeros(0)})
+        doc = Document()
+        doc.add_root(src)
+        doc.to_json()
+        events = []
+        doc.callbacks.on_change(lambda ev: events.append(ev))
+        for k in range(2):
+            src.stream({"t": wrap([float(k)] * len(values)), "y": wrap(list(values))},
+                       rollover=5)
+        def ids(text):                          # model ids differ between the documents
+            return re.sub(r'"p\d+"', '"p"', text)
+        msgs = [ids(Protocol().create("PATCH-DOC", [ev]).content_json) for ev in events]
+        whole = Protocol().create("PULL-DOC-REPLY", "id", doc).content_json
+        return msgs, ids(whole), src.data
+    plain, plain_doc, _ = content(list)
+    ours, our_doc, data = content(FloatColumn)
+    assert ours == plain and our_doc == plain_doc
+    assert len(data["y"]) == min(5, 2 * len(values))
