@@ -33,11 +33,12 @@ PATHS = (("am_adjoint", "AM adjoint I⁺τm D⁻τr (band)", ("solid", 9, 0.3)),
          ("gle_error", "GLE error D⁺τm I⁻τr", ("dashed", 2.5, 1.0)))
 
 
-
 def _close(a, b, rtol=0.0, atol=0.0):
     """``np.allclose`` for the few points of a Fourier dot set, in plain Python: numpy's
-    costs ~20 µs per call on lists this short, and it runs three times a frame per session."""
+    costs ~20 µs a call on lists this short, three calls per update, several updates a
+    second per session."""
     return len(a) == len(b) and all(abs(x - y) <= atol + rtol * abs(y) for x, y in zip(a, b))
+
 
 class FourierView(Viewer):
     title = "Fourier"
