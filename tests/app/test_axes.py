@@ -111,8 +111,7 @@ def test_frames_carry_no_time_axis_change_the_page_follows_the_data():
     assert not [e for e in events if getattr(e, "model", None) is tr.x_range]
     assert (tr.x_range.start, tr.x_range.end) == (0.0, d.state.window)
     # the callback is attached where the page needs it
-    callbacks = {k: v for k, v in tr.source.js_property_callbacks.items()}
-    assert set(callbacks) >= {"streaming", "change:data"}
+    assert set(tr.source.js_property_callbacks) >= {"streaming", "change:data"}
     assert "change:tags" in tr.x_range.js_property_callbacks
     d.state.window = 5.0
     assert list(tr.x_range.tags) == [5.0]
