@@ -130,25 +130,13 @@ class StableRange:
         if vals:
             self.fit(*finite_extent(vals, self.log), shrink=shrink)
 
-    def fit_window(self, lo, hi):
-        """Refit (so that it may shrink) to the whole window's extent ``[lo, hi]`` and the
-        extra sources' values."""
-        extra = self._extra_values()
-        if extra:
-            elo, ehi = finite_extent(extra, self.log)
-            lo, hi = _min(lo, elo), _max(hi, ehi)
-        self.fit(lo, hi, shrink=True)
+    def fit_window(self, extents):
+        """Refit (so that it may shrink) to the window's ``(lo, hi)`` extents and the extra
+        sources' values."""
+        self.fit(*finite_extent([extents] + self._extra_values(), self.log), shrink=True)
 
     def _extra_values(self):
         return [src.data[c] for src, cols in self.extra for c in cols if c in src.data]
-
-
-def _min(a, b):
-    return b if math.isnan(a) else a if math.isnan(b) else min(a, b)
-
-
-def _max(a, b):
-    return b if math.isnan(a) else a if math.isnan(b) else max(a, b)
 
 
 def finite_extent(arrays, log=False):
@@ -264,9 +252,7 @@ class TraceStream:
             extents.popleft()
         if self.frames_streamed % REFIT_EVERY == 0:
             for key, yr in self.y_ranges.items():
-                fitted = [e[key] for _, e in extents if not math.isnan(e[key][0])]
-                yr.fit_window(min((lo for lo, _ in fitted), default=math.nan),
-                              max((hi for _, hi in fitted), default=math.nan))
+                yr.fit_window([e[key] for _, e in extents])
         else:
             for key, yr in self.y_ranges.items():
                 yr.fit(*ext[key])
