@@ -7,9 +7,10 @@ sessions that would start the same simulation within :data:`JOIN_WITHIN` seconds
 other run it once, as a :class:`SharedRun`:
 
 * the run's simulator (and the teacher's mirror, the recorded history, the phase readout and
-  the gradient alignment) are the same objects for every member; whichever member's frame
-  comes first advances the run to the wall clock (at most every :data:`ADVANCE_EVERY`
-  seconds), and each member streams the samples it has not yet shown;
+  the gradient alignment) are the same objects for every member; a member's frame advances
+  the run to the wall clock unless another member did since this member's last frame (and
+  at most every :data:`ADVANCE_EVERY` seconds): about once per frame period for the whole
+  run, and each member streams the samples it has not yet shown;
 * the phase fit and the λ overlay are computed once for all members and reused for
   :data:`REUSE_FOR` seconds (they are refreshed a few times a second anyway);
 * a member leaves with its own copy (:meth:`gle_core.Simulator.copy`: the same numbers from
@@ -91,6 +92,7 @@ class SharedRun:
         self.speed = float(state.speed)
         self.born = self.clock = time.monotonic()   # wall time of t = 0 (moves on after gaps)
         self.last_advance = -math.inf
+        self.advances = 0                   # advances that simulated steps, so far
         self.members = weakref.WeakSet()
         self.failure = None                 # the exception a divergence raised, if any
         # gradient alignment bookkeeping (LabState._measure_alignment), per run
@@ -116,7 +118,9 @@ class SharedRun:
         if n > max_steps:
             self.clock += (n - max_steps) * dt / self.speed
             n = max_steps
-        return max(n, 0)
+        n = max(n, 0)
+        self.advances += n > 0
+        return n
 
     def reuse(self, name, compute, now=None):
         """``compute()``, or the value a member computed less than :data:`REUSE_FOR` ago."""

@@ -401,6 +401,7 @@ class LabState(param.Parameterized):
         #: set by a served dashboard: this session may share its run with identical ones
         self.share_runs = False
         self._shared = None
+        self._run_advances = 0           # the shared run's advances at this member's last frame
         self.sim: Optional[Simulator] = None
         self.teacher_sim: Optional[Simulator] = None
         self.readout = PhaseReadout()
@@ -1012,15 +1013,21 @@ class LabState(param.Parameterized):
     def _join_shared(self):
         run = shared_runs.join(self)
         self._shared = run
+        self._run_advances = run.advances
         self.sim, self.teacher_sim = run.sim, run.teacher_sim
         self.history, self.readout = run.history, run.readout
 
     def _advance_shared(self):
-        """A member's frame: advance the run to the wall clock unless another member just
-        did; the new samples reach this session through :meth:`collect`."""
+        """A member's frame: advance the run to the wall clock unless another member did
+        since this member's last frame; the new samples reach this session through
+        :meth:`collect`.
+
+        So a run advances about once per frame period however many members it has (an
+        advance costs a fixed ~0.5 ms of calls and checks besides its steps), and every
+        member's frame still finds new samples."""
         run = self._shared
         n = 0
-        if run.failure is None:
+        if run.failure is None and run.advances == self._run_advances:
             n = run.steps_due(time.monotonic(), self.net.dt, MAX_FRAME_GAP, MAX_STEPS_PER_FRAME)
             if n > 0:
                 run.failure = self._simulate(n, run)
@@ -1029,6 +1036,7 @@ class LabState(param.Parameterized):
             self._leave_shared()
             self._fail(exc)
             return n
+        self._run_advances = run.advances
         if self.sim.probes["t"].total > self._seen:
             self.frames += 1
         if run.alignment != self.alignment and not (math.isnan(run.alignment) and
@@ -1251,27 +1259,31 @@ class LabState(param.Parameterized):
         # shared run sees a run that began before it)
         new = min(unseen, int(math.ceil(self.window / self.net.dt)) + 1)
         start = total - new
-        ids = np.arange(start, total)
-        keep = ids % self.decimation == 0
+        dec = self.decimation
+        first = start + (-start) % dec      # the display keeps sample numbers divisible by dec
         self._seen = total
         loss = probes["loss"].last(unseen)
         loss = loss[np.isfinite(loss)]
         out = {
-            "t": probes["t"].last(new)[keep],
-            "input": probes["input"].last(new)[keep][:, 0],
-            "r": probes["r"].last(new)[keep],
-            "e": probes["error"].last(new)[keep],
-            "eps": probes["inst_error"].last(new)[keep],
+            "t": probes["t"].samples(first, total, dec),
+            "input": probes["input"].samples(first, total, dec)[:, 0],
+            "r": probes["r"].samples(first, total, dec),
+            "e": probes["error"].samples(first, total, dec),
+            "eps": probes["inst_error"].samples(first, total, dec),
             "loss": float(loss.mean()) if loss.size else float("nan"),
             "n_new": unseen,
         }
         if self.teacher_sim is not None:
+            # the mirror's samples end with the student's (it may have begun later: NaN before)
             tr = self.teacher_sim.probes["r"]
-            m = min(new, tr.total)
-            rows = tr.last(m)
-            if m < new:
-                rows = np.vstack([np.full((new - m, rows.shape[1]), np.nan), rows])
-            out["teacher_r"] = rows[keep]
+            lag = total - tr.total
+            own = max(first, lag + tr.total - len(tr), lag)
+            own += (first - own) % dec
+            rows = tr.samples(own - lag, total - lag, dec)
+            missing = len(out["t"]) - len(rows)
+            if missing:
+                rows = np.vstack([np.full((missing, tr.shape[0]), np.nan), rows])
+            out["teacher_r"] = rows
         return out
 
     def parameter_values(self):

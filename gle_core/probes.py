@@ -74,6 +74,20 @@ class RingBuffer:
             return self._data[start:end].copy()
         return np.concatenate([self._data[start:], self._data[:end]])
 
+    def samples(self, start, stop, step=1):
+        """Samples number ``start, start + step, …`` below ``stop`` (numbers counted over the
+        whole run, as :attr:`total` counts them), as a new array: one index into the storage
+        where ``last(total - start)`` and a selection of its rows would copy twice.
+
+        Raises ``ValueError`` if a requested sample is no longer kept (or not yet taken)."""
+        step, start, stop = int(step), int(start), int(stop)
+        if step < 1:
+            raise ValueError(f"step must be ≥ 1, not {step}")
+        if start < self.total - len(self) or stop > self.total:
+            raise ValueError(f"samples {start}..{stop - 1} are not all kept "
+                             f"(kept: {self.total - len(self)}..{self.total - 1})")
+        return self._data[np.arange(start, max(start, stop), step) % self.capacity]
+
     def since(self, total_seen):
         """Samples appended after the consumer had seen ``total_seen`` of them."""
         return self.last(self.total - int(total_seen))

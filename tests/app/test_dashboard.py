@@ -8,6 +8,7 @@ import pytest
 from bokeh.document import Document
 
 from gle_lab.main import LEARNING_EVERY, Dashboard, create_app
+from gle_lab.state import LabState
 from gle_lab.presets import PRESETS
 from gle_core import fourier
 
@@ -58,6 +59,36 @@ def test_presets_are_valid_gle_core_configs():
         sim = build_simulator(cfg, seed=0)
         assert sim.network.layer_sizes[0] == 1, name
         assert cfg["ui"]["speed"] > 0
+
+
+@pytest.mark.parametrize("preset, window, steps", [("chain", 20.0, [7, 300, 1, 2500]),
+                                                   ("le_limit", 2.0, [450, 3, 4, 1000]),
+                                                   ("phase_inversion", 5.0, [1, 1, 999])])
+def test_collect_gives_the_window_s_unseen_samples_whose_number_is_a_multiple_of_the_decimation(
+        preset, window, steps):
+    """The rows a frame streams, checked against the probes read in full: of the samples
+    not yet shown (at most the window's), those numbered k·decimation; the teacher's rows
+    beside them (they end together)."""
+    st = LabState(preset)
+    st.window = window
+    seen = rows = 0
+    for n in steps:
+        st.advance(n_steps=n)
+        got = st.collect()
+        probes, total = st.sim.probes, st.sim.probes["t"].total
+        new = min(total - seen, int(np.ceil(window / st.net.dt)) + 1)
+        keep = np.arange(total - new, total) % st.decimation == 0
+        assert keep.sum() == len(got["t"])
+        rows += len(got["t"])
+        np.testing.assert_array_equal(got["t"], probes["t"].last(new)[keep])
+        np.testing.assert_array_equal(got["input"], probes["input"].last(new)[keep][:, 0])
+        for key, probe in (("r", "r"), ("e", "error"), ("eps", "inst_error")):
+            np.testing.assert_array_equal(got[key], probes[probe].last(new)[keep])
+        np.testing.assert_array_equal(got["teacher_r"],
+                                      st.teacher_sim.probes["r"].last(new)[keep])
+        assert got["n_new"] == total - seen
+        seen = total
+    assert rows > 100 and st.collect() is None
 
 
 def test_tick_changes_streamed_data(dash):

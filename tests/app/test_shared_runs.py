@@ -53,6 +53,29 @@ def test_identical_sessions_run_one_simulation_and_each_streams_all_of_it():
     assert 0 < run.sim.t - frames[0]["t"][-1] <= states[0].decimation * dt + 1e-9
 
 
+def test_a_run_advances_once_per_round_of_frames_and_every_frame_finds_new_samples(
+        monkeypatch):
+    """A member advances the run only if no other member did since its own last frame:
+    one simulation call per frame period for the whole class (not one per member's frame),
+    and still new samples in every member's frame."""
+    monkeypatch.setattr(shared_runs, "ADVANCE_EVERY", 0.0)
+    states = members(n=4)
+    for st in states:                       # the first round: everyone joins
+        st.advance(wall_dt=0.012)
+        st.collect()
+    run = states[0].shared_run
+    assert all(st.shared_run is run for st in states)
+    before, t_before = run.advances, run.sim.t
+    for _ in range(10):
+        time.sleep(0.012)
+        for st in states:
+            st.advance(wall_dt=0.012)
+            frame = st.collect()
+            assert frame is not None and frame["n_new"] > 0
+    assert run.advances - before == 10
+    assert run.sim.t > t_before
+
+
 def test_a_change_leaves_with_a_copy_that_runs_on_exactly_and_alone():
     a, b = members("chain")
     play([a, b], 8)

@@ -51,6 +51,33 @@ def test_ring_buffer_last_n_matches_a_plain_list_whatever_the_wrap():
                     rb.last(), np.array(ref[len(ref) - kept:]).reshape((kept,) + shape))
 
 
+def test_ring_buffer_samples_by_number_match_a_plain_list_whatever_the_wrap():
+    """samples(start, stop, step): the samples numbered start, start+step, … < stop, as a
+    list of everything appended numbers them; refused with the kept range when not kept."""
+    rng = np.random.default_rng(1)
+    for cap in (1, 3, 8):
+        rb, ref = RingBuffer(cap, (2,)), []
+        for _ in range(30):
+            vals = rng.standard_normal((int(rng.integers(0, 5)), 2))
+            rb.extend(vals)
+            ref.extend(vals)
+            oldest = len(ref) - min(len(ref), cap)
+            for start in range(oldest, len(ref) + 1):
+                for step in (1, 2, 3):
+                    got = rb.samples(start, len(ref), step)
+                    want = np.array(ref[start:len(ref):step]).reshape(-1, 2)
+                    np.testing.assert_array_equal(got, want)
+                    got[...] = 99.0                      # a copy: the buffer is untouched
+            np.testing.assert_array_equal(rb.last(), np.array(ref[oldest:]).reshape(-1, 2))
+            if oldest > 0:
+                with pytest.raises(ValueError, match="not all kept"):
+                    rb.samples(oldest - 1, len(ref))
+            with pytest.raises(ValueError, match="not all kept"):
+                rb.samples(oldest, len(ref) + 1)
+    with pytest.raises(ValueError, match="step must be ≥ 1, not 0"):
+        rb.samples(rb.total - 1, rb.total, 0)
+
+
 def test_memory_is_bounded_whatever_the_run_length():
     sim = small_sim(window=300)
     before = sim.memory_bytes
