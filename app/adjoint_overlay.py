@@ -36,8 +36,9 @@ def compute_adjoint(state, n_samples=None):
 
     Returns ``None`` (nothing recorded, or the probes lack r_prime/target) or a dict with
     ``t`` (K,), ``ids`` (K,) absolute sample indices, ``lam`` and ``alpha`` (K, n_neurons),
-    both for the recorded stream. Members of a shared run (:mod:`gle_lab.shared_runs`) share
-    one computation (the dict is read, never changed, by its users).
+    both for the recorded stream, and ``cost`` (s of CPU it took). Members of a shared run
+    (:mod:`gle_lab.shared_runs`) share one computation: its users read the dict and add
+    only to its ``fits`` memo (see :meth:`AdjointOverlay._fit`).
     """
     run = getattr(state, "shared_run", None)
     if run is not None:
@@ -51,6 +52,7 @@ def _compute_adjoint(state, n_samples):
     probes = getattr(sim, "probes", {})
     if any(k not in probes for k in ADJOINT_RECORD):
         return None
+    t0 = time.perf_counter()
     net = state.net
     n = len(probes["t"])
     if n_samples is None:
@@ -68,7 +70,8 @@ def _compute_adjoint(state, n_samples):
     _, lam, alpha = adjoint_traces(net, r, rp, y, t)
     return {"t": t, "ids": np.arange(total - K, total),
             "lam": np.concatenate([a[:, 0, :] for a in lam], axis=1),
-            "alpha": np.concatenate([a[:, 0, :] for a in alpha], axis=1)}
+            "alpha": np.concatenate([a[:, 0, :] for a in alpha], axis=1),
+            "cost": time.perf_counter() - t0, "fits": {}}
 
 
 class AdjointOverlay:
@@ -85,13 +88,15 @@ class AdjointOverlay:
 
     def update(self):
         """Recompute λ over the visible window and fit it; returns the dict or ``None``."""
-        t0 = time.perf_counter()
         res = compute_adjoint(self.state)
         if res is None:
             return None
+        t0 = time.perf_counter()
         self._fit(res)
         self.last = res
-        self.cost = time.perf_counter() - t0
+        # what computing λ cost, whoever computed it: a member of a shared run that reused
+        # it paces itself as a session of its own would (not by the ~0 of reusing it)
+        self.cost = res["cost"] + (time.perf_counter() - t0)
         self.updates += 1
         # spend ~ADJOINT_BUDGET_MS per frame on average
         self.every = int(min(ADJOINT_MAX_EVERY, max(
@@ -116,12 +121,15 @@ class AdjointOverlay:
         if np.count_nonzero(sel) < 8:
             return
         j = st.neuron
-        fit = fourier.measure_gain_phase(t[sel], res["alpha"][sel, j], res["lam"][sel, j],
-                                         omega, max_periods=2,
-                                         # a square wave's harmonics are orthogonal over
-                                         # whole periods; a sum of sines' are not
-                                         max_residual=(1.0 if st.waveform == "smoothed_square"
-                                                       else 0.05))
+        # everything the fit depends on besides res: members of a shared run fit once
+        key = (omega, j, st._t_change + settle, tau_max, st.waveform)
+        fit = res["fits"].get(key)
+        if fit is None:
+            fit = res["fits"][key] = fourier.measure_gain_phase(
+                t[sel], res["alpha"][sel, j], res["lam"][sel, j], omega, max_periods=2,
+                # a square wave's harmonics are orthogonal over whole periods; a sum of
+                # sines' are not
+                max_residual=1.0 if st.waveform == "smoothed_square" else 0.05)
         if fit.ok:
             self.fits[round(omega, 6)] = fit
 

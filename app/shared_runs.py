@@ -123,13 +123,15 @@ class SharedRun:
         return n
 
     def reuse(self, name, compute, now=None):
-        """``compute()``, or the value a member computed less than :data:`REUSE_FOR` ago."""
-        now = time.monotonic() if now is None else now
+        """``compute()``, or the value a member computed less than :data:`REUSE_FOR` ago
+        (counted from when it was ready: a computation slower than that is still reused)."""
+        clock = now is None
+        now = time.monotonic() if clock else now
         hit = self._reused.get(name)
         if hit is not None and now - hit[0] < REUSE_FOR:
             return hit[1]
         value = compute()
-        self._reused[name] = (now, value)
+        self._reused[name] = (time.monotonic() if clock else now, value)
         return value
 
 

@@ -76,6 +76,22 @@ def test_a_run_advances_once_per_round_of_frames_and_every_frame_finds_new_sampl
     assert run.sim.t > t_before
 
 
+def test_members_share_one_lambda_and_its_fit_and_pace_it_by_what_computing_it_cost(
+        monkeypatch):
+    import gle_lab.adjoint_overlay as overlay
+    a, b = members(n=2, speed=40.0)
+    play([a, b], 80)
+    oa, ob = overlay.AdjointOverlay(a), overlay.AdjointOverlay(b)
+    ra = oa.update()
+    assert ob.update() is ra and ra["cost"] > 0
+    assert len(ra["fits"]) == 1 and oa.fits
+    assert ob.fits[round(b.omega, 6)] is oa.fits[round(a.omega, 6)]   # fitted once
+    # b reused λ, yet refreshes as rarely as computing it would make a session of its own
+    monkeypatch.setattr(overlay, "ADJOINT_BUDGET_MS", ra["cost"] * 1e3 / 20)
+    assert ob.update() is ra
+    assert 20 <= ob.every <= 21
+
+
 def test_a_change_leaves_with_a_copy_that_runs_on_exactly_and_alone():
     a, b = members("chain")
     play([a, b], 8)
