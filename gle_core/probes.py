@@ -86,7 +86,11 @@ class RingBuffer:
         if start < self.total - len(self) or stop > self.total:
             raise ValueError(f"samples {start}..{stop - 1} are not all kept "
                              f"(kept: {self.total - len(self)}..{self.total - 1})")
-        return self._data[np.arange(start, max(start, stop), step) % self.capacity]
+        first = start % self.capacity
+        end = first + (stop - start)
+        if end <= self.capacity:            # not wrapped: a strided slice (no index array)
+            return self._data[first:max(first, end):step].copy()
+        return self._data[np.arange(start, stop, step) % self.capacity]
 
     def since(self, total_seen):
         """Samples appended after the consumer had seen ``total_seen`` of them."""
