@@ -142,8 +142,14 @@ class StableRange:
 def finite_extent(arrays, log=False):
     """``(min, max)`` of the finite (and, for a log axis, positive) values of ``arrays``
     (NaN, NaN when there are none)."""
-    # one array, one mask: this runs on every frame for every axis
+    # one array: this runs on every frame for every axis; the mask only when needed (min
+    # and max are NaN or infinite if any value is)
     v = np.concatenate([np.asarray(x, dtype=float).ravel() for x in arrays])
+    if not v.size:
+        return math.nan, math.nan
+    lo, hi = float(v.min()), float(v.max())
+    if math.isfinite(lo) and math.isfinite(hi) and (lo > 0 or not log):
+        return lo, hi
     ok = np.isfinite(v)
     if log:
         ok &= v > 0

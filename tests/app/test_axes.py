@@ -2,6 +2,7 @@
 time axis the page moves itself."""
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -147,3 +148,24 @@ def test_streamed_float_columns_encode_as_bokeh_encodes_plain_lists(values):
     ours, our_doc, data = content(FloatColumn)
     assert ours == plain and our_doc == plain_doc
     assert len(data["y"]) == min(5, 2 * len(values))
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_finite_extent_is_the_min_and_max_of_the_finite_values_whatever_is_mixed_in(log):
+    from gle_lab.streaming import finite_extent
+    rng = np.random.default_rng(3)
+    specials = [np.nan, np.inf, -np.inf, 0.0, -2.0]
+    for _ in range(300):
+        arrays = [rng.standard_normal(int(rng.integers(0, 6))) * 10 ** rng.uniform(-3, 3)
+                  for _ in range(int(rng.integers(1, 4)))]
+        for a in arrays:
+            if a.size and rng.random() < 0.5:
+                a[rng.integers(0, a.size)] = specials[rng.integers(0, len(specials))]
+        kept = [float(x) for a in arrays for x in a
+                if math.isfinite(x) and (x > 0 or not log)]
+        got = finite_extent(arrays, log)
+        if kept:
+            assert got == (min(kept), max(kept))
+        else:
+            assert all(math.isnan(g) for g in got)
+    assert all(math.isnan(g) for g in finite_extent([np.zeros(0)]))
