@@ -14,9 +14,16 @@ the next automatic one.
 objects out of every collection (``gc.freeze``), and each serving process
 (:class:`FullCollections`, checked once a second on its event loop):
 
-* holds CPython's automatic full collections while visitors arrive, for at most
+* holds CPython's automatic full collections while visitors arrive and their sessions'
+  later views are built (``arriving``: :func:`gle_lab.main.sessions_settling`), for at most
   :data:`MAX_DEFER_S` (young collections go on; the oldest generation's threshold is out of
-  reach meanwhile, then back);
+  reach meanwhile, then back). Released after the arrival alone, the builds of the later
+  views that follow it set off a full collection every few sessions (measured: 40 visitors
+  over 10 s on two processes, 4-5 of 0.5-0.9 s each per process in the next minute, each a
+  stall of every session's frames); held through them, there is one;
+* leaves the closed sessions' collection to this schedule, not Panel's own (a full
+  collection a few seconds after each document is destroyed, found nothing left after
+  this one: 0.5-0.7 s each);
 * runs a full collection :data:`AFTER_CLOSE_S` after a session closed (not while visitors
   arrive): the closed sessions' memory is returned within seconds.
 
@@ -41,8 +48,9 @@ log = logging.getLogger("gle_lab.collector")
 #: a full collection this long after the first session close not yet collected (a class
 #: leaving closes its sessions within seconds: one collection frees them all)
 AFTER_CLOSE_S = 5.0
-#: automatic full collections are held for arriving visitors at most this long
-MAX_DEFER_S = 20.0
+#: automatic full collections are held for arriving visitors at most this long (a class's
+#: arrival, ~10 s, and the later views of its sessions, ~10-20 s more)
+MAX_DEFER_S = 45.0
 #: how often the event loop looks
 CHECK_MS = 1000
 #: the oldest generation's threshold while held: never reached (it counts young collections)
@@ -166,7 +174,23 @@ def start(arriving=None, lingering=None):
     from tornado.ioloop import PeriodicCallback
     _schedule.arriving, _schedule.lingering = arriving, lingering
     _started_in = os.getpid()
+    hand_over_panel_collections()
     PeriodicCallback(_schedule.check, CHECK_MS).start()
+    return True
+
+
+def hand_over_panel_collections():
+    """Panel 1.9 schedules a full collection a few seconds after it destroys a session's
+    document (``panel.io.document._garbage_collect``); with this process' schedule that is
+    its job (:meth:`FullCollections.session_closed`: one collection for the sessions that
+    closed, not while visitors arrive). Returns whether Panel's was replaced."""
+    from gle_lab.compat import patch_enabled
+    if _schedule is None or not patch_enabled("panel_scheduled_gc"):
+        return False
+    import panel.io.document as panel_document
+    if not callable(getattr(panel_document, "_garbage_collect", None)):
+        return False
+    panel_document._garbage_collect = session_closed
     return True
 
 

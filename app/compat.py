@@ -1,6 +1,6 @@
 """Version guards for the few places that rely on private Panel/BokehJS internals.
 
-GLE Lab patches eight things that no public API offers (see the call sites):
+GLE Lab patches nine things that no public API offers (see the call sites):
 
 * ``assets/js/bokeh_paint_fixes.js`` replaces BokehJS 3.9 repaint internals in the page;
 * ``assets/js/bokeh_connection_fix.js`` gives each BokehJS 3.9 connection attempt a new
@@ -15,7 +15,9 @@ GLE Lab patches eight things that no public API offers (see the call sites):
   so that Panel removes them with the session (Panel 1.9);
 * :mod:`gle_lab.write_queue` sends the messages Panel 1.9 leaves in its write queue;
 * :class:`gle_lab.views.phase.LiveHTML` sends only the text when its object changes (Panel
-  1.9's ``HTMLBasePane._update`` re-derives and re-sends every property).
+  1.9's ``HTMLBasePane._update`` re-derives and re-sends every property);
+* :func:`gle_lab.collector.hand_over_panel_collections` leaves the full collection after a
+  session closes to GLE Lab's schedule instead of Panel 1.9's own.
 
 Each is written for one minor version. :func:`patch_enabled` says whether the installed
 version is that one; on any other version the patch is skipped (the dashboard still works,
@@ -45,6 +47,7 @@ PATCHED_FOR = {
     "panel_periodic_registry": ("panel", "1.9"),
     "panel_html_text_update": ("panel", "1.9"),
     "panel_write_queue": ("panel", "1.9"),
+    "panel_scheduled_gc": ("panel", "1.9"),
 }
 _decided: dict = {}
 

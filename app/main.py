@@ -119,6 +119,22 @@ def visitors_arriving(now=None, besides=None):
                for d, t in list(_awaiting_first_frame.items()))
 
 
+def sessions_settling(now=None):
+    """True while this process' sessions are being built: visitors arriving, or a served
+    session (alive, its browser connected) whose later views are not all built yet. The
+    garbage collector's full collections are held meanwhile (:mod:`gle_lab.collector`):
+    each would walk every live session (0.5-0.9 s with 20 of them here), and the builds
+    would trigger one every few sessions."""
+    if visitors_arriving(now):
+        return True
+    for dash, ref in list(_session_docs.items()):
+        doc = ref()
+        if not dash.complete and dash.state.sim is not None and doc is not None and \
+                _connected(doc):
+            return True
+    return False
+
+
 def _awaits_first_frame(dash, created, now):
     """Whether ``dash`` (created at ``created``) still counts as a visitor arriving."""
     age = now - created

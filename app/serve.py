@@ -274,8 +274,8 @@ def main(argv=None):
     # this process' full garbage collections, between frames (gle_lab.collector)
     from gle_lab import collector
     from gle_lab.capacity import closed_in_memory
-    from gle_lab.main import visitors_arriving
-    server.io_loop.add_callback(collector.start, arriving=visitors_arriving,
+    from gle_lab.main import sessions_settling
+    server.io_loop.add_callback(collector.start, arriving=sessions_settling,
                                 lingering=closed_in_memory)
     try:
         server.start()

@@ -108,3 +108,51 @@ def test_a_closed_session_waits_for_arrivals_then_is_collected(no_automatic_gc):
     clock.now += 5
     arriving[0] = False
     assert fc.check() is True and fc.collections == 2
+
+
+def test_panel_s_collection_after_a_destroyed_document_is_handed_to_the_schedule(
+        monkeypatch, no_automatic_gc):
+    """Served by gle-lab, a destroyed document's collection is the schedule's (one, after
+    the closes, not while visitors arrive), not Panel's own full collection."""
+    import panel.io.document as panel_document
+
+    from gle_lab import collector
+    clock = Clock()
+    fc = FullCollections(after_close=5, max_defer=20, clock=clock)
+    monkeypatch.setattr(collector, "_schedule", fc)
+    monkeypatch.setattr(panel_document, "_garbage_collect", panel_document._garbage_collect)
+    full = []
+    monkeypatch.setattr(gc, "collect", lambda *a: full.append(a) or 0)
+    assert collector.hand_over_panel_collections()
+    panel_document._garbage_collect()                   # what Panel schedules after a destroy
+    assert full == [] and fc.closed_at == clock.now     # noted, not collected
+    clock.now += 5
+    assert fc.check() and len(full) == 1
+
+
+def test_without_a_schedule_panel_keeps_its_own_collection(monkeypatch):
+    import panel.io.document as panel_document
+
+    from gle_lab import collector
+    monkeypatch.setattr(collector, "_schedule", None)
+    before = panel_document._garbage_collect
+    assert not collector.hand_over_panel_collections()
+    assert panel_document._garbage_collect is before
+
+
+def test_the_hold_lasts_while_served_sessions_build_their_later_views(monkeypatch):
+    """gle-lab holds full collections while a connected session's later views are still
+    being built, not only while visitors arrive; a closed or completed one does not count."""
+    from bokeh.document import Document
+
+    from gle_lab import main
+    d = main.Dashboard(preset="phase_inversion", progressive=True)
+    doc = Document()
+    monkeypatch.setattr(main, "_session_docs", {d: weakref.ref(doc)})
+    monkeypatch.setattr(main, "visitors_arriving", lambda now=None, besides=None: False)
+    assert not d.complete and main.sessions_settling()
+    d.complete_layout()
+    assert d.complete and not main.sessions_settling()
+    d.complete = False
+    d.state.sim = None                                  # what closing the session leaves
+    assert not main.sessions_settling()
