@@ -25,7 +25,9 @@ objects out of every collection (``gc.freeze``), and each serving process
   collection a few seconds after each document is destroyed, found nothing left after
   this one: 0.5-0.7 s each);
 * runs a full collection :data:`AFTER_CLOSE_S` after a session closed (not while visitors
-  arrive): the closed sessions' memory is returned within seconds.
+  arrive): the closed sessions' memory is returned within seconds. Sessions that closed
+  before an arrival are collected when it begins if few sessions are live then
+  (:data:`CHEAP_LIVE`), rather than after the class's sessions are built.
 
 Young collections keep CPython's thresholds: with rarer ones (a first threshold of 20 000) a
 closed session's garbage waited for a full collection and 14 rounds of 4 visitors took a
@@ -53,6 +55,9 @@ AFTER_CLOSE_S = 5.0
 MAX_DEFER_S = 45.0
 #: how often the event loop looks
 CHECK_MS = 1000
+#: sessions closed before an arrival are collected as it begins if at most this many are
+#: live then (a full collection walks every live session: ~50 ms each here)
+CHEAP_LIVE = 4
 #: the oldest generation's threshold while held: never reached (it counts young collections)
 NEVER = 2**31 - 1
 
@@ -67,12 +72,13 @@ class FullCollections:
     """Full collections at times that suit a server (see the module's docstring).
 
     ``clock``: seconds (``time.monotonic``); ``arriving(now)``: whether visitors are
-    arriving; ``lingering()``: how many closed sessions are still in memory."""
+    arriving; ``lingering()``: how many closed sessions are still in memory; ``live()``: how
+    many sessions are open."""
 
     def __init__(self, after_close=AFTER_CLOSE_S, max_defer=MAX_DEFER_S,
-                 clock=time.monotonic, arriving=None, lingering=None):
+                 clock=time.monotonic, arriving=None, lingering=None, live=None):
         self.after_close, self.max_defer = after_close, max_defer
-        self.clock, self.arriving = clock, arriving
+        self.clock, self.arriving, self.live = clock, arriving, live
         #: ``lingering()``: closed sessions still in memory (logged after a collection)
         self.lingering = lingering
         self.closed_at = None           # the first session close not yet collected
@@ -85,6 +91,12 @@ class FullCollections:
         session's build, which would otherwise trigger them)."""
         now = self.clock() if now is None else now
         if self.held_since is None:
+            if self.closed_at is not None and self.live is not None and \
+                    self.live() <= CHEAP_LIVE:
+                # sessions closed before this arrival (a teacher trying the link): collected
+                # now, while few are live, not after the class has built its own sessions
+                # (then ~1 s per process with 20 live, every stream waiting)
+                self.collect()
             self.held_since = now
         self._hold(now - self.held_since < self.max_defer)
 
@@ -165,14 +177,14 @@ def schedule():
     return _schedule
 
 
-def start(arriving=None, lingering=None):
+def start(arriving=None, lingering=None, live=None):
     """Check the schedule on this process' event loop, once per process (each of
     ``--num-procs``' forks starts its own); a no-op without :func:`install`'s schedule."""
     global _started_in
     if _schedule is None or _started_in == os.getpid():
         return False
     from tornado.ioloop import PeriodicCallback
-    _schedule.arriving, _schedule.lingering = arriving, lingering
+    _schedule.arriving, _schedule.lingering, _schedule.live = arriving, lingering, live
     _started_in = os.getpid()
     hand_over_panel_collections()
     PeriodicCallback(_schedule.check, CHECK_MS).start()

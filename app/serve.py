@@ -273,10 +273,10 @@ def main(argv=None):
     threading.Thread(target=_warm_mnist, name="gle-lab-mnist-warm-up", daemon=True).start()
     # this process' full garbage collections, between frames (gle_lab.collector)
     from gle_lab import collector
-    from gle_lab.capacity import closed_in_memory
+    from gle_lab.capacity import closed_in_memory, live_dashboards
     from gle_lab.main import sessions_settling
     server.io_loop.add_callback(collector.start, arriving=sessions_settling,
-                                lingering=closed_in_memory)
+                                lingering=closed_in_memory, live=live_dashboards)
     try:
         server.start()
         server.io_loop.start()

@@ -156,3 +156,28 @@ def test_the_hold_lasts_while_served_sessions_build_their_later_views(monkeypatc
     d.complete = False
     d.state.sim = None                                  # what closing the session leaves
     assert not main.sessions_settling()
+
+
+def test_sessions_closed_before_an_arrival_are_collected_as_it_begins_if_few_are_live(
+        no_automatic_gc):
+    """A teacher tried the link and closed it; the class arrives: that garbage is collected
+    when the first visitor arrives (cheap with few sessions live), not after the class's
+    sessions are built (every one of them walked). With many live, the schedule waits."""
+    clock = Clock()
+    live = [1]
+    fc = FullCollections(after_close=5, max_defer=20, clock=clock,
+                         arriving=lambda now: True, live=lambda: live[0])
+    ref = garbage_cycle()
+    fc.session_closed()
+    clock.now += 2
+    fc.session_opened()                                 # the first of an arrival
+    assert ref() is None and fc.collections == 1 and fc.closed_at is None
+    fc.session_opened()                                 # later ones: nothing more
+    assert fc.collections == 1
+
+    fc.stop()
+    live[0] = 12
+    ref = garbage_cycle()
+    fc.session_closed()
+    fc.session_opened()                                 # a busy process: held as before
+    assert ref() is not None and fc.collections == 1
