@@ -86,10 +86,11 @@ def test_members_share_one_lambda_and_its_fit_and_pace_it_by_what_computing_it_c
     assert ob.update() is ra and ra["cost"] > 0
     assert len(ra["fits"]) == 1 and oa.fits
     assert ob.fits[round(b.omega, 6)] is oa.fits[round(a.omega, 6)]   # fitted once
-    # b reused λ, yet refreshes as rarely as computing it would make a session of its own
+    # b reused λ, yet refreshes at least as rarely as computing it would make a session of
+    # its own (by its reuse alone it would refresh at the fastest rate, every 6th frame)
     monkeypatch.setattr(overlay, "ADJOINT_BUDGET_MS", ra["cost"] * 1e3 / 20)
     assert ob.update() is ra
-    assert 20 <= ob.every <= 21
+    assert ob.every >= 20
 
 
 def test_a_change_leaves_with_a_copy_that_runs_on_exactly_and_alone():
