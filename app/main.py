@@ -120,13 +120,17 @@ def visitors_arriving(now=None, besides=None):
 
 
 def sessions_settling(now=None):
-    """True while this process' sessions are being built: visitors arriving, or a served
-    session (alive, its browser connected) whose later views are not all built yet. The
-    garbage collector's full collections are held meanwhile (:mod:`gle_lab.collector`):
-    each would walk every live session (0.5-0.9 s with 20 of them here), and the builds
-    would trigger one every few sessions."""
+    """True while this process' sessions are being built: visitors arriving, or, with more
+    than a few sessions live, a served session (alive, its browser connected) whose later
+    views are not all built yet. The garbage collector's full collections are held
+    meanwhile (:mod:`gle_lab.collector`): each would walk every live session (0.5-0.9 s
+    with 20 of them here), and the builds would trigger one every few sessions. With a few
+    live a full collection is cheap, and holding it only lets the builds' garbage pile up."""
     if visitors_arriving(now):
         return True
+    from gle_lab.capacity import live_dashboards
+    if live_dashboards() <= collector.CHEAP_LIVE:
+        return False
     for dash, ref in list(_session_docs.items()):
         doc = ref()
         if not dash.complete and dash.state.sim is not None and doc is not None and \

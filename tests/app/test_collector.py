@@ -141,16 +141,21 @@ def test_without_a_schedule_panel_keeps_its_own_collection(monkeypatch):
 
 
 def test_the_hold_lasts_while_served_sessions_build_their_later_views(monkeypatch):
-    """gle-lab holds full collections while a connected session's later views are still
-    being built, not only while visitors arrive; a closed or completed one does not count."""
+    """With more than a few sessions live, gle-lab holds full collections while a connected
+    session's later views are still being built, not only while visitors arrive; a closed
+    or completed one does not count; with a few live, only arrivals hold them."""
     from bokeh.document import Document
 
-    from gle_lab import main
+    from gle_lab import capacity, collector, main
     d = main.Dashboard(preset="phase_inversion", progressive=True)
     doc = Document()
     monkeypatch.setattr(main, "_session_docs", {d: weakref.ref(doc)})
     monkeypatch.setattr(main, "visitors_arriving", lambda now=None, besides=None: False)
-    assert not d.complete and main.sessions_settling()
+    live = [collector.CHEAP_LIVE]
+    monkeypatch.setattr(capacity, "live_dashboards", lambda: live[0])
+    assert not d.complete and not main.sessions_settling()
+    live[0] = collector.CHEAP_LIVE + 1
+    assert main.sessions_settling()
     d.complete_layout()
     assert d.complete and not main.sessions_settling()
     d.complete = False
