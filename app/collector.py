@@ -14,8 +14,9 @@ the next automatic one.
 objects out of every collection (``gc.freeze``), and each serving process
 (:class:`FullCollections`, checked once a second on its event loop):
 
-* holds CPython's automatic full collections while visitors arrive and their sessions'
-  later views are built (``arriving``: :func:`gle_lab.main.sessions_settling`), for at most
+* holds CPython's automatic full collections while visitors arrive and, with more than
+  :data:`CHEAP_LIVE` sessions live, while their later views are built (``arriving``:
+  :func:`gle_lab.main.sessions_settling`), for at most
   :data:`MAX_DEFER_S` (young collections go on; the oldest generation's threshold is out of
   reach meanwhile, then back). Released after the arrival alone, the builds of the later
   views that follow it set off a full collection every few sessions (measured: 40 visitors

@@ -76,8 +76,9 @@ class RingBuffer:
 
     def samples(self, start, stop, step=1):
         """Samples number ``start, start + step, …`` below ``stop`` (numbers counted over the
-        whole run, as :attr:`total` counts them), as a new array: one index into the storage
-        where ``last(total - start)`` and a selection of its rows would copy twice.
+        whole run, as :attr:`total` counts them), as a new array: one strided slice of the
+        storage (an index where it wraps) where ``last(total - start)`` and a selection of
+        its rows would copy twice.
 
         Raises ``ValueError`` if a requested sample is no longer kept (or not yet taken)."""
         step, start, stop = int(step), int(start), int(stop)
