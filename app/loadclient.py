@@ -90,7 +90,7 @@ class BokehTab:
     """One headless 'browser tab' on a Bokeh/Panel server."""
 
     def __init__(self, url, index=0, auth=None, cookie=None, origin=None, keep_times=True,
-                 frame_column="x", echo_ranges=False, validate_cert=True):
+                 frame_column="x", echo_ranges=False, validate_cert=True, headers=None):
         self.url = url.rstrip("/")
         parts = urlsplit(self.url)
         self.http_base = f"{parts.scheme}://{parts.netloc}"
@@ -99,6 +99,7 @@ class BokehTab:
         self.origin = origin or self.http_base
         self.auth = auth
         self.cookie = cookie
+        self.extra_headers = dict(headers or {})     # e.g. a browser's client hints
         self.stats = SessionStats(index)
         self.keep_times = keep_times
         self.frame_marker = f'["{frame_column}",'
@@ -115,7 +116,7 @@ class BokehTab:
         self._stop = False
 
     def _headers(self):
-        h = {"Origin": self.origin}
+        h = {"Origin": self.origin, **self.extra_headers}
         if self.cookie:
             h["Cookie"] = self.cookie
         return h

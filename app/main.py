@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import panel as pn
 from bokeh.core.property.validation import validate
 
-from gle_lab import bokeh_defaults, collector, patch_refs, write_queue
+from gle_lab import bokeh_defaults, client_hints, collector, patch_refs, write_queue
 from gle_lab.compat import patch_enabled
 from gle_lab.adjoint_overlay import AdjointOverlay
 from gle_lab.presets import PRESETS
@@ -154,8 +154,11 @@ def _awaits_first_frame(dash, created, now):
 #: PRESENT_BELOW px wide), "phone" (up to PHONE_MAX px wide: one column)
 PRESENT_BELOW, PHONE_MAX = 1600, 480
 #: the page's viewport meta tag (phones render at device width, not a shrunk desktop page)
-VIEWPORT_TEMPLATE = ("{% block postamble %}<meta name=\"viewport\" "
-                     "content=\"width=device-width, initial-scale=1\">{% endblock %}")
+#: and, first of all, the window's size in a cookie (gle_lab.client_hints: the next visit's
+#: first document, and a --reuse-sessions session built at its websocket, fit it at once)
+VIEWPORT_TEMPLATE = ("{% block postamble %}" + client_hints.COOKIE_SCRIPT +
+                     "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+                     "{% endblock %}")
 
 CSS = """
 .gle-header {font-family: system-ui, sans-serif;}
@@ -349,9 +352,16 @@ class Dashboard:
         return self.root
 
     def _guess_mode(self):
-        agent = (pn.state.headers or {}).get("User-Agent", "") if pn.state.curdoc else ""
+        served = pn.state.curdoc is not None
+        agent = (pn.state.headers or {}).get("User-Agent", "") if served else ""
         if "Mobi" in agent:
             return "phone"
+        # the window's size from the request (client hints or cookie): its layout at once
+        ctx = pn.state.curdoc.session_context if served else None
+        size = client_hints.session_viewport(getattr(ctx, "request", None))
+        if size is not None:
+            self.viewport = size
+            return self.effective_mode()
         return "present" if self.state.present else "wide"
 
     def effective_mode(self):

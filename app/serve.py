@@ -126,13 +126,17 @@ def free_port(address):
 
 def server_kwargs(args):
     """Keyword arguments for ``pn.serve`` from the parsed options."""
+    from gle_lab.client_hints import AskForHints, ClientHints
     kw = dict(port=args.port, address=args.address,
               websocket_origin=websocket_origins(args.address, args.port,
                                                  args.allow_websocket_origin),
               show=False, start=False, title="GLE Lab", verbose=False,
               num_procs=args.num_procs,
               unused_session_lifetime_milliseconds=args.unused_session_lifetime,
-              check_unused_sessions_milliseconds=args.check_unused_sessions)
+              check_unused_sessions_milliseconds=args.check_unused_sessions,
+              # the page asks for the window's size (gle_lab.client_hints): the first
+              # document already has the layout for it
+              transforms=[AskForHints if args.reuse_sessions else ClientHints])
     if args.use_xheaders:
         kw["use_xheaders"] = True
     basic = args.basic_auth or os.environ.get("PANEL_BASIC_AUTH")
@@ -169,6 +173,23 @@ def session_key(default, presets):
         name = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         return (request.path, name if name in known else default)
     return key
+
+
+def hinted(app):
+    """``app``, except for a first page request that Chromium will repeat with the window's
+    size (:func:`gle_lab.client_hints.request_wants_hints`): that one gets the small
+    placeholder, not a session that would be built for nothing."""
+    from gle_lab.client_hints import placeholder, request_wants_hints
+    import panel as pn
+
+    def page():
+        ctx = pn.state.curdoc.session_context if pn.state.curdoc is not None else None
+        request = getattr(ctx, "request", None)
+        if request is not None and request_wants_hints(request):
+            return placeholder()
+        return app()
+    page.limiter = getattr(app, "limiter", None)
+    return page
 
 
 def _exit_with_parent():
@@ -251,6 +272,11 @@ def main(argv=None):
     pn.config.exception_handler = report_exception
     app = guarded_app(lambda: create_app(args.preset), limiter=limiter,
                       idle_timeout=args.idle_timeout * 60 or None)
+    if not args.reuse_sessions:
+        # (with --reuse-sessions a first request builds the page every later one is
+        # rendered from: never the placeholder; the others build their sessions at their
+        # websockets, which carry the page's cookie)
+        app = hinted(app)
     quiet_bokeh_diagnostics()
     tune_gc()                   # before pn.serve: --num-procs forks there
     server = pn.serve({"gle-lab": app}, **server_kwargs(args))

@@ -6,7 +6,8 @@ Run:  python benchmarks/bench_app.py [--seconds 10] [--no-browser]
    to the Bokeh models, periodic fits) with the layout attached to a Bokeh Document, for every
    preset, learning on where the preset learns. Patch serialisation is included by collecting
    the document's change events into PATCH-DOC messages as the server would.
-2. Real browser: ``panel serve app/main.py`` plus headless Debian Chromium. Reports frames
+2. Real browser: ``gle-lab`` (what ``make serve`` starts; ``--server panel``: ``panel serve
+   app/main.py``) plus headless Debian Chromium. Reports frames
    received per second (stream messages applied by BokehJS), server CPU per frame (from
    /proc of the server process), CPU while paused, and slider-to-paint latency (a τr change in
    the browser → the server recomputes the Fourier curves → the new data is painted: two
@@ -28,7 +29,6 @@ import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tests", "ui"))
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -345,12 +345,18 @@ def layouts(b, srv, seconds, results, trace=0.0, line_width=None):
         ctx.close()
 
 
-def browser(seconds=10.0, preset_learning=True, results=None, trace=0.0, line_width=None):
+def serve(kind):
+    """The server measured: ``gle-lab`` (as ``make serve`` starts it: client hints, no
+    Bokeh developer checks, the session cap) or ``panel`` (``panel serve app/main.py``)."""
+    from gle_lab.loadclient import GleLabServer
+    return GleLabServer(plain=(kind == "panel"))
+
+
+def browser(seconds=10.0, preset_learning=True, results=None, trace=0.0, line_width=None,
+            server="gle-lab"):
     from playwright.sync_api import sync_playwright
 
-    from conftest import PanelServer
-
-    srv = PanelServer()
+    srv = serve(server)
     pid = srv.proc.pid
     try:
         with sync_playwright() as p:
@@ -421,13 +427,11 @@ def browser(seconds=10.0, preset_learning=True, results=None, trace=0.0, line_wi
         srv.stop()
 
 
-def screenshots(directory):
+def screenshots(directory, server="gle-lab"):
     """assets/screenshot-{projector,wide,phone}.png: the three layouts, streaming."""
     from playwright.sync_api import sync_playwright
 
-    from conftest import PanelServer
-
-    srv = PanelServer()
+    srv = serve(server)
     try:
         with sync_playwright() as p:
             b = p.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
@@ -474,9 +478,11 @@ def main():
     ap.add_argument("--line-width", type=float, default=None, metavar="PX",
                     help="diagnostic: in the layouts, draw every plot line PX wide (changes "
                          "the picture; the dashboard's own widths are 1.5-3 px)")
+    ap.add_argument("--server", choices=("gle-lab", "panel"), default="gle-lab",
+                    help="gle-lab (default, as `make serve`) or panel (`panel serve app/main.py`)")
     args = ap.parse_args()
     if args.screenshots:
-        screenshots(args.screenshots)
+        screenshots(args.screenshots, server=args.server)
         return
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if not args.no_in_process:
@@ -485,7 +491,7 @@ def main():
         results = {}
         for _ in range(args.runs):
             browser(args.seconds, results=results, trace=args.trace,
-                    line_width=args.line_width)
+                    line_width=args.line_width, server=args.server)
         if args.runs > 1:
             print(f"\nMedians of {args.runs} runs (load average per run: "
                   + ", ".join(f"{x:.1f}" for x in results["load"]) + ")")
