@@ -37,8 +37,9 @@ COOKIE = "gle_viewport"
 #: a viewport beyond these is not a browser window (a forged header): ignored
 MAX_SIDE = 16384
 #: first in the page's <head>: the window's size in a cookie before any request of the page
-COOKIE_SCRIPT = ("<script>try{document.cookie='" + COOKIE + "='+innerWidth+'x'+innerHeight+"
-                 "';path=/;max-age=31536000;SameSite=Lax'}catch(e){}</script>")
+_STORE_JS = ("try{document.cookie='" + COOKIE + "='+innerWidth+'x'+innerHeight+"
+             "';path=/;max-age=31536000;SameSite=Lax'}catch(e){}")
+COOKIE_SCRIPT = "<script>" + _STORE_JS + "</script>"
 
 
 def _first(value):
@@ -165,10 +166,8 @@ class AskForHints(ClientHints):
 
 #: what a browser that does not repeat the request shows (the placeholder's <head>): the
 #: cookie, then a reload, which the cookie turns into a dashboard request
-PLACEHOLDER_SCRIPT = (
-    "<script>(function(){try{document.cookie='" + COOKIE + "='+innerWidth+'x'+innerHeight+"
-    "';path=/;max-age=31536000;SameSite=Lax'}catch(e){}"
-    "if(document.cookie.indexOf('" + COOKIE + "=')>=0)location.reload();})()</script>")
+PLACEHOLDER_SCRIPT = ("<script>" + _STORE_JS + "if(document.cookie.indexOf('" + COOKIE +
+                      "=')>=0)location.reload();</script>")
 PLACEHOLDER_TEMPLATE = "{% block postamble %}" + PLACEHOLDER_SCRIPT + "{% endblock %}"
 
 
