@@ -188,7 +188,6 @@ def hinted(app):
         if request is not None and request_wants_hints(request):
             return placeholder()
         return app()
-    page.limiter = getattr(app, "limiter", None)
     return page
 
 

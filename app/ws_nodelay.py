@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from .compat import patch_enabled
 
-__all__ = ["install", "installed"]
+__all__ = ["install"]
 
 
 def install():
@@ -43,7 +43,3 @@ def install():
     WSHandler.open = open
     return True
 
-
-def installed():
-    from bokeh.server.views.ws import WSHandler
-    return bool(getattr(WSHandler.open, "_gle_nodelay", False))
