@@ -4,7 +4,7 @@ from __future__ import annotations
 import panel as pn
 from panel.viewable import Viewer
 
-from .style import INPUT_COLOR, add_legend, apply_plot_mode, make_figure, neuron_color
+from .style import INPUT_COLOR, add_legend, add_line, apply_plot_mode, make_figure, neuron_color
 
 
 class ActivityView(Viewer):
@@ -26,16 +26,14 @@ class ActivityView(Viewer):
                           "time t (a.u.)", "rate", height=self.height, x_range=tr.x_range,
                           y_range=tr.y_ranges["activity"].range)
         src = tr.source
-        fig.line("t", "x", source=src, color=INPUT_COLOR, line_width=1.5, alpha=0.7,
-                 legend_label="input x")
+        add_line(fig, "t", "x", src, color=INPUT_COLOR, width=1.5, alpha=0.7, label="input x")
         teacher = st.sim.teacher is not None
         for j, lab in enumerate(st.labels):
             c = neuron_color(j)
-            fig.line("t", f"r{j}", source=src, color=c, line_width=3,
-                     legend_label=f"r {lab}")
+            add_line(fig, "t", f"r{j}", src, color=c, width=3, label=f"r {lab}")
             if teacher:
-                fig.line("t", f"tr{j}", source=src, color=c, line_width=2, line_dash="dashed",
-                         alpha=0.9, legend_label=f"r {lab} teacher")
+                add_line(fig, "t", f"tr{j}", src, color=c, width=2, dash="dashed", alpha=0.9,
+                         label=f"r {lab} teacher")
         return apply_plot_mode(add_legend(fig), self.mode)
 
     def set_mode(self, mode):

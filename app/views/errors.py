@@ -12,7 +12,7 @@ from bokeh.models import ColumnDataSource
 from panel.viewable import Viewer
 
 from ..adjoint_overlay import AdjointOverlay
-from .style import add_legend, apply_plot_mode, make_figure, neuron_color
+from .style import add_legend, add_line, apply_plot_mode, make_figure, neuron_color
 
 NOTE = ("λ: AM adjoint (paper Eq. 9) of the visible window, integrated backward from its end "
         "(the last few τm are truncated); refreshed a few times a second and on pause.")
@@ -66,9 +66,9 @@ class ErrorsView(Viewer):
         src = tr.source
         for j, lab in enumerate(st.labels):
             c = neuron_color(j)
-            fig.line("t", f"e{j}", source=src, color=c, line_width=3, legend_label=f"e {lab}")
-            fig.line("t", f"eps{j}", source=src, color=c, line_width=2, line_dash="dotted",
-                     legend_label=f"ε {lab}")
+            add_line(fig, "t", f"e{j}", src, color=c, width=3, label=f"e {lab}")
+            add_line(fig, "t", f"eps{j}", src, color=c, width=2, dash="dotted",
+                     label=f"ε {lab}")
         self.add_adjoint(fig)
         return apply_plot_mode(add_legend(fig), self.mode)
 
@@ -87,9 +87,8 @@ class ErrorsView(Viewer):
         self.traces.y_ranges["errors"].extra = [
             (self.adjoint_source, [f"lam{j}" for j in range(self.state.n_neurons)])]
         for j, lab in enumerate(self.state.labels):
-            fig.line("t", f"lam{j}", source=self.adjoint_source, color=neuron_color(j),
-                     line_width=2.5, line_dash="dotdash", alpha=0.9,
-                     legend_label=f"λ {lab} (AM)")
+            add_line(fig, "t", f"lam{j}", self.adjoint_source, color=neuron_color(j),
+                     width=2.5, dash="dotdash", alpha=0.9, label=f"λ {lab} (AM)")
         return fig
 
     # ------------------------------------------------------------------ λ refresh

@@ -24,7 +24,8 @@ from gle_core import fourier
 
 from ..streaming import decade_bounds
 
-from .style import add_legend, apply_plot_mode, decade_axis, make_figure, neuron_color
+from .style import (add_legend, add_line, apply_plot_mode, decade_axis, make_figure,
+                    neuron_color)
 
 OMEGAS = np.logspace(-2, 2, 241)
 #: (transfer function, legend label, line style: dash, width, alpha)
@@ -90,8 +91,8 @@ class FourierView(Viewer):
         self._colored = []                                     # glyphs in the neuron's colour
         for kind, label, (dash, width, alpha) in PATHS:
             for fig, col in ((gain, "gain"), (phase, "phase")):
-                r = fig.line("w", f"{kind}_{col}", source=self.curves, color=color,
-                             line_width=width, line_dash=dash, alpha=alpha, legend_label=label)
+                r = add_line(fig, "w", f"{kind}_{col}", self.curves, color=color, width=width,
+                             dash=dash, alpha=alpha, label=label)
                 self._colored.append(r.glyph)
         for key, label, marker in (("forward", "measured forward", "circle"),
                                    ("error", "measured error", "square"),

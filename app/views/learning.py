@@ -8,7 +8,8 @@ from bokeh.models import ColumnDataSource, Range1d, Span
 from panel.viewable import Viewer
 
 from ..streaming import StableRange, follow_ranges
-from .style import add_legend, apply_plot_mode, decade_axis, make_figure, neuron_color
+from .style import (add_legend, add_line, apply_plot_mode, decade_axis, make_figure,
+                    neuron_color)
 
 #: parameter points kept on screen (one per learning update of the view)
 ROLLOVER = 4000
@@ -69,9 +70,8 @@ class LearningView(Viewer):
                 st.param.weight_select.objects.items()):
             # a weight in the colour of the neuron it feeds, styled by its input
             c = neuron_color(int(offsets[layer]) + post)
-            wfig.line("t", f"W{k}", source=src, color=c, line_width=2.5,
-                      line_dash=WEIGHT_DASHES[pre % len(WEIGHT_DASHES)],
-                      legend_label=lab.replace(": ", " "))
+            add_line(wfig, "t", f"W{k}", src, color=c, width=2.5,
+                     dash=WEIGHT_DASHES[pre % len(WEIGHT_DASHES)], label=lab.replace(": ", " "))
             if vals["W"][1] is not None:
                 span = Span(location=0.0, dimension="width", line_color=c,
                             line_dash="dashed", line_width=1.5)
@@ -81,19 +81,18 @@ class LearningView(Viewer):
         for j, lab in enumerate(st.labels):
             c = neuron_color(j)
             if learn_b:
-                wfig.line("t", f"b{j}", source=src, color=c, line_width=2, line_dash="dotdash",
-                          legend_label=f"b {lab}")
-            tfig.line("t", f"tm{j}", source=src, color=c, line_width=2.5,
-                      legend_label=f"τm {lab}")
-            tfig.line("t", f"tr{j}", source=src, color=c, line_width=2, line_dash="dotted",
-                      legend_label=f"τr {lab}")
+                add_line(wfig, "t", f"b{j}", src, color=c, width=2, dash="dotdash",
+                         label=f"b {lab}")
+            add_line(tfig, "t", f"tm{j}", src, color=c, width=2.5, label=f"τm {lab}")
+            add_line(tfig, "t", f"tr{j}", src, color=c, width=2, dash="dotted",
+                     label=f"τr {lab}")
             for kind in ("tau_m", "tau_r"):
                 if vals[kind][1] is not None:
                     span = Span(location=1.0, dimension="width", line_color=c,
                                 line_dash="dashed", line_width=1.5)
                     tfig.add_layout(span)
                     self.spans.append((span, kind, j))
-        lfig.line("t", "loss", source=src, color="black", line_width=2)
+        add_line(lfig, "t", "loss", src, color="black", width=2)
         decade_axis(lfig.yaxis, spread=True)
         self.figs = (wfig, tfig, lfig)
         self.refresh_references()

@@ -16,7 +16,7 @@ import math
 
 from bokeh.models import (CDSView, ColumnDataSource, CustomJS, GlyphRenderer, Legend,
                           LegendItem, FixedTicker, LogTicker, PrintfTickFormatter)
-from bokeh.core.property.vectorization import Field, field
+from bokeh.core.property.vectorization import Field, field, value
 from bokeh.plotting import figure
 
 from ..compat import patch_enabled
@@ -83,6 +83,45 @@ def make_figure(title, x_label, y_label, height=250, **kw):
     fig.min_border_left = 50
     fig.toolbar.logo = None
     return fig
+
+
+def add_line(fig, x, y, source, *, color, width, dash="solid", alpha=1.0, label=None):
+    """A line of ``source``'s columns ``x``, ``y`` on ``fig``: the models ``fig.line`` and
+    :func:`lean_renderers` leave, built directly.
+
+    ``figure.line`` builds a selection and a muted copy of every glyph, a view per renderer
+    and a legend inside the plot, which :func:`lean_renderers` and :func:`add_legend` then
+    discard: half of a live figure's build (every session builds ~40 lines). Here the
+    renderer gets BokehJS's own glyphs for those states ("auto"), renderers of one source
+    share one view, and ``label`` goes to the legend items :func:`add_legend` places (lines
+    with the same label share an item, as with ``legend_label``). Returns the renderer."""
+    from bokeh.models import Line
+    glyph = Line(x=field(x), y=field(y), line_color=color, line_width=width,
+                 line_dash=dash, line_alpha=alpha)
+    if not hasattr(fig, "_gle_views"):
+        fig._gle_views, fig._gle_legend_items = {}, []
+    view = fig._gle_views.get(source.id)
+    if view is None:
+        view = fig._gle_views[source.id] = CDSView()
+    renderer = GlyphRenderer(data_source=source, glyph=glyph, view=view,
+                             nonselection_glyph="auto", muted_glyph="auto")
+    fig.renderers.append(renderer)
+    if label is not None:
+        items = fig._gle_legend_items
+        item = next((i for i in items if i.label == value(label)), None)
+        if item is None:
+            items.append(LegendItem(label=value(label), renderers=[renderer]))
+        else:
+            item.renderers.append(renderer)
+    return renderer
+
+
+def _legend_items(fig):
+    """The figure's legend items: those of :func:`add_line`, then any of ``legend_label``."""
+    items = list(getattr(fig, "_gle_legend_items", ()))
+    if fig.legend:
+        items += fig.legend[0].items
+    return items
 
 
 def _first(values):
@@ -165,7 +204,7 @@ LEGEND_ROWS = 6
 def add_legend(fig, location="top_left", outside=True, side="right"):
     """Put the figure's legend outside the plot area (``side``), clickable to hide lines."""
     if outside:
-        items = fig.legend[0].items if fig.legend else []
+        items = _legend_items(fig)
         if fig.legend:
             fig.legend[0].visible = False
             fig.center = [c for c in fig.center if not isinstance(c, Legend)]
@@ -178,7 +217,10 @@ def add_legend(fig, location="top_left", outside=True, side="right"):
                                max(1, math.ceil(len(items) / LEGEND_ROWS))))
         fig.add_layout(legend, side)
     else:
-        fig.legend[0].items = detached_items(fig, fig.legend[0].items)
+        items = _legend_items(fig)
+        if not fig.legend:
+            fig.add_layout(Legend())
+        fig.legend[0].items = detached_items(fig, items)
         fig.legend.location = location
         fig.legend.click_policy = "hide"
         fig.legend.label_text_font_size = f"{FONT_PX}px"
