@@ -1,6 +1,6 @@
 """Version guards for the few places that rely on private Panel/BokehJS internals.
 
-GLE Lab patches eleven things that no public API offers (see the call sites):
+GLE Lab patches ten things that no public API offers (see the call sites):
 
 * ``assets/js/bokeh_paint_fixes.js`` replaces BokehJS 3.9 repaint internals in the page;
 * ``assets/js/bokeh_connection_fix.js`` gives each BokehJS 3.9 connection attempt a new
@@ -18,10 +18,8 @@ GLE Lab patches eleven things that no public API offers (see the call sites):
   1.9's ``HTMLBasePane._update`` re-derives and re-sends every property);
 * :func:`gle_lab.collector.hand_over_panel_collections` leaves the full collection after a
   session closes to GLE Lab's schedule instead of Panel 1.9's own;
-* :mod:`gle_lab.ws_send` sets ``TCP_NODELAY`` on Bokeh 3.9's websocket handler (Tornado's
-  public ``set_nodelay``, called from Bokeh's ``WSHandler.open``);
-* :mod:`gle_lab.ws_send` also writes each message's frames with one socket write (Bokeh
-  3.9's ``WSHandler.send_message``, ``write_lock`` and Tornado's ``ws_connection.stream``).
+* :mod:`gle_lab.ws_nodelay` sets ``TCP_NODELAY`` on Bokeh 3.9's websocket handler (Tornado's
+  public ``set_nodelay``, called from Bokeh's ``WSHandler.open``).
 
 Each is written for one minor version. :func:`patch_enabled` says whether the installed
 version is that one; on any other version the patch is skipped (the dashboard still works,
@@ -47,7 +45,6 @@ PATCHED_FOR = {
     "bokeh_fresh_receiver": ("bokeh", "3.9"),
     "bokeh_forget_session_callbacks": ("bokeh", "3.9"),
     "bokeh_ws_nodelay": ("bokeh", "3.9"),
-    "bokeh_ws_one_write": ("bokeh", "3.9"),
     "panel_batched_events": ("panel", "1.9"),
     "panel_debounce": ("panel", "1.9"),
     "panel_periodic_registry": ("panel", "1.9"),

@@ -20,7 +20,7 @@ import panel as pn
 from bokeh.core.property.validation import validate
 
 from gle_lab import (bokeh_defaults, client_hints, collector, patch_refs, write_queue,
-                     ws_send)
+                     ws_nodelay)
 from gle_lab.compat import patch_enabled
 from gle_lab.adjoint_overlay import AdjointOverlay
 from gle_lab.presets import PRESETS
@@ -208,9 +208,9 @@ patch_refs.install()
 bokeh_defaults.install()
 # every queued message reaches the browser, the last one too (gle_lab.write_queue)
 write_queue.install()
-# a message's websocket frames leave at once (not after the browser's delayed ACK: Nagle's
-# algorithm cost a τ change ~25 ms) and in one socket write (gle_lab.ws_send)
-ws_send.install()
+# a message's websocket frames leave at once, not after the browser's delayed ACK
+# (gle_lab.ws_nodelay: Nagle's algorithm cost a τ change ~25 ms)
+ws_nodelay.install()
 
 
 def touch_targets(obj):
