@@ -12,7 +12,8 @@ FIXES = """() => [
   !!Bokeh.require('models/plots/plot_canvas').PlotView.prototype.__gle_font_kept,
   !!Bokeh.require('models/plots/plot_canvas').PlotView.prototype.__gle_offscreen_waits,
   !!Bokeh.require('models/widgets/pretext').PreTextView.prototype.__gle_text_in_place,
-  !!Bokeh.require('models/annotations/legend').LegendView.prototype.__gle_glyphs_kept]"""
+  !!Bokeh.require('models/annotations/legend').LegendView.prototype.__gle_glyphs_kept,
+  !!Bokeh.require('core/util/bitset').BitSet.prototype.__gle_full_slice]"""
 # every --bk-* custom property defined anywhere in the page's style sheets (document and
 # shadow roots): the second fix assumes there is none
 BK_VARIABLES = """() => {
@@ -95,7 +96,7 @@ REAL_VISIBLE = """(column) => {
 def test_paint_fixes_are_installed_and_no_bk_variable_exists(app_page):
     page = app_page
     wait_streaming(page)
-    assert page.evaluate(FIXES) == [True] * 6
+    assert page.evaluate(FIXES) == [True] * 7
     assert page.evaluate(BK_VARIABLES) == []
 
 
@@ -246,6 +247,54 @@ def test_legend_glyphs_are_drawn_once_and_again_when_a_glyph_changes(app_page):
     assert page.evaluate("() => window.__gle_legend_draws") > 0
 
 
+#: the seventh fix against BokehJS's own BitSet.select: [values, constructor name] of both
+#: for full and partial sets over a typed array, a plain array and a longer column, and a
+#: live line's x coordinates against its streamed source
+SELECT_CASES = """() => {
+  const {BitSet} = Bokeh.require('core/util/bitset');
+  const {Indices} = Bokeh.require('core/types');
+  const proto = BitSet.prototype;
+  const show = (a) => [Array.from(a), a.constructor.name];
+  const full = (n) => { const s = new BitSet(n, 1); return s; };
+  const part = (n) => { const s = new BitSet(n, 1); s.unset(1); s.unset(n - 1); return s; };
+  const f64 = Float64Array.from([0.5, 1.5, 2.5, 3.5, 4.5]);
+  const out = [];
+  for (const [set, col] of [[full(5), f64], [part(5), f64], [full(3), [7, 8, 9]],
+                            [part(3), [7, 8, 9]], [full(3), f64]])
+    out.push([show(proto.select.call(set, col)), show(proto.__gle_select.call(set, col))]);
+  let live = null;
+  for (const v of Object.values(Bokeh.index)) {
+    const stack = [v];
+    while (stack.length && live === null) { const x = stack.pop();
+      if (x.model && x.model.type === 'GlyphRenderer' && x.model.data_source.data.eps0 !== undefined
+          && x.glyph && x.glyph.x != null) {
+        const src = x.model.data_source.data[x.model.glyph.x.field];
+        live = [Array.from(x.glyph.x), Array.from(src), x.glyph.x.constructor.name,
+                src.constructor.name];
+      }
+      for (const k of ['child_views', 'renderer_views']) { const c = x[k];
+        if (c) for (const y of (c.values ? c.values() : c)) stack.push(y); } }
+  }
+  return {cases: out, live};
+}"""
+
+
+def test_streamed_coordinates_are_the_columns_slice_for_a_full_view(app_page):
+    """The seventh paint fix: for a view that selects every row, a glyph's coordinates are
+    the column's slice; the same values and array type as BokehJS's own copy, and a partial
+    set still takes BokehJS's own path."""
+    page = app_page
+    wait_streaming(page)
+    res = page.evaluate(SELECT_CASES)
+    for fixed, original in res["cases"]:
+        assert fixed == original
+    assert res["cases"][0][0] == [[0.5, 1.5, 2.5, 3.5, 4.5], "Float64Array"]
+    assert res["cases"][1][0] == [[0.5, 2.5, 3.5], "Float64Array"]
+    assert res["cases"][4][0] == [[0.5, 1.5, 2.5], "Float64Array"]
+    xs, column, kind, column_kind = res["live"]
+    assert len(xs) > 10 and xs == column and kind == column_kind
+
+
 def test_legend_click_hides_the_real_trace(app_page):
     page = app_page
     wait_streaming(page)
@@ -294,4 +343,4 @@ def test_preset_switch_in_the_page_rebuilds_and_streams(app_page):
     title = lessons_for("small_network")[0]["title"]
     page.wait_for_function("""(title) => [...Bokeh.documents[0].all_models].some(
         m => typeof m.text === 'string' && m.text.includes(title))""", arg=title)
-    assert page.evaluate(FIXES) == [True] * 6
+    assert page.evaluate(FIXES) == [True] * 7
