@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 
 from bokeh.models import (CDSView, ColumnDataSource, CustomJS, GlyphRenderer, Legend,
-                          LegendItem, FixedTicker, LogTicker, PrintfTickFormatter)
+                          LegendItem, Line, FixedTicker, LogTicker, PrintfTickFormatter)
 from bokeh.core.property.vectorization import Field, field, value
 from bokeh.plotting import figure
 
@@ -91,11 +91,10 @@ def add_line(fig, x, y, source, *, color, width, dash="solid", alpha=1.0, label=
 
     ``figure.line`` builds a selection and a muted copy of every glyph, a view per renderer
     and a legend inside the plot, which :func:`lean_renderers` and :func:`add_legend` then
-    discard: half of a live figure's build (every session builds ~40 lines). Here the
+    discard: half of a live figure's build (a session builds dozens of lines). Here the
     renderer gets BokehJS's own glyphs for those states ("auto"), renderers of one source
     share one view, and ``label`` goes to the legend items :func:`add_legend` places (lines
     with the same label share an item, as with ``legend_label``). Returns the renderer."""
-    from bokeh.models import Line
     glyph = Line(x=field(x), y=field(y), line_color=color, line_width=width,
                  line_dash=dash, line_alpha=alpha)
     if not hasattr(fig, "_gle_views"):
@@ -107,10 +106,10 @@ def add_line(fig, x, y, source, *, color, width, dash="solid", alpha=1.0, label=
                              nonselection_glyph="auto", muted_glyph="auto")
     fig.renderers.append(renderer)
     if label is not None:
-        items = fig._gle_legend_items
-        item = next((i for i in items if i.label == value(label)), None)
+        items, label = fig._gle_legend_items, value(label)
+        item = next((i for i in items if i.label == label), None)
         if item is None:
-            items.append(LegendItem(label=value(label), renderers=[renderer]))
+            items.append(LegendItem(label=label, renderers=[renderer]))
         else:
             item.renderers.append(renderer)
     return renderer
