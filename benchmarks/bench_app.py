@@ -68,15 +68,23 @@ def in_process(frames=300):
         for _ in range(30):                     # warm-up (first fits, caches)
             d.tick(n_steps=steps)
         events.clear()
+
+        def frame():
+            """One frame and its patch message; the message's size in bytes (0: none)."""
+            d.tick(n_steps=steps)
+            if not events:
+                return 0
+            msg = proto.create("PATCH-DOC", list(events))
+            events.clear()
+            return len(msg.content_json) + sum(len(b[1]) if isinstance(b, tuple)
+                                               else len(getattr(b, "data", b""))
+                                               for b in msg.buffers)
         c0 = time.process_time()
         for _ in range(frames):
             t0 = time.perf_counter()
-            d.tick(n_steps=steps)
-            if events:
-                msg = proto.create("PATCH-DOC", list(events))
-                sizes.append(len(msg.content_json) + sum(len(b[1]) if isinstance(b, tuple)
-                                                         else len(getattr(b, "data", b"")) for b in msg.buffers))
-                events.clear()
+            size = frame()
+            if size:
+                sizes.append(size)
             wall.append(time.perf_counter() - t0)
         cpu = (time.process_time() - c0) / frames
         # the same frames a frame period apart, as a server runs them: on this VM the CPU
@@ -84,10 +92,7 @@ def in_process(frames=300):
         paced = []
         for _ in range(PACED_FRAMES):
             c1 = time.process_time()
-            d.tick(n_steps=steps)
-            if events:
-                proto.create("PATCH-DOC", list(events)).content_json
-                events.clear()
+            frame()
             paced.append(time.process_time() - c1)
             time.sleep(FRAME_MS / 1000)
         wall.sort()

@@ -97,15 +97,15 @@ def add_line(fig, x, y, source, *, color, width, dash="solid", alpha=1.0, label=
     with the same label share an item, as with ``legend_label``). Returns the renderer."""
     glyph = Line(x=field(x), y=field(y), line_color=color, line_width=width,
                  line_dash=dash, line_alpha=alpha)
-    if not hasattr(fig, "_gle_views"):
-        fig._gle_views, fig._gle_legend_items = {}, []
-    view = fig._gle_views.get(source.id)
-    if view is None:
-        view = fig._gle_views[source.id] = CDSView()
-    renderer = GlyphRenderer(data_source=source, glyph=glyph, view=view,
+    view = next((r.view for r in fig.renderers           # all rows of the same source
+                 if isinstance(r, GlyphRenderer) and r.data_source is source
+                 and type(r.view.filter).__name__ == "AllIndices"), None)
+    renderer = GlyphRenderer(data_source=source, glyph=glyph, view=view or CDSView(),
                              nonselection_glyph="auto", muted_glyph="auto")
     fig.renderers.append(renderer)
     if label is not None:
+        if not hasattr(fig, "_gle_legend_items"):
+            fig._gle_legend_items = []
         items, label = fig._gle_legend_items, value(label)
         item = next((i for i in items if i.label == label), None)
         if item is None:
