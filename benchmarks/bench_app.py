@@ -135,6 +135,10 @@ COUNT_PAINTS = """() => {
     P.__gle_counted = true;
   }
 }"""
+#: slider → new Fourier curves painted. The page draws a τ slider's curves itself at once
+#: (assets/js/page.js, 6): [server's curves in the page, the first new curves painted (the
+#: page's answer), the server's curves painted], ms after the change. "Painted": two
+#: animation frames after the data changed.
 LATENCY = """async (value) => {
   const doc = Bokeh.documents[0];
   let slider = null, curves = null;
@@ -142,15 +146,28 @@ LATENCY = """async (value) => {
     if (m.title === 'τr prospective (a.u.)' && m.start !== undefined) slider = m;
     if (m.data && m.data.forward_gain !== undefined) curves = m;
   }
+  const want = Number((10 ** value).toPrecision(3));
+  const raf2 = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(
+    () => r(performance.now()))));
   const t0 = performance.now();
-  const painted = new Promise(resolve => {
-    const conn = () => { curves.change.disconnect(conn); const arrived = performance.now();
-      requestAnimationFrame(() => requestAnimationFrame(() => resolve([arrived, performance.now()]))); };
+  const first = new Promise(resolve => {
+    const conn = () => { curves.change.disconnect(conn); raf2().then(resolve); };
+    curves.change.connect(conn);
+  });
+  const server = new Promise(resolve => {
+    const conn = () => {
+      // (a server without the page's answer tags no curves: every change is the server's)
+      if (curves.tags.length === 2 && Math.abs(curves.tags[1] - want) > 1e-6 * want) return;
+      curves.change.disconnect(conn);
+      const arrived = performance.now();
+      raf2().then(done => resolve([arrived, done]));
+    };
     curves.change.connect(conn);
   });
   slider.value = value;
-  const [arrived, done] = await painted;
-  return [arrived - t0, done - t0];
+  const done = await first;
+  const [arrived, served] = await server;
+  return [arrived - t0, done - t0, served - t0];
 }"""
 
 
@@ -186,7 +203,8 @@ FIND_JS = """((root, sel) => { const find = (r) => { const hit = r.querySelector
     for (const el of r.querySelectorAll('*')) if (el.shadowRoot) {
       const f = find(el.shadowRoot); if (f) return f; }
     return null; }; return find(root); })"""
-#: slider → the phase card's colour and word flip painted (τr across τm = 1)
+#: slider → the phase card's colour and word flip painted (τr across τm = 1): [the page's
+#: flip painted (its own answer, assets/js/page.js 6), the server's card painted], ms
 FLIP = """async (value) => {
   const doc = Bokeh.documents[0];
   let slider = null;
@@ -195,20 +213,33 @@ FLIP = """async (value) => {
   const host = FIND(document, '.gle-view-phase');
   const card = () => { const el = host.shadowRoot.querySelector('#gle-forward');
     return el ? el.className : ''; };
+  const served = () => { const box = host.shadowRoot.querySelector('.gle-phase[data-answer]');
+    return box ? JSON.parse(box.dataset.answer).tr : null; };
+  const want = Number((10 ** value).toPrecision(3));
+  const raf2 = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(
+    () => r(performance.now()))));
   const before = card();
   const t0 = performance.now();
+  let flipped = null, answered = null;
   const painted = new Promise(resolve => {
     const obs = new MutationObserver(() => {
-      if (card() !== before) { obs.disconnect();
-        requestAnimationFrame(() => requestAnimationFrame(() => resolve(performance.now()))); }
+      if (flipped == null && card() !== before) flipped = raf2();
+      const tr = served();          // null: a server without the page's answer
+      if (answered == null && (tr == null ? flipped != null : Math.abs(tr - want) <= 1e-6 * want))
+        answered = tr == null ? flipped : raf2();
+      if (flipped != null && answered != null) {
+        obs.disconnect();
+        Promise.all([flipped, answered]).then(resolve);
+      }
     });
     obs.observe(host.shadowRoot, {subtree: true, childList: true, attributes: true,
                                   characterData: true});
   });
   slider.value = value;
   // no flip within 10 s (a value on the same side of τm): not a measurement
-  const timeout = new Promise(resolve => setTimeout(() => resolve(NaN), 10000));
-  return (await Promise.race([painted, timeout])) - t0;
+  const timeout = new Promise(resolve => setTimeout(() => resolve([NaN, NaN]), 10000));
+  const [a, b] = await Promise.race([painted, timeout]);
+  return [a - t0, b - t0];
 }"""
 
 #: Play/Pause clicked → the server's answer (the button's new label) painted
@@ -322,21 +353,24 @@ def layouts(b, srv, seconds, results, trace=0.0, line_width=None):
                   f"{shares.get('frames/s', 0):.1f} frames begun/s)")
             for label, _, _ in BREAKDOWN:
                 print(f"      {label:64s} {shares.get(label, 0):5.1f} %")
-        paint = []
+        paint, served = [], []
         for i in range(12):
-            a, d = page.evaluate(LATENCY, -0.5 if i % 2 == 0 else 0.2)
+            _, d, sd = page.evaluate(LATENCY, -0.5 if i % 2 == 0 else 0.2)
             paint.append(d)
+            served.append(sd)
             time.sleep(0.25)
         page.evaluate(LATENCY, -1.0)          # τr = 0.1 < τm = 1: the rate card lags
         time.sleep(1.0)
-        flips = []
+        flips, served_flips = [], []
         for i in range(10):
             # τr = 2 (> τm = 1: the rate card flips to LEADS), then back to 0.1 (LAGS)
-            flip = page.evaluate(FLIP, 0.3 if i % 2 == 0 else -1.0)
+            flip, served_flip = page.evaluate(FLIP, 0.3 if i % 2 == 0 else -1.0)
             if flip == flip:                    # NaN: no flip seen
                 flips.append(flip)
+                served_flips.append(served_flip)
             time.sleep(0.4)
         flips = flips or [float("nan")]
+        served_flips = served_flips or [float("nan")]
         buttons = []
         for i in range(6):                      # pause, play, ... (ends playing)
             buttons.append(page.evaluate(BUTTON))
@@ -348,6 +382,8 @@ def layouts(b, srv, seconds, results, trace=0.0, line_width=None):
                "cpu_ms": (c1 - c0) / max(frames, 1) * 1e3,
                "paint_ms": statistics.median(paint), "paint_p90": paint[int(0.9 * len(paint))],
                "flip_ms": statistics.median(flips), "flip_p90": flips[int(0.9 * len(flips))],
+               "served_paint_ms": statistics.median(served),
+               "served_flip_ms": statistics.median(served_flips),
                "button_ms": statistics.median(buttons), "load": os.getloadavg()[0]}
         for k, v in row.items():
             results.setdefault(f"{name}:{k}", []).append(v)
@@ -356,7 +392,9 @@ def layouts(b, srv, seconds, results, trace=0.0, line_width=None):
               f"{painted:4.1f}/s; server {row['cpu_ms']:.2f} ms CPU/frame; "
               f"slider → painted {row['paint_ms']:.0f} ms (p90 {row['paint_p90']:.0f}); "
               f"slider → card flip painted {row['flip_ms']:.0f} ms (p90 "
-              f"{row['flip_p90']:.0f}); Play/Pause → label painted {row['button_ms']:.0f} ms; "
+              f"{row['flip_p90']:.0f}); the server's curves and card painted "
+              f"{row['served_paint_ms']:.0f} and {row['served_flip_ms']:.0f} ms; "
+              f"Play/Pause → label painted {row['button_ms']:.0f} ms; "
               f"load {row['load']:.2f}")
         # paused before closing: the session lingers until the server reaps it (~15 s) and
         # must not take CPU from the next layout's measurement
@@ -406,19 +444,23 @@ def browser(seconds=10.0, preset_learning=True, results=None, trace=0.0, line_wi
             print(f"  frames received by the browser: {fps:.1f} /s")
             print(f"  server CPU: {(c1 - c0) / (t1 - t0) * 100:.1f} % of a core, "
                   f"{(c1 - c0) / max(frames, 1) * 1e3:.2f} ms per frame (incl. websocket I/O)")
-            arr, lat = [], []
+            arr, lat, served = [], [], []
             for i in range(16):
                 value = -0.5 if i % 2 == 0 else 0.2   # τr 0.32 ↔ 1.6 (log10 slider)
-                a, d = page.evaluate(LATENCY, value)
+                a, d, sd = page.evaluate(LATENCY, value)
                 arr.append(a)
                 lat.append(d)
+                served.append(sd)
                 time.sleep(0.25)
             lat.sort()
             res.setdefault("arrive_ms", []).append(statistics.median(arr))
             res.setdefault("paint_ms", []).append(statistics.median(lat))
-            print(f"  slider → new data in the browser: median {statistics.median(arr):.0f} ms")
-            print(f"  slider → painted: median {statistics.median(lat):.0f} ms, "
-                  f"p90 {lat[int(0.9 * len(lat))]:.0f} ms (n = {len(lat)})")
+            res.setdefault("served_paint_ms", []).append(statistics.median(served))
+            print(f"  slider → the server's curves in the browser: median "
+                  f"{statistics.median(arr):.0f} ms, painted {statistics.median(served):.0f} ms")
+            print(f"  slider → painted (the page's own answer): median "
+                  f"{statistics.median(lat):.0f} ms, p90 {lat[int(0.9 * len(lat))]:.0f} ms "
+                  f"(n = {len(lat)})")
             # with learning on: chain preset
             page.evaluate("""() => { for (const m of Bokeh.documents[0].all_models)
                 if (m.type === 'Select' && m.options && m.value === 'phase_inversion')
@@ -519,8 +561,9 @@ def main():
                   + ", ".join(f"{x:.1f}" for x in results["load"]) + ")")
             for key, label in (("fps", "frames/s received (phase_inversion)"),
                                ("cpu_ms", "server CPU ms per frame"),
-                               ("arrive_ms", "slider → data ms"),
+                               ("arrive_ms", "slider → server's data ms"),
                                ("paint_ms", "slider → painted ms"),
+                               ("served_paint_ms", "slider → server's data painted ms"),
                                ("learn_fps", "frames/s, chain (learning on)"),
                                ("learn_cpu_ms", "server CPU ms per frame, chain"),
                                ("paused_pct", "paused CPU % of a core")):
@@ -529,7 +572,8 @@ def main():
                 print(f"  {name}: " + ", ".join(
                     f"{k} {statistics.median(results[f'{name}:{k}']):.1f}"
                     for k in ("first_ms", "fps", "painted_fps", "cpu_ms", "paint_ms", "paint_p90", "flip_ms",
-                              "flip_p90", "button_ms", "load")))
+                              "flip_p90", "served_paint_ms", "served_flip_ms", "button_ms",
+                              "load")))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,10 @@ class FourierView(Viewer):
     def __init__(self, state, **params):
         super().__init__(**params)
         self.state = state
-        self.curves = ColumnDataSource(self._curve_data())
+        # the source's tags: the (τm, τr) its curves are for. The page draws a τ slider's
+        # curves itself at once (assets/js/page.js, "τ sliders answered in the page") and
+        # knows from them when the server's are for the same τ.
+        self.curves = ColumnDataSource(self._curve_data(), tags=list(state.neuron_taus()))
         self.measured = {k: ColumnDataSource({"w": [], "gain": [], "phase": []})
                          for k in ("forward", "error", "adjoint")}
         self.gain_fig, self.phase_fig = self._figures()
@@ -134,6 +137,7 @@ class FourierView(Viewer):
                 else:
                     glyph.line_color = color
         data = self._curve_data()
+        self.curves.tags = list(self.state.neuron_taus())     # before the data: see __init__
         self.curves.data = data
         lo, hi = self._gain_bounds(data)
         if (self.gain_range.start, self.gain_range.end) != (lo, hi):

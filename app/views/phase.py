@@ -8,12 +8,14 @@ error leads by the same phase; moving τr above τm flips both signs.
 """
 from __future__ import annotations
 
+import html
+import json
 
 import numpy as np
 import panel as pn
 
 from ..compat import patch_enabled
-from ..state import format_degrees
+from ..state import PHASE_ZERO, format_degrees
 
 CSS = """
 .gle-phase {display: flex; gap: 14px; align-items: stretch; width: 100%;
@@ -47,6 +49,11 @@ CSS = """
 """
 
 _deg = format_degrees
+
+#: what the relation line says for τr < τm, τr > τm and τr = τm (also read by the page)
+STORIES = {"<": "rate <b>lags</b>, error <b>leads</b>",
+           ">": "rate <b>leads</b>, error <b>lags</b>",
+           "=": "no lag: the LE limit"}
 
 
 class LiveHTML(pn.pane.HTML):
@@ -102,8 +109,8 @@ class PhaseView(pn.viewable.Viewer):
                 f'<div class="gle-title">{title}</div>'
                 f'<div class="gle-big gle-{key}-measured{big_cls}" data-phase="{mval}">'
                 f'{big}</div>'
-                f'<div class="gle-verdict">{card["word"]} '
-                f'<span style="font-size:14px;font-weight:400">'
+                f'<div class="gle-verdict"><span class="gle-word">{card["word"]}</span> '
+                f'<span class="gle-note" style="font-size:14px;font-weight:400">'
                 f'{note}{" · " + lead if lead else ""}</span></div>'
                 f'<div class="gle-analytic gle-{key}-analytic" data-phase="{analytic:.4f}">'
                 f'{ana}</div>'
@@ -118,24 +125,30 @@ class PhaseView(pn.viewable.Viewer):
         mode = st.net.error_mode
         label = getattr(st, "mode_label", mode.upper())
         rel = "<" if tr < tm * (1 - 1e-9) else (">" if tr > tm * (1 + 1e-9) else "=")
-        story = {"<": "rate <b>lags</b>, error <b>leads</b>",
-                 ">": "rate <b>leads</b>, error <b>lags</b>",
-                 "=": "no lag: the LE limit"}[rel]
+        extra = ""
         if label == "IE":
-            story += "<br>IE mode: errors are not advanced (e = ε)"
+            extra = "<br>IE mode: errors are not advanced (e = ε)"
         elif label == "AM":
-            story += ("<br>AM mode: learning follows the exact adjoint λ (windows of "
-                      f"TW = {st.am_window:g} a.u.)")
+            extra = ("<br>AM mode: learning follows the exact adjoint λ (windows of "
+                     f"TW = {st.am_window:g} a.u.)")
         w_txt = f"ω = {omega:.3g} rad/a.u." if omega else "constant input"
         relation = (f'<div class="gle-relation">Neuron <b>{lab}</b>: '
-                    f'<b>τr = {tr:.3g}</b> {rel} <b>τm = {tm:.3g}</b><br>→ {story}<br>'
+                    f'<b class="gle-tr">τr = {tr:.3g}</b> <span class="gle-rel">{rel}</span> '
+                    f'<b class="gle-tm">τm = {tm:.3g}</b><br>→ '
+                    f'<span class="gle-story">{STORIES[rel]}</span>{extra}<br>'
                     f'<span style="color:#666">{w_txt}</span>'
                     f'{self._alignment()}'
                     f'<div class="gle-status">{ro.status}</div></div>')
         badge = f'<span class="gle-mode">{label}</span>'
         err_title = ("Error e vs. ε (D⁺τm I⁻τr)" if mode == "gle"
                      else "Error e vs. ε (e = ε)")
-        return ('<div class="gle-phase">'
+        # what the page needs to answer a τ slider itself, in the frame of the change
+        # (assets/js/page.js, "τ sliders answered in the page"): the taus this text is for,
+        # ω, the Euler step, the error mode and the in-phase threshold of sign_word
+        answer = json.dumps({"tm": tm, "tr": tr, "omega": omega, "dt": st.net.dt,
+                             "error": "gle" if mode == "gle" else "ie",
+                             "zero": PHASE_ZERO, "stories": STORIES})
+        return (f'<div class="gle-phase" data-answer="{html.escape(answer)}">'
                 + self._card("forward", "Rate ŭ vs. its input (D⁺τr I⁻τm)" + badge,
                              ro.card("forward"), omega)
                 + self._card("error", err_title + badge, ro.card("error"), omega)

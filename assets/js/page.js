@@ -14,6 +14,10 @@
 // 4. The help button opens the help overlay; "Copy link" copies the teacher link.
 // 5. The phase cards never shrink at a given page width (a shorter text would move, and
 //    make BokehJS lay out and repaint, the whole page below them).
+// 6. A τm or τr slider is answered in the page, in the frame of the change: the phase
+//    cards' analytic phase and word, the relation line and the Fourier view's analytic
+//    curves, while the server's own answer is on its way (~50 ms from an idle server, more
+//    from one a class is loading). The server's answer then replaces the page's.
 (function () {
   if (typeof Bokeh === "undefined") return;
   const gle = window.__gle_lab || (window.__gle_lab = {});
@@ -210,11 +214,184 @@
       }
     }).observe(el);
   }
+  // ------------------------------------------------------------------ τ sliders answered here
+  // A user's change of τm or τr (a change the page sends to the server: `sync`) is answered
+  // at once from the same formulas the server uses: the selected neuron's analytic phases at
+  // the input's ω, Euler-exact (gle_lab.state.LabState.analytic: D⁺τr I⁻τm; D⁺τm I⁻τr for
+  // GLE errors, e = ε otherwise), and the continuous gain and phase curves of the Fourier
+  // view (gle_lab.views.fourier). The cards then say "measuring…", as the server's will.
+  // The server's cards carry the taus they are for (`data-answer`), its curves theirs (the
+  // source's tags): whatever the server sends for other taus while the change is on its
+  // way is answered again, so nothing flips back. A change the server makes to a slider
+  // (a refused value, learning, another neuron) ends the page's answer.
+  const SIG3 = (x) => (x === 0 || !isFinite(x)) ? x : Number(x.toPrecision(3));
+  const G3 = (x) => String(Number(x.toPrecision(3)));         // Python's f"{x:.3g}" here
+  const same = (a, b) => Math.abs(a - b) <= 1e-6 * Math.max(Math.abs(a), Math.abs(b));
+  const signed = (x, n) => `${x < 0 ? "-" : "+"}${Math.abs(x).toFixed(n)}`;
+  function degrees(phase) {                                   // gle_lab.state.format_degrees
+    const d = Math.round(phase * 1800 / Math.PI) / 10;
+    return d === 0 ? "0.0°" : `${signed(d, 1)}°`;
+  }
+  function signWord(phase, zero) {                            // gle_lab.state.sign_word
+    if (!isFinite(phase)) return ["", "…"];
+    if (Math.abs(phase) < zero) return ["zero", "IN PHASE"];
+    return phase > 0 ? ["lead", "LEADS"] : ["lag", "LAGS"];
+  }
+  // arg of (1 + a σ)/(1 + b σ), σ = (e^{iω dt} − 1)/dt (gle_core.fourier, Euler-exact)
+  function eulerPhase(omega, dt, a, b) {
+    const half = Math.sin(0.5 * omega * dt);
+    const re = -2 * half * half / dt, im = Math.sin(omega * dt) / dt;
+    let p = Math.atan2(a * im, 1 + a * re) - Math.atan2(b * im, 1 + b * re);
+    if (p > Math.PI) p -= 2 * Math.PI; else if (p <= -Math.PI) p += 2 * Math.PI;
+    return p;
+  }
+  gle.eulerPhase = eulerPhase;
+  const text = (root, sel, value) => { const el = root.querySelector(sel);
+                                       if (el && el.textContent !== value) el.textContent = value; };
+  function phaseBox() {
+    const v = gle.phaseView;
+    const root = v && v.el && v.el.isConnected ? v.shadow_el : null;
+    return root ? root.querySelector(".gle-phase[data-answer]") : null;
+  }
+  function serverTaus() {
+    const box = phaseBox();
+    if (box) try { const a = JSON.parse(box.dataset.answer); return {tm: a.tm, tr: a.tr}; }
+             catch (e) { /* no answer data: the curves' */ }
+    const src = curvesSource();
+    return src && src.tags.length === 2 ? {tm: src.tags[0], tr: src.tags[1]} : null;
+  }
+  function answerCards(want) {
+    const box = phaseBox();
+    if (box == null) return true;
+    const a = JSON.parse(box.dataset.answer);
+    if (same(a.tm, want.tm) && same(a.tr, want.tr)) return true;   // the server's are current
+    const key = `${want.tm} ${want.tr}`;
+    if (box.dataset.answered === key) return false;
+    box.dataset.answered = key;
+    const {tm, tr} = want;
+    const rel = tr < tm * (1 - 1e-9) ? "<" : (tr > tm * (1 + 1e-9) ? ">" : "=");
+    text(box, ".gle-tr", `τr = ${G3(tr)}`);
+    text(box, ".gle-rel", rel);
+    text(box, ".gle-tm", `τm = ${G3(tm)}`);
+    const story = box.querySelector(".gle-story");
+    if (story) story.innerHTML = a.stories[rel];
+    if (a.omega == null) return false;                 // a constant input: no phase to show
+    for (const [key, num, den] of [["forward", tr, tm], ["error", tm, tr]]) {
+      const card = box.querySelector(`#gle-${key}`);
+      if (card == null) continue;
+      const phase = key === "error" && a.error !== "gle" ? 0 : eulerPhase(a.omega, a.dt, num, den);
+      const [cls, word] = signWord(phase, a.zero);
+      card.className = `gle-card ${cls}`;
+      card.dataset.verdict = "measuring";
+      const big = card.querySelector(".gle-big");
+      if (big && isFinite(parseFloat(big.dataset.phase))) big.classList.add("gle-stale");
+      else if (big) { big.classList.remove("gle-none"); big.textContent = "—"; }
+      text(card, ".gle-word", word);
+      text(card, ".gle-note", "measuring…");
+      const ana = card.querySelector(".gle-analytic");
+      if (ana) {
+        ana.textContent = `analytic ${degrees(phase)} (${signed(phase, 3)} rad) · ${word.toLowerCase()}`;
+        ana.dataset.phase = phase.toFixed(4);
+      }
+    }
+    const settle = Math.min(3 * Math.max(tm, tr), 60), period = 2 * Math.PI / a.omega;
+    text(box, ".gle-status", `measuring… (settling ${G3(settle)} a.u. + one period ${G3(period)} a.u.)`);
+    return false;
+  }
+  function curvesSource() {
+    const src = gle.curves;
+    if (src && src.document != null) return src;
+    gle.curves = null;
+    for (const doc of Bokeh.documents)
+      for (const m of doc.all_models)
+        if (m.data && m.data.forward_gain !== undefined && m.data.w !== undefined) {
+          gle.curves = m;
+          m.properties.data.change.connect(() => {
+            if (m.__gle_setting) return;
+            m.__gle_answered = null;                // the server's data: answer it afresh
+            if (gle.want) answer();
+          });
+          for (const p of doc.all_models)           // the gain plot: a log y axis over them
+            if (p.renderers && p.y_scale && p.y_scale.type === "LogScale" &&
+                p.renderers.some((r) => r.data_source === m)) m.__gle_gain_range = p.y_range;
+          return m;
+        }
+    return null;
+  }
+  function answerCurves(want) {
+    const src = curvesSource();
+    if (src == null) return true;
+    const [tm, tr] = src.tags;
+    if (same(tm, want.tm) && same(tr, want.tr)) return true;
+    const key = `${want.tm} ${want.tr}`;
+    if (src.__gle_answered === key) return false;
+    src.__gle_answered = key;
+    const w = src.data.w, n = w.length, deg = 180 / Math.PI;
+    const cols = {};
+    for (const k of ["forward", "gle_error", "am_adjoint"])
+      for (const c of ["gain", "phase"]) cols[`${k}_${c}`] = new Float64Array(n);
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < n; i++) {
+      // (1 + iωτr)/(1 + iωτm); the GLE error is its inverse, the AM adjoint its conjugate
+      const x = w[i] * want.tr, y = w[i] * want.tm;
+      const gain = Math.sqrt((1 + x * x) / (1 + y * y)), phase = (Math.atan(x) - Math.atan(y)) * deg;
+      cols.forward_gain[i] = gain; cols.forward_phase[i] = phase;
+      cols.gle_error_gain[i] = 1 / gain; cols.gle_error_phase[i] = -phase;
+      cols.am_adjoint_gain[i] = gain; cols.am_adjoint_phase[i] = -phase;
+      lo = Math.min(lo, gain, 1 / gain); hi = Math.max(hi, gain, 1 / gain);
+    }
+    src.__gle_setting = true;
+    try { src.setv({data: Object.assign({}, src.data, cols)}, {sync: false}); }
+    finally { src.__gle_setting = false; }
+    const range = src.__gle_gain_range;
+    if (range && isFinite(lo) && lo > 0) {                 // gle_lab.streaming.decade_bounds
+      const a = Math.floor(Math.log10(lo / 1.2)), b = Math.ceil(Math.log10(hi * 1.2));
+      const start = 10 ** a, end = 10 ** Math.max(b, a + 1);
+      if (range.start !== start || range.end !== end) range.setv({start, end}, {sync: false});
+    }
+    return false;
+  }
+  function answer() {
+    const want = gle.want;
+    if (want == null) return;
+    if (performance.now() - want.t > 5000) { gle.want = null; return; }   // the server's stands
+    let done = true;
+    try { done = answerCards(want) && done; } catch (e) { /* the server's cards stand */ }
+    try { done = answerCurves(want) && done; } catch (e) { /* the server's curves stand */ }
+    if (done) gle.want = null;
+  }
+  gle.answer = answer;
+  function onDocChange(ev) {
+    if (ev.kind !== "ModelChanged" || ev.attr !== "value" || ev.model == null) return;
+    const classes = ev.model.css_classes || [];
+    const kind = classes.includes("gle-tau-m") ? "tm" : (classes.includes("gle-tau-r") ? "tr" : null);
+    if (kind == null) return;
+    if (!ev.sync) { gle.want = null; return; }          // the server set it: its answer stands
+    const base = gle.want || serverTaus();
+    if (base == null || !isFinite(ev.value)) return;
+    gle.want = {tm: base.tm, tr: base.tr, [kind]: SIG3(10 ** ev.value), t: performance.now()};
+    answer();
+  }
+  for (const doc of Bokeh.documents)
+    if (!doc.__gle_answers) { doc.__gle_answers = true; doc.on_change(onDocChange); }
+  // the phase cards' view: whatever the server's text brings while a change is on its way
+  // (a mutation observer's callback runs before the page is painted)
+  function watchCards(v) {
+    const classes = (v.model && v.model.css_classes) || [];
+    if (!classes.includes("gle-view-phase") || v.shadow_el == null) return;
+    gle.phaseView = v;
+    if (v.__gle_watched || typeof MutationObserver !== "function") return;
+    v.__gle_watched = true;
+    new MutationObserver(() => { if (gle.want) answer(); })
+      .observe(v.shadow_el, {childList: true, subtree: true});
+  }
+
   // every layout view, when it renders (and those rendered before this script ran): its
   // landmark role, and the held height of the phase cards
   function onRender(v) {
     try { landmark(v); } catch (e) { /* roles only: never break a layout */ }
     try { holdHeight(v); } catch (e) { /* a steadier page only: never break a layout */ }
+    try { watchCards(v); } catch (e) { /* an earlier answer only: never break a layout */ }
   }
   if (ldv && !ldv.__gle_on_render) {
     const render = ldv.render;
