@@ -48,7 +48,7 @@ class FourierView(Viewer):
         super().__init__(**params)
         self.state = state
         # the source's tags: the (τm, τr) its curves are for. The page draws a τ slider's
-        # curves itself at once (assets/js/page.js, "τ sliders answered in the page") and
+        # curves itself at once (assets/js/page.js, "sliders answered here") and
         # knows from them when the server's are for the same τ.
         self.curves = ColumnDataSource(self._curve_data(), tags=list(state.neuron_taus()))
         self.measured = {k: ColumnDataSource({"w": [], "gain": [], "phase": []})

@@ -136,15 +136,15 @@ class PhaseView(pn.viewable.Viewer):
                     f'<b class="gle-tr">τr = {tr:.3g}</b> <span class="gle-rel">{rel}</span> '
                     f'<b class="gle-tm">τm = {tm:.3g}</b><br>→ '
                     f'<span class="gle-story">{STORIES[rel]}</span>{extra}<br>'
-                    f'<span style="color:#666">{w_txt}</span>'
+                    f'<span class="gle-omega-text" style="color:#666">{w_txt}</span>'
                     f'{self._alignment()}'
                     f'<div class="gle-status">{ro.status}</div></div>')
         badge = f'<span class="gle-mode">{label}</span>'
         err_title = ("Error e vs. ε (D⁺τm I⁻τr)" if mode == "gle"
                      else "Error e vs. ε (e = ε)")
-        # what the page needs to answer a τ slider itself, in the frame of the change
-        # (assets/js/page.js, "τ sliders answered in the page"): the taus this text is for,
-        # ω, the Euler step, the error mode and the in-phase threshold of sign_word
+        # what the page needs to answer a τ or ω slider itself, in the frame of the change
+        # (assets/js/page.js, "sliders answered in the page"): the τ and ω this text is for,
+        # the Euler step, the error mode and the in-phase threshold of sign_word
         answer = json.dumps({"tm": tm, "tr": tr, "omega": omega, "dt": st.net.dt,
                              "error": "gle" if mode == "gle" else "ie",
                              "zero": PHASE_ZERO, "stories": STORIES})

@@ -14,10 +14,10 @@
 // 4. The help button opens the help overlay; "Copy link" copies the teacher link.
 // 5. The phase cards never shrink at a given page width (a shorter text would move, and
 //    make BokehJS lay out and repaint, the whole page below them).
-// 6. A τm or τr slider is answered in the page, in the frame of the change: the phase
+// 6. A τm, τr or ω slider is answered in the page, in the frame of the change: the phase
 //    cards' analytic phase and word, the relation line and the Fourier view's analytic
-//    curves, while the server's own answer is on its way (~50 ms from an idle server, more
-//    from one a class is loading). The server's answer then replaces the page's.
+//    curves and ω marker, while the server's own answer is on its way (~50 ms from an idle
+//    server, more from one a class is loading). The server's answer then replaces the page's.
 (function () {
   if (typeof Bokeh === "undefined") return;
   const gle = window.__gle_lab || (window.__gle_lab = {});
@@ -214,16 +214,17 @@
       }
     }).observe(el);
   }
-  // ------------------------------------------------------------------ τ sliders answered here
-  // A user's change of τm or τr (a change the page sends to the server: `sync`) is answered
-  // at once from the same formulas the server uses: the selected neuron's analytic phases at
-  // the input's ω, Euler-exact (gle_lab.state.LabState.analytic: D⁺τr I⁻τm; D⁺τm I⁻τr for
-  // GLE errors, e = ε otherwise), and the continuous gain and phase curves of the Fourier
-  // view (gle_lab.views.fourier). The cards then say "measuring…", as the server's will.
-  // The server's cards carry the taus they are for (`data-answer`), its curves theirs (the
-  // source's tags): whatever the server sends for other taus while the change is on its
-  // way is answered again, so nothing flips back. A change the server makes to a slider
-  // (a refused value, learning, another neuron) ends the page's answer.
+  // ------------------------------------------------------------------ sliders answered here
+  // A user's change of τm, τr or ω (a change the page sends to the server: `sync`) is
+  // answered at once from the same formulas the server uses: the selected neuron's analytic
+  // phases at the input's ω, Euler-exact (gle_lab.state.LabState.analytic: D⁺τr I⁻τm;
+  // D⁺τm I⁻τr for GLE errors, e = ε otherwise), the continuous gain and phase curves of the
+  // Fourier view (gle_lab.views.fourier) and its ω marker. The cards then say "measuring…",
+  // as the server's will. The server's cards carry the τ and ω they are for
+  // (`data-answer`), its curves their taus (the source's tags): whatever the server sends
+  // for other values while the change is on its way is answered again, so nothing flips
+  // back. A change the server makes to a slider (a refused value, learning, another neuron)
+  // ends the page's answer.
   const SIG3 = (x) => (x === 0 || !isFinite(x)) ? x : Number(x.toPrecision(3));
   const G3 = (x) => String(Number(x.toPrecision(3)));         // Python's f"{x:.3g}" here
   const same = (a, b) => Math.abs(a - b) <= 1e-6 * Math.max(Math.abs(a), Math.abs(b));
@@ -253,19 +254,23 @@
     const root = v && v.el && v.el.isConnected ? v.shadow_el : null;
     return root ? root.querySelector(".gle-phase[data-answer]") : null;
   }
-  function serverTaus() {
+  function serverState() {
     const box = phaseBox();
-    if (box) try { const a = JSON.parse(box.dataset.answer); return {tm: a.tm, tr: a.tr}; }
+    if (box) try { const a = JSON.parse(box.dataset.answer);
+                   return {tm: a.tm, tr: a.tr, omega: a.omega}; }
              catch (e) { /* no answer data: the curves' */ }
     const src = curvesSource();
-    return src && src.tags.length === 2 ? {tm: src.tags[0], tr: src.tags[1]} : null;
+    return src && src.tags.length === 2 ? {tm: src.tags[0], tr: src.tags[1], omega: null} : null;
   }
   function answerCards(want) {
     const box = phaseBox();
     if (box == null) return true;
     const a = JSON.parse(box.dataset.answer);
-    if (same(a.tm, want.tm) && same(a.tr, want.tr)) return true;   // the server's are current
-    const key = `${want.tm} ${want.tr}`;
+    // a constant input has no ω: the ω slider changes nothing here
+    const omega = a.omega == null || want.omega == null ? a.omega : want.omega;
+    if (same(a.tm, want.tm) && same(a.tr, want.tr) && (omega == null || same(a.omega, omega)))
+      return true;                                     // the server's text is current
+    const key = `${want.tm} ${want.tr} ${omega}`;
     if (box.dataset.answered === key) return false;
     box.dataset.answered = key;
     const {tm, tr} = want;
@@ -275,11 +280,12 @@
     text(box, ".gle-tm", `τm = ${G3(tm)}`);
     const story = box.querySelector(".gle-story");
     if (story) story.innerHTML = a.stories[rel];
-    if (a.omega == null) return false;                 // a constant input: no phase to show
+    if (omega == null) return false;                   // a constant input: no phase to show
+    text(box, ".gle-omega-text", `ω = ${G3(omega)} rad/a.u.`);
     for (const [key, num, den] of [["forward", tr, tm], ["error", tm, tr]]) {
       const card = box.querySelector(`#gle-${key}`);
       if (card == null) continue;
-      const phase = key === "error" && a.error !== "gle" ? 0 : eulerPhase(a.omega, a.dt, num, den);
+      const phase = key === "error" && a.error !== "gle" ? 0 : eulerPhase(omega, a.dt, num, den);
       const [cls, word] = signWord(phase, a.zero);
       card.className = `gle-card ${cls}`;
       card.dataset.verdict = "measuring";
@@ -294,7 +300,7 @@
         ana.dataset.phase = phase.toFixed(4);
       }
     }
-    const settle = Math.min(3 * Math.max(tm, tr), 60), period = 2 * Math.PI / a.omega;
+    const settle = Math.min(3 * Math.max(tm, tr), 60), period = 2 * Math.PI / omega;
     text(box, ".gle-status", `measuring… (settling ${G3(settle)} a.u. + one period ${G3(period)} a.u.)`);
     return false;
   }
@@ -311,9 +317,17 @@
             m.__gle_answered = null;                // the server's data: answer it afresh
             if (gle.want) answer();
           });
-          for (const p of doc.all_models)           // the gain plot: a log y axis over them
-            if (p.renderers && p.y_scale && p.y_scale.type === "LogScale" &&
-                p.renderers.some((r) => r.data_source === m)) m.__gle_gain_range = p.y_range;
+          // the gain plot (a log y axis over these curves) and both plots' ω markers
+          m.__gle_markers = [];
+          for (const p of doc.all_models)
+            if (p.renderers && p.center && p.renderers.some((r) => r.data_source === m)) {
+              if (p.y_scale && p.y_scale.type === "LogScale") m.__gle_gain_range = p.y_range;
+              for (const span of p.center)
+                if (span.type === "Span" && span.dimension === "height") {
+                  m.__gle_markers.push(span);
+                  span.properties.location.change.connect(() => { if (gle.want) answer(); });
+                }
+            }
           return m;
         }
     return null;
@@ -321,6 +335,9 @@
   function answerCurves(want) {
     const src = curvesSource();
     if (src == null) return true;
+    if (want.omega != null)                            // the ω marker (the server's, at once)
+      for (const span of src.__gle_markers)
+        if (span.location !== want.omega) span.setv({location: want.omega}, {sync: false});
     const [tm, tr] = src.tags;
     if (same(tm, want.tm) && same(tr, want.tr)) return true;
     const key = `${want.tm} ${want.tr}`;
@@ -364,12 +381,14 @@
   function onDocChange(ev) {
     if (ev.kind !== "ModelChanged" || ev.attr !== "value" || ev.model == null) return;
     const classes = ev.model.css_classes || [];
-    const kind = classes.includes("gle-tau-m") ? "tm" : (classes.includes("gle-tau-r") ? "tr" : null);
+    const kind = classes.includes("gle-tau-m") ? "tm" : classes.includes("gle-tau-r") ? "tr" :
+                 classes.includes("gle-omega") ? "omega" : null;
     if (kind == null) return;
     if (!ev.sync) { gle.want = null; return; }          // the server set it: its answer stands
-    const base = gle.want || serverTaus();
+    const base = gle.want || serverState();
     if (base == null || !isFinite(ev.value)) return;
-    gle.want = {tm: base.tm, tr: base.tr, [kind]: SIG3(10 ** ev.value), t: performance.now()};
+    gle.want = {tm: base.tm, tr: base.tr, omega: base.omega, [kind]: SIG3(10 ** ev.value),
+                t: performance.now()};
     answer();
   }
   for (const doc of Bokeh.documents)

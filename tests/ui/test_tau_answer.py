@@ -1,16 +1,17 @@
-"""A τ slider is answered in the page, in the frame of the change (assets/js/page.js, 6).
+"""A τ or ω slider is answered in the page, in the frame of the change (assets/js/page.js, 6).
 
-The page draws what the server will send for the new τ (the phase cards' analytic phase,
-word and relation line; the Fourier view's analytic curves and gain axis) as soon as the
-slider moves; the server's answer then replaces it. These tests hold the page's answer
-against the server's own, taken once it has arrived, for the changes a lesson makes (τr
-across τm, τm, the LE limit), in GLE and IE mode, for a constant input and for another
-neuron of a network; and check that what the server sends for the old τ meanwhile does not
-flip the cards or curves back.
+The page draws what the server will send for the new τ or ω (the phase cards' analytic
+phase, word and relation line; the Fourier view's analytic curves, gain axis and ω marker)
+as soon as the slider moves; the server's answer then replaces it. These tests hold the
+page's answer against the server's own, taken once it has arrived, for the changes a lesson
+makes (τr across τm, τm, the LE limit, ω), in GLE and IE mode, for a constant input and for
+another neuron of a network; and check that what the server sends for the old τ meanwhile
+does not flip the cards or curves back.
 """
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -23,17 +24,22 @@ SNAPSHOT = """() => {
   const box = gle.deepFind('.gle-view-phase').shadowRoot.querySelector('.gle-phase');
   const cards = [...box.querySelectorAll('.gle-card')].map(c => c.outerHTML);
   const pick = (sel) => { const el = box.querySelector(sel); return el ? el.textContent : null; };
-  let src = null, range = null;
+  let src = null, range = null, markers = [];
   for (const m of Bokeh.documents[0].all_models) {
     if (m.data && m.data.forward_gain !== undefined) src = m;
   }
   for (const p of Bokeh.documents[0].all_models)
-    if (p.renderers && p.y_scale && p.y_scale.type === 'LogScale' &&
-        p.renderers.some(r => r.data_source === src)) range = [p.y_range.start, p.y_range.end];
+    if (p.renderers && p.y_scale &&
+        p.renderers.some(r => r.data_source === src)) {
+      if (p.y_scale.type === 'LogScale') range = [p.y_range.start, p.y_range.end];
+      for (const s of p.center) if (s.type === 'Span' && s.dimension === 'height')
+        markers.push(s.location);
+    }
   const curves = {};
   for (const k of Object.keys(src.data)) curves[k] = Array.from(src.data[k]);
   return {cards, tr: pick('.gle-tr'), rel: pick('.gle-rel'), tm: pick('.gle-tm'),
           story: box.querySelector('.gle-story').innerHTML, status: pick('.gle-status'),
+          omega: pick('.gle-omega-text'), markers,
           answer: JSON.parse(box.dataset.answer), curves, tags: Array.from(src.tags), range,
           want: gle.want};
 }"""
@@ -46,11 +52,12 @@ MOVE = """([cls, value]) => {
   slider.value = Math.log10(value);
   return (SNAPSHOT)();
 }""".replace("SNAPSHOT", SNAPSHOT)
-SERVER_AT = """([tm, tr]) => {
+SERVER_AT = """([tm, tr, omega]) => {
   const s = (SNAPSHOT)();
   const near = (a, b) => Math.abs(a - b) <= 1e-9 * Math.abs(b);
   return near(s.answer.tm, tm) && near(s.answer.tr, tr) && near(s.tags[0], tm) &&
-         near(s.tags[1], tr) && window.__gle_lab.want === null;
+         near(s.tags[1], tr) && (omega == null || near(s.answer.omega, omega)) &&
+         window.__gle_lab.want === null;
 }""".replace("SNAPSHOT", SNAPSHOT)
 
 
@@ -69,14 +76,17 @@ def move_and_compare(page, cls, value):
     """Move a τ slider; the page's answer (same task) must be what the server then sends."""
     before = page.evaluate(SNAPSHOT)
     mine = page.evaluate(MOVE, [cls, value])
-    tm, tr = mine["want"]["tm"], mine["want"]["tr"]
-    assert (tm, tr) != (before["answer"]["tm"], before["answer"]["tr"])
-    page.wait_for_function(SERVER_AT, arg=[tm, tr])
+    w = mine["want"]
+    tm, tr, omega = w["tm"], w["tr"], w.get("omega")
+    a = before["answer"]
+    assert (tm, tr, omega) != (a["tm"], a["tr"], a["omega"])
+    page.wait_for_function(SERVER_AT, arg=[tm, tr, omega if a["omega"] is not None else None])
     theirs = page.evaluate(SNAPSHOT)
     assert mine["cards"] == theirs["cards"]
-    for key in ("tr", "rel", "tm", "story", "status", "range"):
+    for key in ("tr", "rel", "tm", "story", "status", "range", "omega", "markers"):
         assert mine[key] == theirs[key], key
-    assert mine["tags"] != theirs["tags"]           # the page's curves came before the server's
+    if (tm, tr) != (a["tm"], a["tr"]):              # the page's curves came before the server's
+        assert mine["tags"] != theirs["tags"]
     for col, values in theirs["curves"].items():
         assert len(mine["curves"][col]) == len(values) == 241, col
         for a, b in zip(mine["curves"][col], values):
@@ -84,7 +94,7 @@ def move_and_compare(page, cls, value):
     return mine, theirs
 
 
-def test_tau_changes_are_answered_in_the_page_as_the_server_answers_them(page, server):
+def test_tau_and_omega_changes_are_answered_in_the_page_as_the_server_answers_them(page, server):
     load(page, server.url)
     # τr across τm: both cards flip (rate LAGS → LEADS, error LEADS → LAGS)
     mine, _ = move_and_compare(page, "gle-tau-r", 2.0)
@@ -105,6 +115,12 @@ def test_tau_changes_are_answered_in_the_page_as_the_server_answers_them(page, s
     # and back below τm
     mine, _ = move_and_compare(page, "gle-tau-r", 0.1)
     assert 'class="gle-card lag" id="gle-forward"' in mine["cards"][0]
+    # ω: the phases at the new frequency, the ω line, the Fourier view's marker
+    mine, _ = move_and_compare(page, "gle-omega", 2.0)
+    assert mine["omega"] == "ω = 2 rad/a.u." and mine["markers"] == [2.0, 2.0]
+    # τr = 0.1, τm = 0.5 at ω = 2: the continuous phase, within the Euler step's ±0.01 rad
+    shown = re.search(r'gle-forward-analytic" data-phase="([-+0-9.]+)"', mine["cards"][0])
+    assert abs(float(shown.group(1)) - (math.atan(2 * 0.1) - math.atan(2 * 0.5))) < 0.01
 
 
 def test_ie_mode_constant_input_and_another_neuron(page, server):
