@@ -313,8 +313,8 @@
         if (m.data && m.data.forward_gain !== undefined && m.data.w !== undefined) {
           gle.curves = m;
           m.properties.data.change.connect(() => {
-            if (m.__gle_setting) return;
-            m.__gle_answered = null;                // the server's data: answer it afresh
+            if (gle.setting) return;
+            m.__gle_answered = m.__gle_saved = null;  // the server's data: answer it afresh
             if (gle.want) answer();
           });
           // the gain plot (a log y axis over these curves) and both plots' ω markers
@@ -325,19 +325,41 @@
               for (const span of p.center)
                 if (span.type === "Span" && span.dimension === "height") {
                   m.__gle_markers.push(span);
-                  span.properties.location.change.connect(() => { if (gle.want) answer(); });
+                  span.properties.location.change.connect(() => {
+                    if (gle.setting) return;
+                    m.__gle_saved_markers = null;
+                    if (gle.want) answer();
+                  });
                 }
             }
           return m;
         }
     return null;
   }
+  // a change of the page's own (the listeners above then know it is not the server's)
+  function ownSet(model, attrs) {
+    gle.setting = true;
+    try { model.setv(attrs, {sync: false}); } finally { gle.setting = false; }
+  }
+  function setGainRange(src, gains) {                   // gle_lab.streaming.decade_bounds
+    const range = src.__gle_gain_range;
+    let lo = Infinity, hi = -Infinity;
+    for (const g of gains) for (const x of g) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
+    if (range == null || !isFinite(lo) || lo <= 0) return;
+    const a = Math.floor(Math.log10(lo / 1.2)), b = Math.ceil(Math.log10(hi * 1.2));
+    const start = 10 ** a, end = 10 ** Math.max(b, a + 1);
+    if (range.start !== start || range.end !== end) ownSet(range, {start, end});
+  }
   function answerCurves(want) {
     const src = curvesSource();
     if (src == null) return true;
     if (want.omega != null)                            // the ω marker (the server's, at once)
       for (const span of src.__gle_markers)
-        if (span.location !== want.omega) span.setv({location: want.omega}, {sync: false});
+        if (span.location !== want.omega) {
+          if (src.__gle_saved_markers == null)
+            src.__gle_saved_markers = src.__gle_markers.map((m) => m.location);
+          ownSet(span, {location: want.omega});
+        }
     const [tm, tr] = src.tags;
     if (same(tm, want.tm) && same(tr, want.tr)) return true;
     const key = `${want.tm} ${want.tr}`;
@@ -347,7 +369,6 @@
     const cols = {};
     for (const k of ["forward", "gle_error", "am_adjoint"])
       for (const c of ["gain", "phase"]) cols[`${k}_${c}`] = new Float64Array(n);
-    let lo = Infinity, hi = -Infinity;
     for (let i = 0; i < n; i++) {
       // (1 + iωτr)/(1 + iωτm); the GLE error is its inverse, the AM adjoint its conjugate
       const x = w[i] * want.tr, y = w[i] * want.tm;
@@ -355,27 +376,44 @@
       cols.forward_gain[i] = gain; cols.forward_phase[i] = phase;
       cols.gle_error_gain[i] = 1 / gain; cols.gle_error_phase[i] = -phase;
       cols.am_adjoint_gain[i] = gain; cols.am_adjoint_phase[i] = -phase;
-      lo = Math.min(lo, gain, 1 / gain); hi = Math.max(hi, gain, 1 / gain);
     }
-    src.__gle_setting = true;
-    try { src.setv({data: Object.assign({}, src.data, cols)}, {sync: false}); }
-    finally { src.__gle_setting = false; }
-    const range = src.__gle_gain_range;
-    if (range && isFinite(lo) && lo > 0) {                 // gle_lab.streaming.decade_bounds
-      const a = Math.floor(Math.log10(lo / 1.2)), b = Math.ceil(Math.log10(hi * 1.2));
-      const start = 10 ** a, end = 10 ** Math.max(b, a + 1);
-      if (range.start !== start || range.end !== end) range.setv({start, end}, {sync: false});
-    }
+    if (src.__gle_saved == null) src.__gle_saved = src.data;
+    ownSet(src, {data: Object.assign({}, src.data, cols)});
+    setGainRange(src, [cols.forward_gain, cols.gle_error_gain]);
     return false;
+  }
+  // the page's answer withdrawn (the server changed a slider, or its answer did not come):
+  // what the server last sent is shown again
+  function withdraw() {
+    gle.want = null;
+    const box = phaseBox(), v = gle.phaseView;
+    if (box && box.dataset.answered && typeof v.set_html === "function" &&
+        typeof v.process_tex === "function") v.set_html(v.process_tex());
+    const src = gle.curves;
+    if (src == null) return;
+    if (src.__gle_saved != null) {
+      const data = src.__gle_saved;
+      src.__gle_saved = src.__gle_answered = null;
+      ownSet(src, {data});
+      setGainRange(src, ["forward_gain", "gle_error_gain", "am_adjoint_gain"].map((k) => data[k]));
+    }
+    if (src.__gle_saved_markers != null) {
+      src.__gle_markers.forEach((span, i) => ownSet(span, {location: src.__gle_saved_markers[i]}));
+      src.__gle_saved_markers = null;
+    }
   }
   function answer() {
     const want = gle.want;
     if (want == null) return;
-    if (performance.now() - want.t > 5000) { gle.want = null; return; }   // the server's stands
+    if (performance.now() - want.t > 5000) { withdraw(); return; }   // no answer came
     let done = true;
     try { done = answerCards(want) && done; } catch (e) { /* the server's cards stand */ }
     try { done = answerCurves(want) && done; } catch (e) { /* the server's curves stand */ }
-    if (done) gle.want = null;
+    if (done) {
+      gle.want = null;
+      const src = gle.curves;
+      if (src) src.__gle_saved = src.__gle_saved_markers = null;
+    }
   }
   gle.answer = answer;
   function onDocChange(ev) {
@@ -384,7 +422,7 @@
     const kind = classes.includes("gle-tau-m") ? "tm" : classes.includes("gle-tau-r") ? "tr" :
                  classes.includes("gle-omega") ? "omega" : null;
     if (kind == null) return;
-    if (!ev.sync) { gle.want = null; return; }          // the server set it: its answer stands
+    if (!ev.sync) { if (gle.want) withdraw(); return; }  // the server set it: its answer stands
     const base = gle.want || serverState();
     if (base == null || !isFinite(ev.value)) return;
     gle.want = {tm: base.tm, tr: base.tr, omega: base.omega, [kind]: SIG3(10 ** ev.value),

@@ -167,15 +167,27 @@ def test_what_the_server_sent_for_the_old_tau_does_not_flip_the_page_back(page, 
     assert after["curves"]["forward_phase"][i] > 0 > before["curves"]["forward_phase"][i]
     # then the server's own answer arrives and stands
     page.wait_for_function(SERVER_AT, arg=[1.0, 2.0])
-    # a change the server makes to a slider (a refused value, learning) ends the page's answer
+    # a change the server makes to a slider (a refused value, learning) ends the page's
+    # answer, and what the server last sent is shown again (cards, curves, axis, marker)
+    served = page.evaluate(SNAPSHOT)
     ended = page.evaluate("""() => {
-      let slider = null;
-      for (const m of Bokeh.documents[0].all_models)
+      let tau = null, omega = null;
+      for (const m of Bokeh.documents[0].all_models) {
         if (m.css_classes && m.css_classes.includes('gle-tau-r') && m.start !== undefined)
-          slider = m;
-      slider.value = Math.log10(5.0);
-      const wanted = window.__gle_lab.want !== null;
-      slider.setv({value: Math.log10(2.0)}, {sync: false});
-      return [wanted, window.__gle_lab.want];
-    }""")
-    assert ended == [True, None]
+          tau = m;
+        if (m.css_classes && m.css_classes.includes('gle-omega') && m.start !== undefined)
+          omega = m;
+      }
+      omega.value = Math.log10(3.0);
+      tau.value = Math.log10(0.2);
+      const answered = (SNAPSHOT)();
+      tau.setv({value: Math.log10(2.0)}, {sync: false});
+      return [answered, window.__gle_lab.want, (SNAPSHOT)()];
+    }""".replace("SNAPSHOT", SNAPSHOT))
+    answered, want, restored = ended
+    assert answered["rel"] == "<" and answered["markers"] == [3.0, 3.0]
+    assert answered["curves"]["forward_phase"] != served["curves"]["forward_phase"]
+    assert want is None
+    for key in ("cards", "tr", "rel", "tm", "story", "status", "omega", "curves", "tags",
+                "range", "markers"):
+        assert restored[key] == served[key], key
