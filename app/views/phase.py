@@ -50,7 +50,8 @@ CSS = """
 
 _deg = format_degrees
 
-#: what the relation line says for τr < τm, τr > τm and τr = τm (also read by the page)
+#: what the relation line says for τr < τm, τr > τm and τr = τm (the page says the same when
+#: it answers a slider itself: assets/js/page.js, STORIES; tests/ui/test_tau_answer.py)
 STORIES = {"<": "rate <b>lags</b>, error <b>leads</b>",
            ">": "rate <b>leads</b>, error <b>lags</b>",
            "=": "no lag: the LE limit"}
@@ -147,7 +148,7 @@ class PhaseView(pn.viewable.Viewer):
         # the Euler step, the error mode and the in-phase threshold of sign_word
         answer = json.dumps({"tm": tm, "tr": tr, "omega": omega, "dt": st.net.dt,
                              "error": "gle" if mode == "gle" else "ie",
-                             "zero": PHASE_ZERO, "stories": STORIES})
+                             "zero": PHASE_ZERO})
         return (f'<div class="gle-phase" data-answer="{html.escape(answer)}">'
                 + self._card("forward", "Rate ŭ vs. its input (D⁺τr I⁻τm)" + badge,
                              ro.card("forward"), omega)

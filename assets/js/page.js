@@ -225,6 +225,9 @@
   // for other values while the change is on its way is answered again, so nothing flips
   // back. A change the server makes to a slider (a refused value, learning, another neuron)
   // ends the page's answer.
+  // the relation line's words, as gle_lab.views.phase.STORIES
+  const STORIES = {"<": "rate <b>lags</b>, error <b>leads</b>",
+                   ">": "rate <b>leads</b>, error <b>lags</b>", "=": "no lag: the LE limit"};
   const SIG3 = (x) => (x === 0 || !isFinite(x)) ? x : Number(x.toPrecision(3));
   const G3 = (x) => String(Number(x.toPrecision(3)));         // Python's f"{x:.3g}" here
   const same = (a, b) => Math.abs(a - b) <= 1e-6 * Math.max(Math.abs(a), Math.abs(b));
@@ -279,7 +282,7 @@
     text(box, ".gle-rel", rel);
     text(box, ".gle-tm", `τm = ${G3(tm)}`);
     const story = box.querySelector(".gle-story");
-    if (story) story.innerHTML = a.stories[rel];
+    if (story) story.innerHTML = STORIES[rel];
     if (omega == null) return false;                   // a constant input: no phase to show
     text(box, ".gle-omega-text", `ω = ${G3(omega)} rad/a.u.`);
     for (const [key, num, den] of [["forward", tr, tm], ["error", tm, tr]]) {
