@@ -191,3 +191,52 @@ def test_what_the_server_sent_for_the_old_tau_does_not_flip_the_page_back(page, 
     for key in ("cards", "tr", "rel", "tm", "story", "status", "omega", "curves", "tags",
                 "range", "markers"):
         assert restored[key] == served[key], key
+
+
+def test_a_mouse_drag_across_tau_m_flips_the_cards_once_each_way(page, server):
+    """A teacher drags τr from 0.1 up past τm = 1 and back while the traces stream: at every
+    animation frame the rate card and the relation line follow the handle — the card flips
+    LAGS → LEADS once and back once, τr's text rises then falls, nothing jumps back to an
+    older value (the server's answers arrive all along, each for an older position)."""
+    page.set_default_timeout(30000)
+    page.goto(server.url)
+    page.locator(".gle-complete").wait_for(state="attached")
+    page.wait_for_function("() => window.__gle_lab && window.__gle_lab.answer !== undefined")
+    page.evaluate("""() => {
+      window.__rec = [];
+      const host = window.__gle_lab.deepFind('.gle-view-phase');
+      const tick = () => {
+        const box = host.shadowRoot.querySelector('.gle-phase');
+        window.__rec.push([box.querySelector('#gle-forward').className,
+                           parseFloat(box.querySelector('.gle-tr').textContent.slice(5)),
+                           JSON.parse(box.dataset.answer).tr]);
+        if (!window.__stop) requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    }""")
+    handle = page.locator(".gle-tau-r .noUi-handle").bounding_box()
+    base = page.locator(".gle-tau-r .noUi-base").bounding_box()
+    x0, y = handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2
+    x1 = base["x"] + base["width"] * 0.75                     # τr ≈ 1.5
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    for a, b in ((x0, x1), (x1, x0)):
+        for i in range(1, 31):
+            page.mouse.move(a + (b - a) * i / 30, y)
+            page.wait_for_timeout(30)
+    page.mouse.up()
+    # until the server's cards are back at τr = 0.1, then a few frames more
+    page.wait_for_function("() => window.__rec.length > 0 && "
+                           "window.__rec[window.__rec.length - 1][2] === 0.1 && "
+                           "window.__gle_lab.want === null")
+    rec = page.evaluate("() => { window.__stop = true; return window.__rec; }")
+    shown = [r[1] for r in rec]
+    top = shown.index(max(shown))
+    assert max(shown) > 1.3 and shown[0] == shown[-1] == 0.1
+    assert all(a <= b for a, b in zip(shown[:top], shown[1:top + 1])), shown
+    assert all(a >= b for a, b in zip(shown[top:], shown[top + 1:])), shown
+    classes = [c.split()[-1] for c, *_ in rec]
+    runs = [c for i, c in enumerate(classes) if i == 0 or c != classes[i - 1]]
+    assert [c for c in runs if c != "zero"] == ["lag", "lead", "lag"], runs
+    # the page was ahead of the server: some frames showed a τr the server had not answered
+    assert any(abs(r[1] - r[2]) > 1e-9 for r in rec)
