@@ -144,7 +144,7 @@ class PhaseView(pn.viewable.Viewer):
         err_title = ("Error e vs. ε (D⁺τm I⁻τr)" if mode == "gle"
                      else "Error e vs. ε (e = ε)")
         # what the page needs to answer a τ or ω slider itself, in the frame of the change
-        # (assets/js/page.js, "sliders answered in the page"): the τ and ω this text is for,
+        # (assets/js/page.js, "sliders answered here"): the τ and ω this text is for,
         # the Euler step, the error mode and the in-phase threshold of sign_word
         answer = json.dumps({"tm": tm, "tr": tr, "omega": omega, "dt": st.net.dt,
                              "error": "gle" if mode == "gle" else "ie",

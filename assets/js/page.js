@@ -223,8 +223,8 @@
   // as the server's will. The server's cards carry the τ and ω they are for
   // (`data-answer`), its curves their taus (the source's tags): whatever the server sends
   // for other values while the change is on its way is answered again, so nothing flips
-  // back. A change the server makes to a slider (a refused value, learning, another neuron)
-  // ends the page's answer.
+  // back. A change the server makes to a slider (a refused value, learning, another neuron),
+  // or no answer within 5 s, withdraws the page's answer: the server's last is shown again.
   // the relation line's words, as gle_lab.views.phase.STORIES
   const STORIES = {"<": "rate <b>lags</b>, error <b>leads</b>",
                    ">": "rate <b>leads</b>, error <b>lags</b>", "=": "no lag: the LE limit"};
@@ -249,7 +249,6 @@
     if (p > Math.PI) p -= 2 * Math.PI; else if (p <= -Math.PI) p += 2 * Math.PI;
     return p;
   }
-  gle.eulerPhase = eulerPhase;
   const text = (root, sel, value) => { const el = root.querySelector(sel);
                                        if (el && el.textContent !== value) el.textContent = value; };
   function phaseBox() {
