@@ -425,6 +425,7 @@
                  classes.includes("gle-omega") ? "omega" : null;
     if (kind == null) return;
     if (!ev.sync) { if (gle.want) withdraw(); return; }  // the server set it: its answer stands
+    if (ev.model.disabled) return;                     // locked by the teacher: to be refused
     const base = gle.want || serverState();
     if (base == null || !isFinite(ev.value)) return;
     gle.want = {tm: base.tm, tr: base.tr, omega: base.omega, [kind]: SIG3(10 ** ev.value),

@@ -240,3 +240,26 @@ def test_a_mouse_drag_across_tau_m_flips_the_cards_once_each_way(page, server):
     assert [c for c in runs if c != "zero"] == ["lag", "lead", "lag"], runs
     # the page was ahead of the server: some frames showed a τr the server had not answered
     assert any(abs(r[1] - r[2]) > 1e-9 for r in rec)
+
+
+def test_a_locked_slider_is_not_answered(page, server):
+    """With τr locked by the teacher, a change that gets past the disabled slider (a script)
+    is not answered by the page: the server refuses it and puts the slider back."""
+    load(page, server.url + "?lock=tau_r")
+    before = page.evaluate(SNAPSHOT)
+    after = page.evaluate("""() => {
+      let slider = null;
+      for (const m of Bokeh.documents[0].all_models)
+        if (m.css_classes && m.css_classes.includes('gle-tau-r') && m.start !== undefined)
+          slider = m;
+      const disabled = slider.disabled;
+      slider.value = Math.log10(2.0);
+      return [disabled, (SNAPSHOT)()];
+    }""".replace("SNAPSHOT", SNAPSHOT))
+    assert after[0] is True
+    assert not after[1]["want"]
+    for key in ("cards", "tr", "rel", "curves", "tags"):
+        assert after[1][key] == before[key], key
+    page.wait_for_function("""() => [...Bokeh.documents[0].all_models].some(m =>
+        m.css_classes && m.css_classes.includes('gle-tau-r') && m.start !== undefined &&
+        Math.abs(m.value + 1) < 1e-9)""")                # τr = 0.1 again: refused
