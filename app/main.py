@@ -766,12 +766,15 @@ class Dashboard:
             errors.update_adjoint()
         # the first frame too: a session joining a shared run shows a whole window at once,
         # its clock and cards must not say t = 0 / "waiting for data" beside it
-        if force or adjoint or self.frame == 1 or self.frame % MEASURE_EVERY == MEASURE_PHASE:
+        if force or self.frame == 1 or self.frame % MEASURE_EVERY == MEASURE_PHASE:
             st.measure()
             self.phase.update()
             if self.fourier is not None:
                 self.fourier.update(errors.adjoint_fits)
             self.controls.show_time(st.sim.t)
+        elif adjoint and self.fourier is not None:
+            # new λ: only its dots in the Fourier view (the phase fit keeps its 3 Hz)
+            self.fourier.update(errors.adjoint_fits)
         if self.frame % SYNC_EVERY == 0:
             st.sync_learned()
 
