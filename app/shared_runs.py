@@ -6,11 +6,11 @@ per visitor would spend the server's CPU on identical numbers. Within one server
 sessions that would start the same simulation within :data:`JOIN_WITHIN` seconds of each
 other run it once, as a :class:`SharedRun`:
 
-* the run's simulator (and the teacher's mirror, the recorded history, the phase readout and
-  the gradient alignment) are the same objects for every member; a member's frame advances
-  the run to the wall clock unless another member did since this member's last frame (and
-  at most every :data:`ADVANCE_EVERY` seconds): about once per frame period for the whole
-  run, and each member streams the samples it has not yet shown;
+* the run's simulator (the teacher's rates among its records), the recorded history, the
+  phase readout and the gradient alignment are the same objects for every member; a
+  member's frame advances the run to the wall clock unless another member did since this
+  member's last frame (and at most every :data:`ADVANCE_EVERY` seconds): about once per
+  frame period for the whole run, and each member streams the samples it has not yet shown;
 * the phase fit and the λ overlay are computed once for all members and reused for
   :data:`REUSE_FOR` seconds (they are refreshed a few times a second anyway);
 * a member leaves with its own copy (:meth:`gle_core.Simulator.copy`: the same numbers from
@@ -72,19 +72,19 @@ def run_key(state):
         digest.update(repr((net.beta, net.gamma, net.error_mode, net.dt)).encode())
     return (tuple(getattr(state, n) for n in KEY_PARAMS), digest.hexdigest(),
             sim.rule.name, repr(sim.lr), repr(sorted(sim.learn.items())), sim.seed,
-            state.teacher_sim is not None)
+            sim.teacher is not None)
 
 
 class SharedRun:
     """One simulation run for the sessions (:class:`gle_lab.state.LabState`) that joined it.
 
-    Holds the run's simulator, teacher mirror, history and readout (the members point at the
+    Holds the run's simulator, history and readout (the members point at the
     same objects) and the alignment bookkeeping that :meth:`LabState.advance` keeps per run.
     """
 
     def __init__(self, key, state):
         self.key = key
-        self.sim, self.teacher_sim = state.sim, state.teacher_sim
+        self.sim = state.sim
         if state.history is None:
             state.history = state.new_history()
         self.history = state.history

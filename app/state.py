@@ -1,7 +1,7 @@
 """The one state object of a dashboard session: :class:`LabState`.
 
-It owns the :class:`gle_core.Simulator` (plus a mirror simulator of the teacher, so the
-teacher's hidden rates can be shown too) and every control as a ``param`` parameter with
+It owns the :class:`gle_core.Simulator` (which records the teacher's rates too, so the
+teacher's hidden rates can be shown) and every control as a ``param`` parameter with
 bounds, units and a ``doc`` (shown as the widget's tooltip). Changing a parameter changes the
 running simulation at once (through :meth:`gle_core.GLENetwork.set_parameter`, so an invalid
 value is refused with the engine's :class:`~gle_core.GLEParameterError` message); a preset or
@@ -39,7 +39,8 @@ ERROR_MODES = {"GLE (prospective errors)": "gle", "IE (instantaneous errors)": "
                "AM (exact adjoint, windowed)": "am"}
 RECORD = ("t", "input", "loss", "prospective_voltage", "r", "inst_error", "error",
           "W", "b", "tau_m", "tau_r",
-          "r_prime", "target")          # φ′(ŭ) and y: the Errors view's AM adjoint λ
+          "r_prime", "target",          # φ′(ŭ) and y: the Errors view's AM adjoint λ
+          "teacher_r")                  # the teacher's hidden rates, shown beside the student's
 #: samples kept by the simulator's probes (record_every = 1): the phase fits use them
 PROBE_WINDOW = 8192
 #: at most this many Euler steps per frame (a slow frame must not snowball)
@@ -403,7 +404,6 @@ class LabState(param.Parameterized):
         self._shared = None
         self._run_advances = 0           # the shared run's advances at this member's last frame
         self.sim: Optional[Simulator] = None
-        self.teacher_sim: Optional[Simulator] = None
         self.readout = PhaseReadout()
         self.last_change = ""
         self._rebuild(preset, seed)
@@ -435,15 +435,8 @@ class LabState(param.Parameterized):
             sim.lr = lr_am
         elif mode in ("gle", "ie") and mode != sim.network.error_mode:
             sim.network.set_error_mode(mode)
-        teacher_sim = None
-        if sim.teacher is not None:
-            # a batch-1 copy of the teacher on stream 0's input: its hidden rates for display
-            mirror = sim.teacher.copy()
-            mirror.reset_state(1)
-            teacher_sim = Simulator(mirror, build_stimulus(cfg["stimulus"]), record=("t", "r"),
-                                    window=PROBE_WINDOW, seed=seed)
         self._cfg = cfg
-        self.sim, self.teacher_sim = sim, teacher_sim
+        self.sim = sim
         self._overrides = {}
         self._learn_layers = {k: v for k, v in (cfg.get("learning", {}).get("learn") or {}).items()
                               if v}
@@ -829,8 +822,6 @@ class LabState(param.Parameterized):
         def do():
             spec = self._stimulus_spec()
             self._set_stimulus(self.sim, build_stimulus(spec))
-            if self.teacher_sim is not None:
-                self._set_stimulus(self.teacher_sim, build_stimulus(spec))
         if self._apply(f"input {self.waveform}, ω = {self.omega:.3g}, amplitude = "
                        f"{self.amplitude:.3g}", do):
             self.readout.history.pop(None, None)
@@ -949,8 +940,6 @@ class LabState(param.Parameterized):
         self._leave_shared()
         self._may_join = False
         self.sim.reset(self.seed)
-        if self.teacher_sim is not None:
-            self.teacher_sim.reset(self.seed)
         for (kind, layer, index), value in self._overrides.items():
             try:
                 self.net.set_parameter(kind, layer, value, index=index)
@@ -996,13 +985,11 @@ class LabState(param.Parameterized):
         return n
 
     def _simulate(self, n, box):
-        """Run ``n`` steps (student and teacher mirror), record them; the exception of a
+        """Run ``n`` steps (student and teacher), record them; the exception of a
         divergence or a refused value, else None. ``box`` keeps the alignment bookkeeping
         (this session, or the shared run)."""
         try:
             self.sim.run_steps(n)
-            if self.teacher_sim is not None:
-                self.teacher_sim.run_steps(n)
         except (SimulationDiverged, GLEParameterError, FloatingPointError) as exc:
             return exc
         self._record_history(n)
@@ -1014,7 +1001,7 @@ class LabState(param.Parameterized):
         run = shared_runs.join(self)
         self._shared = run
         self._run_advances = run.advances
-        self.sim, self.teacher_sim = run.sim, run.teacher_sim
+        self.sim = run.sim
         self.history, self.readout = run.history, run.readout
 
     def _advance_shared(self):
@@ -1055,7 +1042,6 @@ class LabState(param.Parameterized):
         if not keep_copy:
             return
         self.sim = run.sim.copy()
-        self.teacher_sim = None if run.teacher_sim is None else run.teacher_sim.copy()
         self.history = copy.deepcopy(run.history)
         self.readout = copy.deepcopy(run.readout)
         # an alignment window begun by the run is not carried over: the next one begins anew
@@ -1072,7 +1058,7 @@ class LabState(param.Parameterized):
     def release(self):
         """Drop the simulation (the session closed): leave a shared run, free the memory."""
         self._leave_shared(keep_copy=False)
-        self.sim = self.teacher_sim = None
+        self.sim = None
 
     @property
     def shared_run(self):
@@ -1085,7 +1071,7 @@ class LabState(param.Parameterized):
         labels = self.labels
         cols = ["t", "input"]
         cols += [f"r_{lab}" for lab in labels]
-        if self.teacher_sim is not None:
+        if self.sim.teacher is not None:
             cols += [f"r_{lab}_teacher" for lab in labels]
         cols += [f"e_{lab}" for lab in labels] + [f"eps_{lab}" for lab in labels] + ["loss"]
         cols += [self._weight_column(k) for k in self.param.weight_select.objects.values()]
@@ -1114,13 +1100,8 @@ class LabState(param.Parameterized):
             self.history = self.new_history()
         parts = [probes["t"].last(n)[:, None], probes["input"].last(n)[:, :1],
                  probes["r"].last(n)]
-        if self.teacher_sim is not None:
-            tr = self.teacher_sim.probes["r"]
-            m = min(n, len(tr))
-            rows = tr.last(m)
-            if m < n:
-                rows = np.vstack([np.full((n - m, rows.shape[1]), np.nan), rows])
-            parts.append(rows)
+        if self.sim.teacher is not None:
+            parts.append(probes["teacher_r"].last(n))
         parts += [probes["error"].last(n), probes["inst_error"].last(n),
                   probes["loss"].last(n)[:, None]]
         parts += [probes[k].last(n) for k in ("W", "b", "tau_m", "tau_r")]
@@ -1273,17 +1254,8 @@ class LabState(param.Parameterized):
             "loss": float(loss.mean()) if loss.size else float("nan"),
             "n_new": unseen,
         }
-        if self.teacher_sim is not None:
-            # the mirror's samples end with the student's (it may have begun later: NaN before)
-            tr = self.teacher_sim.probes["r"]
-            lag = total - tr.total
-            own = max(first, lag + tr.total - len(tr), lag)
-            own += (first - own) % dec
-            rows = tr.samples(own - lag, total - lag, dec)
-            missing = len(out["t"]) - len(rows)
-            if missing:
-                rows = np.vstack([np.full((missing, tr.shape[0]), np.nan), rows])
-            out["teacher_r"] = rows
+        if self.sim.teacher is not None:
+            out["teacher_r"] = probes["teacher_r"].samples(first, total, dec)
         return out
 
     def parameter_values(self):

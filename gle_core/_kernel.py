@@ -50,7 +50,8 @@ import time
 import numpy as np
 
 from .plan import (N_KINDS, N_STATES, P_INPUT, P_LOSS, P_OUTPUT, P_PARAM, P_STATE, P_T,
-                   P_TARGET, R_BAD_KIND, R_BAD_LAYER, R_CUR, R_DONE, R_STATUS, R_TEACHER_CUR,
+                   P_TARGET, P_TEACHER_R, R_BAD_KIND, R_BAD_LAYER, R_CUR, R_DONE, R_STATUS,
+                   R_TEACHER_CUR,
                    S_BAD_LOSS, S_BAD_STUDENT, S_BAD_TEACHER, S_BAD_UPDATE, S_OK, S_UNBOUNDED,
                    V_D as _D, V_E as _E, V_EPS as _EPS, V_R as _R, V_RP as _RP, V_U as _U,
                    V_UD as _UD, V_UH as _UH, V_V as _V, BOUND_CHECK_EVERY as check_every)
@@ -966,6 +967,10 @@ if HAVE_NUMBA:
                             pr = probes[P_STATE + var]
                             _record_state(pr, totals[P_STATE + var] % pr.shape[0], S, cur, var,
                                           sizes, noff, B, j)
+                    if has_teacher and rec_on[P_TEACHER_R]:
+                        pr = probes[P_TEACHER_R]       # its new rates (after its step)
+                        _record_state(pr, totals[P_TEACHER_R] % pr.shape[0], t_S, t_cur, _R,
+                                      t_sizes, t_noff, B, j)
                     for kind in range(N_KINDS):
                         if rec_on[P_PARAM + kind]:
                             pr = probes[P_PARAM + kind]

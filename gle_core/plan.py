@@ -50,8 +50,10 @@ N_KINDS = len(PARAMETER_KINDS)
 (V_U, V_UD, V_UH, V_R, V_RP, V_EPS, V_V, V_E, V_D) = range(N_VARS)
 assert VAR_NAMES[V_E] == "error" and VAR_NAMES[V_D] == "feedback"
 
-#: every signal a simulator can record, in slot order (per-layer states concatenated)
-SIGNALS = ("t", "input", "output", "target", "loss") + STATE_NAMES + PARAMETER_KINDS
+#: every signal a simulator can record, in slot order (per-layer states concatenated;
+#: ``teacher_r``: the teacher's rates r of every layer after its step, needs a teacher)
+SIGNALS = ("t", "input", "output", "target", "loss") + STATE_NAMES + PARAMETER_KINDS + \
+    ("teacher_r",)
 SIGNAL = {name: i for i, name in enumerate(SIGNALS)}
 N_SIGNALS = len(SIGNALS)
 P_T, P_INPUT, P_OUTPUT, P_TARGET, P_LOSS = range(5)
@@ -59,6 +61,8 @@ P_T, P_INPUT, P_OUTPUT, P_TARGET, P_LOSS = range(5)
 P_STATE = SIGNAL[STATE_NAMES[0]]
 #: slot of the first parameter signal; ``P_PARAM + kind`` is :data:`KIND` order
 P_PARAM = SIGNAL[PARAMETER_KINDS[0]]
+#: slot of the teacher's rates
+P_TEACHER_R = SIGNAL["teacher_r"]
 assert SIGNALS[P_STATE:P_STATE + len(STATE_NAMES)] == VAR_NAMES[:len(STATE_NAMES)]
 
 #: parameter kind -> code (its block in ``P``: W, then b, tau_m, tau_r)

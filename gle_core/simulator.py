@@ -143,7 +143,9 @@ class Simulator:
     learn_from : float
         Simulated time (a.u.) from which learning is on (e.g. 50 a.u. of settling).
     record : sequence of str
-        Signals to record, from :data:`RECORDABLE`.
+        Signals to record, from :data:`RECORDABLE`: ``"teacher_r"`` is the teacher's rates
+        of every layer after its step (what a teacher run on its own records as ``"r"``;
+        rows of width 0 without a teacher).
     window : int
         Number of recorded samples kept per signal.
     record_every : int
@@ -348,6 +350,9 @@ class Simulator:
         for s in STATE_NAMES:
             shapes[s] = (n_neurons,)
         shapes["W"] = (sum(w.size for w in net.W),)
+        # the teacher's rates of every layer; no columns without a teacher
+        shapes["teacher_r"] = ((sum(self.teacher.layer_sizes[1:]),) if self.teacher is not None
+                               else (0,))
         for k in ("b", "tau_m", "tau_r"):
             shapes[k] = (n_neurons,)
         self.probes = {name: RingBuffer(self.window, shapes[name]) for name in self.record}
@@ -538,6 +543,9 @@ class Simulator:
         self._loss_acc, self._loss_n = 0.0, 0
         for s in rec_state:
             rec[s].append(np.concatenate([a[j] for a in getattr(net, s)]))
+        if "teacher_r" in rec:
+            rec["teacher_r"].append(np.concatenate([a[j] for a in self.teacher.r])
+                                    if self.teacher is not None else np.empty(0))
         for k in rec_param:
             rec[k].append(np.concatenate([a.ravel() for a in getattr(net, k)]))
 

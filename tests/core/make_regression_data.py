@@ -130,8 +130,10 @@ def dashboard(preset, mode):
         assert not st.failed, st.message
         out = _params(st.net)
         out.update(_traces(st.sim, TRACES, last=150))
-        if st.teacher_sim is not None:
-            out.update(_traces(st.teacher_sim, ("r",), prefix="teacher_", last=150))
+        if st.sim.teacher is not None:
+            # stored from the dashboard's batch-1 mirror of the teacher, now the simulator's
+            # own record of its teacher's rates (stream 0)
+            out["teacher_r"] = st.sim.probes["teacher_r"].last(150)
         out["t_now"] = np.array(st.sim.t)
         return out
     return run

@@ -211,6 +211,31 @@ def test_set_stimulus_swaps_the_input_without_reset(backend):
         sim.set_stimulus(inputs.Constant([1.0, 2.0]))
 
 
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_teacher_rates_are_recorded_as_the_teacher_run_alone_records_its_rates(backend):
+    """``teacher_r``: the teacher's rates of every layer after its step, of the recorded
+    stream, while the student learns from it: the rows ``r`` of the same teacher simulated
+    on its own. Without a teacher the signal has no columns."""
+    sim = small_sim(window=300, backend=backend, record=("t", "r", "teacher_r"),
+                    record_stream=1)
+    alone = Simulator(sim.teacher.copy(), inputs.Sine(omega=1.3), record=("r",), window=300,
+                      record_stream=1, backend=backend)
+    assert alone.network.batch_size == sim.network.batch_size == 2
+    sim.run_steps(250)
+    alone.run_steps(250)
+    got, want = sim.trace("teacher_r"), alone.trace("r")
+    assert got.shape == want.shape == (250, 3)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-15)
+    assert np.ptp(got[:, 2]) > 5e-3                       # the output rate moves
+    assert not np.allclose(got, sim.trace("r"))          # not the student's rates
+    # the teacher's output now is the last row's last column
+    assert got[-1, 2] == sim.teacher.r[-1][1, 0]
+    plain = Simulator(sim.network.copy(), inputs.Sine(omega=1.3), record=("teacher_r",),
+                      backend=backend)
+    plain.run_steps(3)
+    assert plain.trace("teacher_r").shape == (3, 0)
+
+
 @pytest.mark.parametrize("rule", ["gle", "am"])
 @pytest.mark.parametrize("backend", ["numpy", "auto"])
 def test_copy_runs_on_exactly_like_the_original_and_apart_from_it(backend, rule):
