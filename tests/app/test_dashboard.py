@@ -393,3 +393,28 @@ def test_app_does_not_leak_into_gle_core():
             for n in names:
                 assert n.split(".")[0] not in ("panel", "bokeh", "holoviews", "param", "gle_lab"), \
                     f"{path.name} imports {n}"
+
+
+def test_phase_fits_keep_their_cadence_when_lambda_refreshes_more_often():
+    """The phase fit (cards, Fourier dots, clock) runs on its own frames (3 Hz); a frame that
+    refreshes λ only updates λ's dots in the Fourier view."""
+    from gle_lab.main import MEASURE_EVERY, MEASURE_PHASE
+    d = Dashboard(preset="phase_inversion")
+    assert d.errors is not None and d.fourier is not None
+    run_frames(d, 5, steps=13)
+    calls = {"measure": [], "adjoint": [], "fourier": []}
+    for name, obj, attr in (("measure", d.state, "measure"),
+                            ("adjoint", d.errors, "update_adjoint"),
+                            ("fourier", d.fourier, "update")):
+        def counted(*a, _f=getattr(obj, attr), _name=name, **k):
+            calls[_name].append(d.frame)
+            return _f(*a, **k)
+        setattr(obj, attr, counted)
+    first = d.frame + 1
+    run_frames(d, 120, steps=13)
+    frames = range(first, d.frame + 1)
+    fits = [f for f in frames if f % MEASURE_EVERY == MEASURE_PHASE]
+    assert calls["measure"] == fits
+    lam = calls["adjoint"]
+    assert len(lam) >= 120 // 45 and set(lam) - set(fits)       # λ frames of their own
+    assert calls["fourier"] == sorted(set(fits) | set(lam))       # the dots follow both
