@@ -105,6 +105,34 @@ def in_process(frames=300):
               f"{statistics.mean(sizes) / 1e3 if sizes else 0:9.1f}")
 
 
+def _python_loop():
+    total = 0
+    for i in range(200):
+        total += i * i
+    return total
+
+
+def cold_factor(runs=150):
+    """How much slower the same plain Python code runs one frame period after its last run
+    than back to back, on this machine (no project code: a 200-iteration loop).
+
+    On this VM the paced frame's extra cost is not the frame's own: every interpreted
+    operation is slower after 33 ms of anything else (sleeping or busy elsewhere), as this
+    loop shows. Returns ``(back-to-back µs, paced µs)``, medians."""
+    from gle_lab.main import FRAME_MS
+
+    def median_us(gap):
+        samples = []
+        for _ in range(runs):
+            t0 = time.perf_counter_ns()
+            _python_loop()
+            samples.append(time.perf_counter_ns() - t0)
+            if gap:
+                time.sleep(gap)
+        return statistics.median(samples) / 1e3
+    return median_us(0.0), median_us(FRAME_MS / 1000)
+
+
 def wait_for_collections(since):
     """Sleep until the served process has collected the sessions closed at ``since``.
 
@@ -572,6 +600,10 @@ def main():
     print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if not args.no_in_process:
         in_process(args.frames)
+        hot, cold = cold_factor()
+        print(f"This machine: a plain Python loop (no project code) takes {hot:.1f} µs back to "
+              f"back and {cold:.1f} µs one frame period after its last run ({cold / hot:.1f}×): "
+              f"why 'paced CPU' exceeds 'CPU ms' here")
     if not args.no_browser:
         results = {}
         for _ in range(args.runs):
