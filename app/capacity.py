@@ -88,7 +88,9 @@ def full_page(message=FULL_MESSAGE):
         sizing_mode="stretch_width")
 
 
-def _session_id(doc):
+def session_id(doc):
+    """The Bokeh session id of ``doc`` (None outside a served session): the log's name for
+    a session."""
     ctx = getattr(doc, "session_context", None) if doc is not None else None
     return getattr(ctx, "id", None) if ctx is not None else None
 
@@ -201,7 +203,7 @@ class IdleWatch:
             st.notify("This session was closed after "
                       f"{self._minutes(2 * self.timeout)} without interaction. Reload the page "
                       "to start again.", "warning")
-        log.info("closing idle session %s", _session_id(self.doc))
+        log.info("closing idle session %s", session_id(self.doc))
         # Bokeh has no public 'close this session' call; closing its websockets is the
         # browser-equivalent of closing the tab (private attributes, guarded).
         doc = self.doc
@@ -241,7 +243,7 @@ def report_exception(exc, doc=None):
     doc = doc if doc is not None else pn.state.curdoc
     ref = _DASHBOARDS.get(doc) if doc is not None else None
     dash = ref() if ref is not None else None
-    log.warning("session %s: %s: %s", _session_id(doc), type(exc).__name__, exc,
+    log.warning("session %s: %s: %s", session_id(doc), type(exc).__name__, exc,
                 exc_info=not isinstance(exc, (ValueError, TypeError)))
     if dash is None or getattr(dash, "state", None) is None:
         return False
@@ -379,7 +381,7 @@ def guarded_app(factory, limiter=None, idle_timeout=None):
     """
     def app():
         doc = pn.state.curdoc
-        sid = _session_id(doc)
+        sid = session_id(doc)
         if limiter is not None and not limiter.try_acquire(sid):
             log.warning("GLE Lab full (%d sessions): refused session %s",
                         limiter.max_sessions, sid)

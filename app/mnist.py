@@ -27,6 +27,7 @@ import concurrent.futures
 import csv
 import html
 import io
+import logging
 import os
 import threading
 import time
@@ -40,11 +41,14 @@ from gle_core.errors import SimulationDiverged
 from gle_core.mnist1d import DT, N_CLASSES, load_data, load_parameters, make_network
 from gle_core.simulator import Simulator
 from gle_lab import collector
+from gle_lab.capacity import session_id
 from gle_lab.compat import patch_enabled
 from gle_lab.resources import asset
 
 __all__ = ["MnistLab", "MnistDashboard", "create_mnist_app", "dataset", "checkpoint_meta", "warm_up",
            "reference_curve", "FRAME_MS", "BUDGET_S"]
+
+log = logging.getLogger("gle_lab.mnist")
 
 #: display period (ms): 10 frames/s at most
 FRAME_MS = 100
@@ -242,6 +246,8 @@ class MnistLab(param.Parameterized):
 
     def reset(self):
         self.build()
+        if self.level == "danger":          # what paused the session is gone with it
+            self.notify("")
 
     def notify(self, text, level="info"):
         self.param.update(message=str(text), level=level)
@@ -702,8 +708,11 @@ class MnistDashboard:
             return
         wall = FRAME_MS / 1000 if self._last_tick is None else t0 - self._last_tick
         self._last_tick = t0
-        done = lab.advance(wall_dt=wall, n_steps=n_steps)
-        self._frame_done(t0, time.perf_counter() - t0, done)
+        try:
+            done = lab.advance(wall_dt=wall, n_steps=n_steps)
+            self._frame_done(t0, time.perf_counter() - t0, done)
+        except Exception as exc:                                   # noqa: BLE001
+            self._frame_failed(exc)
 
     async def tick_async(self):
         """The served frame: as :meth:`tick`, but between two kernel calls (~15 ms) the
@@ -716,15 +725,28 @@ class MnistDashboard:
         wall = FRAME_MS / 1000 if self._last_tick is None else t0 - self._last_tick
         self._last_tick = t0
         sim_s = 0.0
-        s0 = time.perf_counter()
-        for _ in lab.advance_slices(wall_dt=wall):
-            sim_s += time.perf_counter() - s0
-            await asyncio.sleep(0)
+        try:
             s0 = time.perf_counter()
-        sim_s += time.perf_counter() - s0
-        if lab.sim is None:                         # the session closed meanwhile
-            return
-        self._frame_done(time.perf_counter() - sim_s, sim_s, lab.last_done)
+            for _ in lab.advance_slices(wall_dt=wall):
+                sim_s += time.perf_counter() - s0
+                await asyncio.sleep(0)
+                s0 = time.perf_counter()
+            sim_s += time.perf_counter() - s0
+            if lab.sim is None:                     # the session closed meanwhile
+                return
+            self._frame_done(time.perf_counter() - sim_s, sim_s, lab.last_done)
+        except Exception as exc:                                   # noqa: BLE001
+            self._frame_failed(exc)
+
+    def _frame_failed(self, exc):
+        """A fault of a frame (a divergence pauses inside the state): raised from the frame
+        callback it would be logged and raised again at every frame under frozen plots;
+        the session pauses and says so instead."""
+        log.error("session %s: a frame failed; the session is paused",
+                  session_id(pn.state.curdoc), exc_info=exc)
+        self.state.playing = False
+        self.state.notify(f"Paused: a frame failed ({type(exc).__name__}: {exc}). Press Reset "
+                          "to start again.", "danger")
 
     def _frame_done(self, t_sim_start, sim_s, done):
         with pn.io.unlocked():

@@ -979,7 +979,7 @@ class LabState(param.Parameterized):
             return 0
         exc = self._simulate(n, self)
         if exc is not None:
-            self._fail(exc)
+            self.fail(exc)
             return n
         self.frames += 1
         return n
@@ -1021,7 +1021,7 @@ class LabState(param.Parameterized):
         if run.failure is not None:
             exc = run.failure
             self._leave_shared()
-            self._fail(exc)
+            self.fail(exc)
             return n
         self._run_advances = run.advances
         if self.sim.probes["t"].total > self._seen:
@@ -1197,14 +1197,22 @@ class LabState(param.Parameterized):
             causes.append("the dynamics became unstable")
         return causes
 
-    def _fail(self, exc):
+    def fail(self, exc):
+        """Pause the session and say why, beside the controls, with the way back (Reset,
+        or Reset and undo the last change).
+
+        ``exc``: a divergence (named, with its likely causes), a value the engine refused,
+        or any other error raised while a frame was computed or shown (named by its type:
+        the session stops instead of raising it again at every frame)."""
         if isinstance(exc, SimulationDiverged):
             causes = self._diagnose()
             text = (f"Simulation paused — it diverged at t = {exc.t:.4g} a.u.: {exc.variable} "
                     f"in layer {exc.layer} reached {exc.value:.3g}. Likely cause: "
                     + "; or ".join(causes) + ".")
-        else:
+        elif isinstance(exc, (GLEParameterError, FloatingPointError)):
             text = f"Simulation paused: {exc}."
+        else:
+            text = f"Simulation paused: a frame failed ({type(exc).__name__}: {exc})."
         if self.last_change:
             text += f" Last change: {self.last_change}."
         text += " Press Reset to start again."

@@ -218,6 +218,47 @@ def test_instability_pauses_with_message_and_reset_recovers(dash):
     assert len(dash.traces.source.data["t"]) == 20 // st.decimation
 
 
+@pytest.mark.parametrize("where", ["view", "simulation"])
+def test_a_frame_that_fails_pauses_the_session_says_why_once_and_reset_recovers(
+        dash, monkeypatch, caplog, where):
+    import logging
+
+    import panel as pn
+    st = dash.state
+    dash.start()
+    try:
+        dash.tick(n_steps=20)
+        shown = len(dash.traces.source.data["t"])
+        assert shown > 0 and dash.callback.running
+
+        def broken(*args, **kwargs):
+            raise IndexError("window index 7 is out of range")
+        if where == "view":
+            monkeypatch.setattr(dash.traces, "push", broken)
+        else:
+            monkeypatch.setattr(st.sim, "run_steps", broken)
+        with caplog.at_level(logging.ERROR, logger="gle_lab"):
+            dash.tick(n_steps=20)             # does not raise out of the frame clock
+            dash.tick(n_steps=20)             # paused: nothing new, nothing raised or logged
+        assert st.failed and not st.playing and not dash.callback.running
+        assert "a frame failed (IndexError: window index 7 is out of range)" in st.message
+        assert "Press Reset to start again" in st.message
+        assert dash.alert.visible and dash.alert_reset.visible
+        assert dash.alert.alert_type == "danger"
+        errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and errors[0].exc_info[0] is IndexError
+        assert len(dash.traces.source.data["t"]) == shown
+
+        monkeypatch.undo()
+        dash.reset()
+        assert not st.failed and st.sim.t == 0 and not dash.alert_reset.visible
+        dash.tick(n_steps=20)
+        assert len(dash.traces.source.data["t"]) == 20 // st.decimation
+    finally:
+        dash.destroy(None)
+        pn.state.cache.clear()
+
+
 def test_learning_rate_divergence_names_parameter(dash):
     st = dash.state
     st.beta = 10.0

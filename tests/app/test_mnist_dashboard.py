@@ -236,6 +236,32 @@ def test_an_epoch_end_starts_validation(mnist, monkeypatch):
     assert [e for e, _ in lab.validations] == [1]
 
 
+def test_a_frame_that_fails_pauses_the_session_says_why_once_and_reset_recovers(
+        mnist, monkeypatch, caplog):
+    import logging
+    dash = mnist.MnistDashboard(start="trained")
+    lab = dash.state
+    lab.playing = True
+    dash.tick(n_steps=50)
+    assert lab.sim.n_steps == 50 and lab.playing
+
+    def broken(*args, **kwargs):
+        raise IndexError("window index 7 is out of range")
+    monkeypatch.setattr(dash, "render", broken)
+    with caplog.at_level(logging.ERROR, logger="gle_lab"):
+        dash.tick(n_steps=50)                 # does not raise out of the frame callback
+    assert not lab.playing and lab.level == "danger"
+    assert "a frame failed (IndexError: window index 7 is out of range)" in lab.message
+    assert "Press Reset" in lab.message
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info[0] is IndexError
+    monkeypatch.undo()
+    dash.reset()
+    assert lab.message == "" and not dash.notice.visible
+    dash.tick(n_steps=50)
+    assert lab.sim.n_steps == 50
+
+
 def test_served_frame_yields_between_kernel_calls(mnist, monkeypatch):
     """The served frame (tick_async) simulates the same steps as tick, in slices, and lets
     other coroutines of the event loop run between them."""
