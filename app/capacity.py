@@ -233,6 +233,16 @@ _EVER = weakref.WeakSet()
 _PARAM_RE = re.compile(r"'LabState\.(\w+)'")
 
 
+def frame_failed(state, exc, doc=None):
+    """A fault of one frame (raised by the simulation or a view, not a divergence, which
+    pauses inside the state): logged once with its traceback, and the session pauses and
+    says why (``state.fail``). Raised from the frame callback instead, it would be logged
+    and raised again at every frame under frozen plots."""
+    log.error("session %s: a frame failed; the session is paused",
+              session_id(doc if doc is not None else pn.state.curdoc), exc_info=exc)
+    state.fail(exc)
+
+
 def report_exception(exc, doc=None):
     """Show ``exc`` (raised while handling this session's input) in this session only.
 

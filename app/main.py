@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import logging
 import time
 import weakref
 from urllib.parse import urlencode
@@ -22,7 +21,7 @@ from bokeh.core.property.validation import validate
 
 from gle_lab import (bokeh_defaults, client_hints, collector, patch_refs, write_queue,
                      ws_nodelay)
-from gle_lab.capacity import session_id
+from gle_lab.capacity import frame_failed
 from gle_lab.frame_clock import FrameClock
 from gle_lab.adjoint_overlay import AdjointOverlay
 from gle_lab.presets import PRESETS
@@ -39,8 +38,6 @@ from gle_lab.sharing import Sharing
 from gle_lab.views.lesson import LessonView
 from gle_lab.views.microcircuit import MicrocircuitView
 from gle_lab.views.style import install_paint_fixes
-
-log = logging.getLogger("gle_lab.main")
 
 #: frame period of the live callback (ms): 30 frames/s
 FRAME_MS = 33
@@ -735,31 +732,20 @@ class Dashboard:
         if self._last_tick is None and n_steps is None:
             wall = FRAME_MS / 1000
         self._last_tick = t0
-        # A fault of the frame itself (a divergence pauses inside advance), raised from the
-        # frame clock, would be logged and raised again 30 times a second under a frozen
-        # plot: the session pauses and says so instead.
-        failure = None
         try:
             self.state.advance(wall_dt=wall, n_steps=n_steps)
-        except Exception as exc:                                   # noqa: BLE001
-            failure = exc
-        # All of a frame's model changes go out as ONE patch message: Bokeh otherwise sends
-        # one PATCH-DOC per change, each building a serializer over every model of the
-        # document (~660). pn.io.unlocked() collects them (streams stay incremental; only
-        # pn.io.hold() turned them into full-data updates: 70 ms of CPU per frame).
-        # Bokeh's property validation is off for the frame (its documented use in periodic
-        # updates): the values are the engine's numbers, and checking a streamed window
-        # walked every column of it (~40 µs a stream).
-        if failure is None:
+            # All of a frame's model changes go out as ONE patch message: Bokeh otherwise
+            # sends one PATCH-DOC per change, each building a serializer over every model of
+            # the document (~660). pn.io.unlocked() collects them (streams stay incremental;
+            # only pn.io.hold() turned them into full-data updates: 70 ms of CPU per frame;
+            # it sends what it collected even when the frame fails). Bokeh's property
+            # validation is off for the frame (its documented use in periodic updates): the
+            # values are the engine's numbers, and checking a streamed window walked every
+            # column of it (~40 µs a stream).
             with pn.io.unlocked(), validate(False):
-                try:
-                    self.render_frame()
-                except Exception as exc:                           # noqa: BLE001
-                    failure = exc
-        if failure is not None:
-            log.error("session %s: a frame failed; the session is paused",
-                      session_id(self._doc), exc_info=failure)
-            self.state.fail(failure)
+                self.render_frame()
+        except Exception as exc:                                   # noqa: BLE001
+            frame_failed(self.state, exc, self._doc)
         _awaiting_first_frame.pop(self, None)
         self.tick_seconds.append(time.perf_counter() - t0)
         if len(self.tick_seconds) > 1000:

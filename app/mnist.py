@@ -27,7 +27,6 @@ import concurrent.futures
 import csv
 import html
 import io
-import logging
 import os
 import threading
 import time
@@ -41,14 +40,12 @@ from gle_core.errors import SimulationDiverged
 from gle_core.mnist1d import DT, N_CLASSES, load_data, load_parameters, make_network
 from gle_core.simulator import Simulator
 from gle_lab import collector
-from gle_lab.capacity import session_id
+from gle_lab.capacity import frame_failed
 from gle_lab.compat import patch_enabled
 from gle_lab.resources import asset
 
 __all__ = ["MnistLab", "MnistDashboard", "create_mnist_app", "dataset", "checkpoint_meta", "warm_up",
            "reference_curve", "FRAME_MS", "BUDGET_S"]
-
-log = logging.getLogger("gle_lab.mnist")
 
 #: display period (ms): 10 frames/s at most
 FRAME_MS = 100
@@ -252,6 +249,18 @@ class MnistLab(param.Parameterized):
     def notify(self, text, level="info"):
         self.param.update(message=str(text), level=level)
 
+    def fail(self, exc):
+        """Pause and say why: a divergence, or any other fault of a frame (named by its
+        type); Reset starts again."""
+        if isinstance(exc, SimulationDiverged):
+            self.diverged = exc
+            text = f"The network diverged ({exc}); press Reset."
+        else:
+            text = (f"Paused: a frame failed ({type(exc).__name__}: {exc}). Press Reset to "
+                    "start again.")
+        self.playing = False
+        self.notify(text, "danger")
+
     def pause(self):
         self.playing = False
 
@@ -316,9 +325,7 @@ class MnistLab(param.Parameterized):
                 if self.sim is not sim:             # rebuilt in between (a new start)
                     return
         except SimulationDiverged as exc:
-            self.diverged = exc
-            self.playing = False
-            self.notify(f"The network diverged ({exc}); press Reset.", "danger")
+            self.fail(exc)
         self.collect()
         self._check_validation()
 
@@ -712,7 +719,7 @@ class MnistDashboard:
             done = lab.advance(wall_dt=wall, n_steps=n_steps)
             self._frame_done(t0, time.perf_counter() - t0, done)
         except Exception as exc:                                   # noqa: BLE001
-            self._frame_failed(exc)
+            frame_failed(self.state, exc)
 
     async def tick_async(self):
         """The served frame: as :meth:`tick`, but between two kernel calls (~15 ms) the
@@ -736,17 +743,7 @@ class MnistDashboard:
                 return
             self._frame_done(time.perf_counter() - sim_s, sim_s, lab.last_done)
         except Exception as exc:                                   # noqa: BLE001
-            self._frame_failed(exc)
-
-    def _frame_failed(self, exc):
-        """A fault of a frame (a divergence pauses inside the state): raised from the frame
-        callback it would be logged and raised again at every frame under frozen plots;
-        the session pauses and says so instead."""
-        log.error("session %s: a frame failed; the session is paused",
-                  session_id(pn.state.curdoc), exc_info=exc)
-        self.state.playing = False
-        self.state.notify(f"Paused: a frame failed ({type(exc).__name__}: {exc}). Press Reset "
-                          "to start again.", "danger")
+            frame_failed(self.state, exc)
 
     def _frame_done(self, t_sim_start, sim_s, done):
         with pn.io.unlocked():
