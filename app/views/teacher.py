@@ -12,8 +12,6 @@ hidden controls are not shown and locked ones cannot be changed by any path (see
 """
 from __future__ import annotations
 
-import base64
-
 import panel as pn
 import param
 
@@ -30,11 +28,13 @@ def _label(name):
 
 
 def qr_svg_data_uri(text, scale=4):
-    """A QR code of ``text`` as an ``data:image/svg+xml`` URI (error correction level L)."""
+    """A QR code of ``text`` as an ``data:image/svg+xml`` URI (error correction level L).
+
+    A standalone SVG document with the SVG namespace, percent-encoded (no quotes left to
+    end the ``src`` attribute): an ``<img>`` shows nothing of an SVG without the namespace."""
     import segno
     qr = segno.make(text, error="l", micro=False)
-    svg = qr.svg_inline(scale=scale, border=2, dark="#000", light="#fff")
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    return qr.svg_data_uri(scale=scale, border=2, dark="#000", light="#fff")
 
 
 class TeacherView(pn.viewable.Viewer):

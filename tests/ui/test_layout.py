@@ -219,7 +219,8 @@ def test_no_serious_or_critical_accessibility_violations(open_page, query, width
 
 def test_help_button_opens_the_shortcuts_and_copy_link_copies(open_page):
     """The two buttons that act in the browser only (handled by the page script, not by Panel
-    JS links): "?" opens the help overlay; "Copy link" copies the teacher link and says so."""
+    JS links): "?" opens the help overlay; "Copy link" copies the teacher link and says so.
+    The card's QR code is drawn."""
     page = open_page(1600, 1000)
     page.locator(".gle-help-button button").click()
     help_ = page.locator("#gle-help")
@@ -234,6 +235,11 @@ def test_help_button_opens_the_shortcuts_and_copy_link_copies(open_page):
     header.click()                                # the card opens (it starts collapsed)
     copy = page.locator(".gle-teacher-copy button")
     copy.wait_for(state="visible")
+    # the QR code is an image the browser decodes and draws (not a broken-image icon)
+    qr = page.locator(".gle-teacher-qr img")
+    qr.wait_for(state="attached")
+    page.wait_for_function("img => img.complete", arg=qr.element_handle())
+    assert qr.evaluate("img => img.naturalWidth") > 100
     copy.scroll_into_view_if_needed()
     assert page.evaluate(label) == "Copy link"
     # the full link the button copies (the page script reads it from the link field)
