@@ -430,7 +430,7 @@ class Dashboard:
         self.activity.set_height(heights[0])
         if self.errors is not None:
             self.errors.set_height(heights[1])
-        for view in [self.activity] + self._later():
+        for view in [self.activity, self.lesson] + self._later():
             view.set_mode(mode)
         self.phase.pane.css_classes = [c for c in self.phase.pane.css_classes
                                        if not c.startswith("gle-phase-")] + [f"gle-phase-{mode}"]
@@ -440,11 +440,12 @@ class Dashboard:
         # frame needs; the other views arrive in one patch right after the first frame
         v = self._views()
         if mode == "phone":
-            # one column: cards, one plot, the τ sliders (sidebar); the rest further down
+            # one column: cards, one plot, the lesson's steps (they change τ: their effect is
+            # right above them), the τ sliders (sidebar); the rest further down
             want = [(self.top, []), (self.left, []), (self.right, []),
                     (self.main, [self.top, self.mid]), (self.body, [self.main]),
-                    (self.phone_main, [self.messages, v["phase"], v["activity"],
-                                       self.sidebar, v["lesson"], v["errors"], v["fourier"],
+                    (self.phone_main, [self.messages, v["phase"], v["activity"], v["lesson"],
+                                       self.sidebar, v["errors"], v["fourier"],
                                        v["learning"]]),
                     (self.root, [self.header, self.phone_main])]
         else:

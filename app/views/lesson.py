@@ -2,7 +2,8 @@
 
 The bar (always one line on a projector): an "open" toggle, the lesson's title and its
 numbered "try this" steps as buttons (a step's button gets a check mark once applied, and its
-expected result appears as a toast, see :class:`gle_lab.main.Dashboard`). Opened, it shows
+expected result appears as a toast, see :class:`gle_lab.main.Dashboard`). On a phone the steps
+stand one under the other at the column's full width, each one tap away. Opened, it shows
 what to look at (Markdown), the equations involved (KaTeX, the paper's equation numbers) and
 each step with its expected result. Rebuilt when the preset changes; a selector appears when a
 preset has more than one lesson (see :mod:`gle_lab.lessons`).
@@ -22,6 +23,8 @@ CSS = """
 .gle-lesson-expect {font-size: 15px; color: #333333;}
 .gle-lesson-title {font-size: 17px; font-weight: 600; color: #222222; white-space: nowrap; margin: 0;
                    overflow: hidden; text-overflow: ellipsis; line-height: 40px;}
+:host(.gle-lesson-phone) .gle-lesson-title {white-space: normal; line-height: 22px;
+                                            padding: 9px 0;}
 """
 #: the step buttons: real buttons (border, left-aligned label), one line each
 STEP_CSS = """
@@ -29,7 +32,10 @@ STEP_CSS = """
          border: 1px solid #595959; min-height: 40px; font-size: 15px; color: #1a1a1a;}
 :host(.gle-done) .bk-btn {border: 2px solid #1a6e3a; background: #eef7f0;}
 @media (max-width: 480px) { .bk-btn {min-height: 44px;} }
+:host(.gle-lesson-phone) .bk-btn {white-space: normal; min-height: 44px;}
 """
+#: a step button's width in the one-line bar (three fit beside the title at 1280 px)
+STEP_WIDTH = 230
 
 
 def _step_name(i, step, done=False):
@@ -42,12 +48,14 @@ class LessonView(Viewer):
     def __init__(self, state, **params):
         super().__init__(**params)
         self.state = state
+        self.mode = None
         self.select = pn.widgets.Select(label="Lesson", options={}, width=280,
                                         css_classes=["gle-lesson-select"], margin=(0, 8))
         self.toggle = pn.widgets.Toggle(label="▸ Lesson", value=False, width=110, height=40,
                                         css_classes=["gle-lesson-open"], margin=(0, 8))
         self.heading = pn.pane.HTML("", stylesheets=[CSS], margin=(0, 8), min_width=120,
                                     sizing_mode="stretch_width")
+        # the steps: in one line (a Row) on wider screens, one under the other on a phone
         self.steps_bar = pn.Row(margin=0)
         self.bar = pn.Row(self.toggle, self.heading, self.steps_bar,
                           sizing_mode="stretch_width", margin=0,
@@ -65,6 +73,37 @@ class LessonView(Viewer):
         self.select.param.watch(lambda e: self.show(e.new), "value")
         state.param.watch(lambda e: self.rebuild(), "structure")
         self.rebuild()
+
+    def set_mode(self, mode):
+        """Fit the bar to a page layout: on a phone ("phone") the title wraps and the step
+        buttons stand one under the other at full width (a row of them is wider than a
+        phone, and a clipped row cannot be scrolled)."""
+        if mode == self.mode:
+            return
+        self.mode = mode
+        phone = mode == "phone"
+        self.heading.css_classes = ["gle-lesson-phone"] if phone else []
+        kind = pn.Column if phone else pn.Row
+        # on a phone the steps take a line of their own in the bar (which wraps)
+        sizing = dict(sizing_mode="stretch_width", styles={"flex": "1 1 100%"}) if phone else {}
+        self.steps_bar[:] = []                    # a widget is in one container at a time
+        self.steps_bar = kind(*self.buttons, margin=0, **sizing)
+        self.bar[2] = self.steps_bar
+        for i, b in enumerate(self.buttons):
+            self._size_step(i, b)
+
+    def _size_step(self, i, button):
+        # the expected result is a tooltip with a mouse; a touch leaves a tooltip open over
+        # its neighbours (the toast says the same when the step is applied)
+        classes = [c for c in button.css_classes if c != "gle-lesson-phone"]
+        if self.mode == "phone":
+            button.param.update(sizing_mode="stretch_width", width=None, height=None,
+                                min_height=44, description=None,
+                                css_classes=classes + ["gle-lesson-phone"])
+        else:
+            button.param.update(sizing_mode="fixed", width=STEP_WIDTH, height=40,
+                                min_height=None, css_classes=classes,
+                                description=self.lesson["try"][i].get("expect", ""))
 
     def _on_toggle(self, event):
         # only an opened lesson's body is on the page: a closed one (how every session
@@ -114,8 +153,10 @@ class LessonView(Viewer):
         for i, step in enumerate(lesson["try"]):
             b = pn.widgets.Button(label=_step_name(i, step), color="default",
                                   css_classes=["gle-lesson-try", f"gle-lesson-try-{i}"],
-                                  description=step.get("expect", ""), width=230, height=40,
-                                  stylesheets=[STEP_CSS], margin=(2, 4))
+                                  description=step.get("expect", ""), width=STEP_WIDTH,
+                                  height=40, stylesheets=[STEP_CSS], margin=(2, 4))
+            if self.mode == "phone":
+                self._size_step(i, b)
             on_click(b, lambda i=i: self.click(i))
             self.buttons.append(b)
             expected.append(pn.pane.HTML(

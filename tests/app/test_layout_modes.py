@@ -110,6 +110,29 @@ def test_lesson_step_is_marked_done(dash):
     assert "Lesson step" in dash.toast.object
 
 
+def test_lesson_steps_stand_in_a_column_on_a_phone_and_in_a_row_again_after(dash):
+    """A phone's lesson: one step a line at full width, no hover tooltip (a tap leaves it
+    open); turned to a wider layout, the one-line bar comes back as it was."""
+    lesson = dash.lesson
+    expect = [step.get("expect", "") for step in lesson.lesson["try"]]
+    dash.set_viewport("390x844")
+    assert dash.mode == "phone"
+    bar = lesson.bar[2]
+    assert isinstance(bar, pn.Column) and bar.objects == lesson.buttons
+    assert all(b.sizing_mode == "stretch_width" and b.width is None and b.description is None
+               for b in lesson.buttons)
+    lesson.buttons[0].clicks += 1                 # applies as before
+    assert dash.state.tau_r == 2.0 and lesson.buttons[0].label.startswith("✓ 1.")
+    dash.set_viewport("1280x720")
+    assert dash.mode == "present"
+    bar = lesson.bar[2]
+    assert isinstance(bar, pn.Row) and bar.objects == lesson.buttons
+    assert [b.width for b in lesson.buttons] == [230] * len(expect)
+    assert [b.description for b in lesson.buttons] == expect and all(expect)
+    assert "gle-done" in lesson.buttons[0].css_classes
+    assert not any("gle-lesson-phone" in b.css_classes for b in lesson.buttons)
+
+
 def test_locked_controls_carry_a_lock(dash):
     dash.state.locked = ["tau_m"]
     assert dash.controls.tau_m.label.startswith("🔒 ")

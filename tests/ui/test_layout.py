@@ -32,7 +32,8 @@ FONTS = """() => {
 PHONE_UA = ("Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/120.0 Mobile Safari/537.36")
 OVERFLOW = "() => [document.documentElement.scrollWidth, window.innerWidth]"
-#: the smaller dimension of every visible button and slider handle (phone targets)
+#: the smaller dimension and the left and right edges of every visible button and slider
+#: handle (phone targets; one clipped by its container still has its box)
 TARGETS = """() => {
   const out = [];
   const walk = (root) => {
@@ -40,7 +41,8 @@ TARGETS = """() => {
       const b = el.getBoundingClientRect();
       if (b.width > 0 && b.height > 0)
         out.push([el.className ? String(el.className).slice(0, 40) : el.tagName,
-                  (el.textContent || '').trim().slice(0, 20), Math.min(b.width, b.height)]);
+                  (el.textContent || '').trim().slice(0, 20), Math.min(b.width, b.height),
+                  Math.round(b.left), Math.round(b.right)]);
     }
     for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
   };
@@ -135,8 +137,20 @@ def test_phone_is_one_column_without_overflow_and_with_44px_targets(open_page):
     assert phase["y"] + phase["height"] <= activity["y"] + 1
     assert activity["width"] >= 390 - 2
     assert activity["y"] + activity["height"] <= tau_r["y"] + 1
-    small = [t for t in page.evaluate(TARGETS) if t[2] < 44]
+    targets = page.evaluate(TARGETS)
+    small = [t for t in targets if t[2] < 44]
     assert small == [], small
+    # every target is on the screen, none beyond the column's edges (a clipped row of
+    # buttons cannot be scrolled on a phone)
+    beyond = [t for t in targets if t[3] < 0 or t[4] > 390]
+    assert beyond == [], beyond
+    # the lesson's last step is one tap away and applies
+    last = page.locator(".gle-view-lesson .gle-lesson-try button").last
+    last.scroll_into_view_if_needed()
+    last.tap()
+    page.wait_for_function("() => [...Bokeh.documents[0].all_models].some(m => m.css_classes "
+                           "&& m.css_classes.includes('gle-lesson-try-2') && "
+                           "m.label.startsWith('✓'))")
 
 
 def test_keyboard_space_twice_arrow_r_and_help(open_page):
