@@ -11,7 +11,9 @@
   signal (``input``, ``r_<neuron>``, ``r_<neuron>_teacher``, ``e_<neuron>``, ``eps_<neuron>``,
   plus any further column a view adds to the trace source), preceded by ``#`` comment lines with
   the preset, seed, every shared parameter and the link that reproduces the run. It is exactly
-  what the Activity and Errors views show (the scrolling window, decimated to ≤ 1000 points).
+  what the Activity and Errors views show (the scrolling window, decimated to ≤ 1000 points),
+  with ``lambda_<neuron>``, the AM adjoint λ the Errors view draws (empty on rows newer than
+  its last refresh).
 * Figures: every figure's toolbar has Bokeh's save tool, which saves what the browser drew, on
   the client, at screen resolution: PNG while figures use the canvas backend (the default, fast
   for live streaming). The "Figure format" switch re-renders every figure with Bokeh's SVG
@@ -79,6 +81,13 @@ def header_lines(dashboard):
     return lines
 
 
+def _cell(value, name):
+    if not np.isfinite(value):
+        return ""
+    # a time is a sum of steps dt: 21.240000000000002 is 21.24
+    return f"{value:.12g}" if name == "t" else repr(float(value))
+
+
 def history_csv(dashboard):
     """The recorded history (see module doc) as CSV text."""
     st = dashboard.state
@@ -97,26 +106,60 @@ def history_csv(dashboard):
     for line in lines:
         out.write(f"# {line}\n")
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(hist.columns if hist is not None else st.history_columns())
+    columns = hist.columns if hist is not None else st.history_columns()
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([repr(float(v)) if np.isfinite(v) else "" for v in row])
+        writer.writerow([_cell(v, name) for v, name in zip(row, columns)])
     return out.getvalue()
 
 
+def adjoint_columns(dashboard, t):
+    """The Errors view's λ (``lambda_<neuron>``) on the trace rows' times ``t``: its own
+    source holds the samples of the window it was last computed for (a few times a second
+    and on pause), which sit on the traces' samples; rows it does not cover (newer than
+    that window) are NaN. ``[]`` when no λ is drawn."""
+    view = getattr(dashboard, "errors", None)
+    src = getattr(view, "adjoint_source", None)
+    if src is None:
+        return []
+    lam_t = np.asarray(src.data.get("t", []), dtype=float)
+    t = np.asarray(t, dtype=float)
+    found = np.zeros(len(t), dtype=bool)
+    at = np.zeros(len(t), dtype=int)
+    if len(lam_t) and len(t):
+        at = np.clip(np.searchsorted(lam_t, t), 1, len(lam_t)) - 1
+        nxt = np.minimum(at + 1, len(lam_t) - 1)
+        at = np.where(np.abs(lam_t[nxt] - t) < np.abs(lam_t[at] - t), nxt, at)
+        found = np.abs(lam_t[at] - t) <= dashboard.state.net.dt / 2
+    cols = []
+    for j, lab in enumerate(dashboard.state.labels):
+        lam = np.asarray(src.data.get(f"lam{j}", np.zeros(len(lam_t))), dtype=float)
+        col = np.full(len(t), np.nan)
+        if len(lam) == len(lam_t):
+            col[found] = lam[at[found]]
+        cols.append((f"lambda_{lab}", col))
+    return cols
+
+
 def traces_csv(dashboard):
-    """The displayed traces as CSV text (``#`` header lines, then a header row and data)."""
+    """The displayed traces as CSV text (``#`` header lines, then a header row and data),
+    with the AM adjoint λ of the Errors view where it is drawn."""
     st = dashboard.state
     data = dashboard.traces.source.data
     pairs = csv_columns(st, list(data.keys()))
+    names = [name for _, name in pairs]
+    cols = [np.asarray(data[c], dtype=float) for c, _ in pairs]
+    for name, col in adjoint_columns(dashboard, cols[0]):
+        names.append(name)
+        cols.append(col)
     out = io.StringIO()
     for line in header_lines(dashboard):
         out.write(f"# {line}\n")
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([name for _, name in pairs])
-    cols = [np.asarray(data[c], dtype=float) for c, _ in pairs]
+    writer.writerow(names)
     n = min((len(c) for c in cols), default=0)
     for i in range(n):
-        writer.writerow([repr(float(c[i])) if np.isfinite(c[i]) else "" for c in cols])
+        writer.writerow([_cell(c[i], name) for c, name in zip(cols, names)])
     return out.getvalue()
 
 

@@ -206,6 +206,27 @@ def test_csv_download_parses_with_advertised_columns():
     assert np.allclose(arr[:, header.index("r_n2")], src["r1"])
     assert np.allclose(arr[:, header.index("eps_n1")], src["eps0"])
     assert arr[-1, 0] == pytest.approx(3.68, abs=1e-9)     # t = 0 … 3.69, every 2nd step
+    # times as the steps add up to them, not as floating point sums print
+    assert all(len(row[0]) <= 6 for row in body), [row[0] for row in body if len(row[0]) > 6]
+
+
+def test_csv_of_the_visible_window_holds_the_lambda_the_errors_view_draws():
+    d, _ = served("?preset=chain&seed=1")
+    run(d, 10, 37)
+    assert d.errors.update_adjoint() is not None           # as on pause
+    run(d, 1, 20)                                          # rows newer than λ's window
+    text = d.export._csv_file().read()
+    rows = list(csv.reader(l for l in text.splitlines() if not l.startswith("#")))
+    header, body = rows[0], rows[1:]
+    assert header[-2:] == ["lambda_n1", "lambda_n2"]
+    arr = np.array([[float(x) if x else np.nan for x in row] for row in body])
+    lam = d.errors.adjoint_source.data
+    covered = np.isin(d.traces.source.data["t"], lam["t"])
+    assert covered.sum() == len(lam["t"]) > 100 and not covered[-1]
+    for j, name in enumerate(("lambda_n1", "lambda_n2")):
+        col = arr[:, header.index(name)]
+        assert np.array_equal(col[covered], np.asarray(lam[f"lam{j}"]))
+        assert np.isnan(col[~covered]).all() and np.abs(col[covered]).max() > 1e-4
 
 
 def test_figure_format_switches_every_figure_to_svg():
