@@ -35,6 +35,9 @@ CSS = """
 .gle-relation b {font-size: 19px;}
 .gle-status {font-size: 13px; color: #4d4d4d; margin-top: 4px;}
 .gle-big.gle-stale {color: #6b6b6b !important;}
+/* the greyed value is the last fit before a change: said in words, so that "-39.4°" over the
+   new word "LEADS" does not read as a contradiction (the page greys it too: page.js) */
+.gle-big.gle-stale::before {content: "was "; font-size: 0.5em; font-weight: 600;}
 .gle-big.gle-none {font-size: 30px; color: #4d4d4d !important;}
 .gle-mode {display: inline-block; font-size: 13px; font-weight: 700; padding: 0 6px;
            margin-left: 6px; border-radius: 4px; background: #333; color: #fff;}

@@ -191,6 +191,26 @@ def test_keyboard_space_twice_arrow_r_and_help(open_page):
     help_.wait_for(state="hidden")
 
 
+def test_a_value_measured_before_a_change_is_marked_as_such(open_page):
+    """Past τm the card's word flips at once while the last fit (a lag) stays until the next:
+    it is greyed and preceded by "was", so "-39.4°" over "LEADS" is no contradiction."""
+    page = open_page(1280, 720, "?present=1")
+    card = "() => window.__gle_lab.deepFind('#gle-forward')"
+    page.wait_for_function(f"() => ({card})().dataset.verdict === 'measured'", timeout=60000)
+    assert page.evaluate(f"() => ({card})().querySelector('.gle-big').textContent"
+                         ).startswith("-")                          # τr < τm: a lag
+    handle = page.locator(".gle-tau-r .noUi-handle").first
+    handle.focus()
+    page.keyboard.press("End")                                       # τr = 10 > τm
+    page.wait_for_function(f"() => ({card})().querySelector('.gle-word').textContent "
+                           "=== 'LEADS'")
+    big = page.evaluate(f"""() => {{ const b = ({card})().querySelector('.gle-big');
+        return [b.textContent, b.classList.contains('gle-stale'),
+                getComputedStyle(b, '::before').content]; }}""")
+    # the last fit (it may have been refined while the key went in: still a lag)
+    assert big[0].startswith("-") and big[1:] == [True, '"was "'], big
+
+
 def test_sliders_name_themselves_and_read_their_real_value(open_page):
     page = open_page(1600, 1000)
     handle = page.locator(".gle-tau-r .noUi-handle").first
