@@ -42,12 +42,19 @@ def nice_bounds(lo, hi, pad=0.08):
     return math.floor(lo / step) * step, math.ceil(hi / step) * step
 
 
-def decade_bounds(lo, hi):
-    """Whole decades around ``[lo, hi]`` (both > 0), for a log axis."""
+#: decades a streamed log axis spans at least: over fewer, BokehJS's LogTicker falls back to
+#: linear ticks (0.2 … 1 piled up at the top of a log axis, or a lone "1"); a hair more,
+#: since it finds log10(1) − log10(0.01) = 1.9999999999999996 < 2
+LOG_MIN_DECADES, LOG_START_PAD = 2, 1 - 1e-6
+
+
+def decade_bounds(lo, hi, min_decades=1):
+    """Whole decades around ``[lo, hi]`` (both > 0), at least ``min_decades`` of them (added
+    below), for a log axis."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or lo <= 0 or hi <= 0:
         return 1e-3, 1.0
     a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    return 10.0 ** a, 10.0 ** max(b, a + 1)
+    return 10.0 ** min(a, b - min_decades), 10.0 ** max(b, a + 1)
 
 
 class FloatColumn(list):
@@ -115,7 +122,11 @@ class StableRange:
         if self.fitted and not shrink:            # grow: keep what is already shown
             lo, hi = min(lo, self.lo), max(hi, self.hi)
         self.lo, self.hi = lo, hi
-        new_start, new_end = decade_bounds(lo, hi) if self.log else nice_bounds(lo, hi)
+        if self.log:
+            new_start, new_end = decade_bounds(lo, hi, LOG_MIN_DECADES)
+            new_start *= LOG_START_PAD
+        else:
+            new_start, new_end = nice_bounds(lo, hi)
         if (new_start, new_end) != (start, end):
             self.range.update(start=new_start, end=new_end)
 

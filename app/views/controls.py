@@ -17,7 +17,8 @@ SLIDER_DEBOUNCE_MS = 5
 #: 2.5.5 target size); the page's text colours at ≥ 4.5:1 contrast on white
 TOUCH_CSS = """
 @media (max-width: 480px) {
-  .bk-btn, select, input {min-height: 44px;}
+  /* Bokeh's own .bk-input {min-height: ...} outranks a bare element selector */
+  .bk-btn, select, input, .bk-input {min-height: 44px;}
   .bk-slider-title {margin-bottom: 16px;}
   .noUi-horizontal {height: 12px; margin: 8px 22px 18px;}
   .noUi-horizontal .noUi-handle {width: 44px; height: 44px; right: -22px; top: -17px;

@@ -28,6 +28,9 @@ from .style import (add_legend, add_line, apply_plot_mode, decade_axis, make_fig
                     neuron_color)
 
 OMEGAS = np.logspace(-2, 2, 241)
+#: the phase plot's height (px), and what a phone adds to it for the one-column key of both
+#: plots below it (six rows of ~20 px instead of three)
+PHASE_HEIGHT, PHONE_KEY_EXTRA = 240, 90
 #: (transfer function, legend label, line style: dash, width, alpha)
 PATHS = (("am_adjoint", "AM adjoint I⁺τm D⁻τr (band)", ("solid", 9, 0.3)),
          ("forward", "forward D⁺τr I⁻τm", ("solid", 2.5, 1.0)),
@@ -84,7 +87,7 @@ class FourierView(Viewer):
                            y_axis_type="log", y_range=self.gain_range,
                            x_range=Range1d(OMEGAS[0], OMEGAS[-1]))
         phase = make_figure("Phase arg H(ω)  (+ = leads)", "ω (rad/a.u.)", "phase (°)",
-                            height=240, x_axis_type="log", x_range=gain.x_range,
+                            height=PHASE_HEIGHT, x_axis_type="log", x_range=gain.x_range,
                             y_range=Range1d(-100.0, 100.0))
         # every path here is first order over first order: its phase lies within ±90°
         phase.yaxis.ticker = FixedTicker(ticks=[-90, -45, 0, 45, 90])
@@ -122,9 +125,18 @@ class FourierView(Viewer):
         return gain, phase
 
     def set_mode(self, mode):
-        """Fit the plots to a page layout (toolbar, legend place)."""
+        """Fit the plots to a page layout (toolbar, legend place). On a phone one key, below
+        the phase plot, serves both plots (its labels are too long for two columns: six
+        rows under each plot would leave them no room); the phase plot grows by its rows."""
         for fig in (self.gain_fig, self.phase_fig):
             apply_plot_mode(fig, mode)
+        phone = mode == "phone"
+        for legend in self.gain_fig.select(type=Legend):
+            if legend.visible == phone:
+                legend.visible = not phone
+        height = PHASE_HEIGHT + (PHONE_KEY_EXTRA if phone else 0)
+        if self.phase_fig.height != height:
+            self.phase_fig.height = height
 
     def update_curves(self):
         """Recompute the analytic curves (τ of the selected neuron changed)."""

@@ -17,6 +17,8 @@ ROLLOVER = 4000
 
 #: line styles telling apart the weights into one neuron (its colour) by their input
 WEIGHT_DASHES = ("solid", "dashed", "dotdash", "dotted")
+#: each plot's height (px), and what a phone adds for the key below it
+FIGURE_HEIGHT, PHONE_EXTRA = 200, 60
 
 
 class LearningView(Viewer):
@@ -57,12 +59,13 @@ class LearningView(Viewer):
         self.spans = []                 # (Span, kind, index): the teacher's values
         self.pushes = 0
         wfig = make_figure("Weights W, biases b (teacher dashed)", "time t (a.u.)", "value",
-                           height=200, x_range=self.x_range, y_range=self.y_ranges["W"].range)
-        tfig = make_figure("Time constants τm (solid), τr (dotted); teacher dashed",
-                           "time t (a.u.)", "τ (a.u.)", height=200, x_range=self.x_range,
-                           y_range=self.y_ranges["tau"].range)
-        lfig = make_figure("Loss (mean squared error)", "time t (a.u.)", "loss", height=200,
-                           y_axis_type="log", x_range=self.x_range,
+                           height=FIGURE_HEIGHT, x_range=self.x_range,
+                           y_range=self.y_ranges["W"].range)
+        tfig = make_figure("Time constants τm, τr (τr dotted, teacher dashed)",
+                           "time t (a.u.)", "τ (a.u.)", height=FIGURE_HEIGHT,
+                           x_range=self.x_range, y_range=self.y_ranges["tau"].range)
+        lfig = make_figure("Loss (mean squared error)", "time t (a.u.)", "loss",
+                           height=FIGURE_HEIGHT, y_axis_type="log", x_range=self.x_range,
                            y_range=self.y_ranges["loss"].range)
         src = self.source
         offsets = np.cumsum([0] + list(st.net.layer_sizes[1:]))
@@ -98,15 +101,18 @@ class LearningView(Viewer):
         self.refresh_references()
         add_legend(wfig)
         add_legend(tfig)
-        for fig in self.figs:
-            apply_plot_mode(fig, self.mode)
+        self.set_mode(self.mode)
         self.layout[:] = [pn.pane.Bokeh(f, sizing_mode="stretch_width") for f in self.figs]
 
     def set_mode(self, mode):
-        """Fit the plots to a page layout (toolbar, legend place)."""
+        """Fit the plots to a page layout (toolbar, legend place); on a phone each plot is
+        taller by what its key below it takes (beside it on larger screens)."""
         self.mode = mode
         for fig in self.figs:
             apply_plot_mode(fig, mode)
+            height = FIGURE_HEIGHT + (PHONE_EXTRA if mode == "phone" else 0)
+            if fig.height != height:
+                fig.height = height
 
     def _shows_b(self, vals):
         return bool(self.state.learn_b or np.any(vals["b"][0] != 0))

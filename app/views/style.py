@@ -186,18 +186,22 @@ def decade_axis(axis, spread=False):
     """Ticks at whole decades only, labelled 0.01 … 100 (short plots stay legible).
 
     ``spread``: a range over many decades (a loss) gets a few of them only (every n-th
-    decade), never a pile of overlapping labels."""
+    decade), never a pile of overlapping labels (its range spans two decades at least:
+    :data:`gle_lab.streaming.LOG_MIN_DECADES`)."""
     if spread:
         axis.ticker = LogTicker(mantissas=[1], desired_num_ticks=4, num_minor_ticks=0)
     else:
         axis.ticker = FixedTicker(ticks=[10.0 ** k for k in range(-30, 31)])
-    axis.formatter = PrintfTickFormatter(format="%g")
+    # a precision: BokehJS's bare %g prints 0.6 as 0.6000000000000001
+    axis.formatter = PrintfTickFormatter(format="%.3g")
     axis.minor_tick_line_color = None
 
 
 #: legend rows per column: a longer legend wraps into columns instead of spilling below
 #: the plot (over the caption under it)
 LEGEND_ROWS = 6
+#: the longest label of a legend below a plot that still fits two columns at 390 px
+BELOW_TWO_COLUMNS_CHARS = 16
 
 
 def add_legend(fig, location="top_left", outside=True, side="right"):
@@ -207,13 +211,10 @@ def add_legend(fig, location="top_left", outside=True, side="right"):
         if fig.legend:
             fig.legend[0].visible = False
             fig.center = [c for c in fig.center if not isinstance(c, Legend)]
-        horizontal = side in ("above", "below")
         legend = Legend(items=detached_items(fig, items), location="top_left",
                         click_policy="hide", label_text_font_size=f"{FONT_PX}px", spacing=0,
-                        padding=4, margin=4, glyph_width=28, label_height=18,
-                        orientation="horizontal" if horizontal else "vertical",
-                        ncols=(2 if horizontal else
-                               max(1, math.ceil(len(items) / LEGEND_ROWS))))
+                        padding=4, margin=4, glyph_width=28, label_height=18)
+        arrange_legend(legend, side)
         fig.add_layout(legend, side)
     else:
         items = _legend_items(fig)
@@ -224,6 +225,28 @@ def add_legend(fig, location="top_left", outside=True, side="right"):
         fig.legend.click_policy = "hide"
         fig.legend.label_text_font_size = f"{FONT_PX}px"
     return fig
+
+
+def _label_text(item):
+    label = item.label
+    return str(getattr(label, "value", label) if not isinstance(label, dict)
+               else label.get("value", ""))
+
+
+def arrange_legend(legend, side):
+    """Lay out a legend for its side of the plot: beside it ("right"), a column of at most
+    LEGEND_ROWS rows; below it (a phone's ~370 px), two columns while the labels fit in half
+    of that (:data:`BELOW_TWO_COLUMNS_CHARS`), else one. Two columns' labels get the width
+    of the longest and a gap (at their own width "τm n1" ran into the next item's line)."""
+    n = len(legend.items)
+    longest = max((len(_label_text(item)) for item in legend.items), default=0)
+    if side in ("above", "below") and n > 1 and longest <= BELOW_TWO_COLUMNS_CHARS:
+        legend.update(orientation="horizontal", ncols=2,
+                      label_width=int(math.ceil(0.6 * FONT_PX * longest)) + 14)
+    else:
+        legend.update(orientation="vertical", label_width=20,
+                      ncols=1 if side in ("above", "below")
+                      else max(1, math.ceil(n / LEGEND_ROWS)))
 
 
 def phone_title(title):
@@ -287,9 +310,6 @@ def apply_plot_mode(fig, mode, move_legend=True):
     if moving and move_legend:
         setattr(fig, other, [obj for obj in getattr(fig, other) if not isinstance(obj, Legend)])
         for legend in moving:
-            horizontal = side == "below"
-            n = len(legend.items)
-            legend.update(orientation="horizontal" if horizontal else "vertical",
-                          ncols=2 if horizontal else max(1, math.ceil(n / LEGEND_ROWS)))
+            arrange_legend(legend, side)
             getattr(fig, side).append(legend)
     return fig

@@ -47,6 +47,20 @@ def test_stable_range_grows_at_once_and_shrinks_only_on_a_refit():
     assert -0.3 < yr.range.start < -0.1 and 0.1 < yr.range.end < 0.3
 
 
+@pytest.mark.parametrize("lo,hi", [(0.2, 0.9), (0.3, 0.31), (0.05, 2.0), (1e-5, 0.7)])
+def test_a_log_axis_spans_two_decades_at_least_as_bokehjs_counts_them(lo, hi):
+    """BokehJS's LogTicker draws decades only over ≥ 2 decades (log(end)/log(10) −
+    log(start)/log(10) in floating point, as computed here); below, linear ticks pile up at
+    the top of the log axis (a loss of 0.2 … 0.9 showed a lone "1")."""
+    r = StableRange(["loss"], log=True)
+    r.fit(lo, hi)
+    start, end = r.range.start, r.range.end
+    assert start <= lo and hi <= end
+    assert math.log(end) / math.log(10) - math.log(start) / math.log(10) >= 2
+    decades = [10.0 ** k for k in range(-30, 31) if start <= 10.0 ** k <= end]
+    assert len(decades) >= 3                 # the labelled ticks, e.g. 0.01, 0.1, 1
+
+
 def test_stable_range_refit_includes_extra_sources():
     yr = StableRange(["e0"])
     lam = ColumnDataSource({"lam0": [-5.0, 4.0]})

@@ -408,6 +408,33 @@ def test_phone_titles_drop_their_line_style_key_and_come_back():
     assert "(IE)" in err.title.text
 
 
+def test_phone_keys_fit_below_their_plots_and_the_plots_make_room_for_them():
+    """On a phone the keys go below the plots (390 px): two columns of short labels with room
+    between them, one column of long ones; the Fourier plots share one key, below the phase
+    plot; the plots grow by their keys. A wider layout gets it all back."""
+    d = Dashboard(preset="chain")
+    d.layout.get_root(Document())
+    figs = {"activity": d.activity.pane.object, "gain": d.fourier.gain_fig,
+            "phase": d.fourier.phase_fig, "tau": d.learning.figs[1]}
+    heights = {k: f.height for k, f in figs.items()}
+
+    def key(fig):
+        return next(o for o in fig.below + fig.right if isinstance(o, Legend))
+    d.apply_mode("phone")
+    act, tau, phase = key(figs["activity"]), key(figs["tau"]), key(figs["phase"])
+    assert all(k in f.below for k, f in ((act, figs["activity"]), (tau, figs["tau"]),
+                                         (phase, figs["phase"])))
+    # "τm n1", "τr n1", …: two columns, each as wide as the longest label and a gap
+    assert (tau.orientation, tau.ncols) == ("horizontal", 2) and tau.label_width >= 5 * 9
+    # "AM adjoint I⁺τm D⁻τr (band)", …: one column, and the gain plot shows no key of its own
+    assert (phase.orientation, phase.ncols) == ("vertical", 1) and len(phase.items) == 6
+    assert key(figs["gain"]).visible is False
+    assert figs["phase"].height > heights["phase"] and figs["tau"].height > heights["tau"]
+    d.apply_mode("wide")
+    assert key(figs["gain"]).visible is True and key(figs["phase"]) in figs["phase"].right
+    assert {k: f.height for k, f in figs.items()} == heights
+
+
 def test_completion_steps_are_paced_while_other_sessions_live():
     """A class's layouts complete one step at a time per process, each followed by a pause
     as long as the step (streaming sessions keep half the loop); a lone session: no pause."""

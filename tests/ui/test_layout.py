@@ -32,12 +32,12 @@ FONTS = """() => {
 PHONE_UA = ("Mozilla/5.0 (Linux; Android 13; Pixel 7) AppleWebKit/537.36 (KHTML, like Gecko) "
             "Chrome/120.0 Mobile Safari/537.36")
 OVERFLOW = "() => [document.documentElement.scrollWidth, window.innerWidth]"
-#: the smaller dimension and the left and right edges of every visible button and slider
-#: handle (phone targets; one clipped by its container still has its box)
+#: the smaller dimension and the left and right edges of every visible button, select, text
+#: field and slider handle (phone targets; one clipped by its container still has its box)
 TARGETS = """() => {
   const out = [];
   const walk = (root) => {
-    for (const el of root.querySelectorAll('button, .noUi-handle')) {
+    for (const el of root.querySelectorAll('button, select, input.bk-input, .noUi-handle')) {
       const b = el.getBoundingClientRect();
       if (b.width > 0 && b.height > 0)
         out.push([el.className ? String(el.className).slice(0, 40) : el.tagName,
