@@ -34,8 +34,15 @@ STEP_CSS = """
 @media (max-width: 480px) { .bk-btn {min-height: 44px;} }
 :host(.gle-lesson-phone) .bk-btn {white-space: normal; min-height: 44px;}
 """
-#: a step button's width in the one-line bar (three fit beside the title at 1280 px)
-STEP_WIDTH = 230
+#: a step button's width in the one-line bar: its label's (≈ 7.6 px a character at 15 px,
+#: and the padding), at most STEP_MAX_WIDTH; every lesson's steps then fit one line at
+#: 1280 px beside the title, which gives way first (ellipsis)
+STEP_PX_PER_CHAR, STEP_PADDING, STEP_MAX_WIDTH = 7.6, 30, 340
+
+
+def step_width(label):
+    """The one-line bar's width (px) for a step button showing ``label``."""
+    return int(min(STEP_MAX_WIDTH, STEP_PADDING + STEP_PX_PER_CHAR * len(label)))
 
 
 def _step_name(i, step, done=False):
@@ -101,9 +108,11 @@ class LessonView(Viewer):
                                 min_height=44, description=None,
                                 css_classes=classes + ["gle-lesson-phone"])
         else:
-            button.param.update(sizing_mode="fixed", width=STEP_WIDTH, height=40,
-                                min_height=None, css_classes=classes,
-                                description=self.lesson["try"][i].get("expect", ""))
+            step = self.lesson["try"][i]
+            button.param.update(sizing_mode="fixed",
+                                width=step_width(_step_name(i, step, done=True)),
+                                height=40, min_height=None, css_classes=classes,
+                                description=step.get("expect", ""))
 
     def _on_toggle(self, event):
         # only an opened lesson's body is on the page: a closed one (how every session
@@ -153,7 +162,8 @@ class LessonView(Viewer):
         for i, step in enumerate(lesson["try"]):
             b = pn.widgets.Button(label=_step_name(i, step), color="default",
                                   css_classes=["gle-lesson-try", f"gle-lesson-try-{i}"],
-                                  description=step.get("expect", ""), width=STEP_WIDTH,
+                                  description=step.get("expect", ""),
+                                  width=step_width(_step_name(i, step, done=True)),
                                   height=40, stylesheets=[STEP_CSS], margin=(2, 4))
             if self.mode == "phone":
                 self._size_step(i, b)

@@ -11,6 +11,7 @@ from bokeh.models import Legend
 from panel.viewable import Viewer
 
 from gle_lab.main import Dashboard
+from gle_lab.views.lesson import step_width
 
 
 def _walk(obj):
@@ -127,7 +128,10 @@ def test_lesson_steps_stand_in_a_column_on_a_phone_and_in_a_row_again_after(dash
     assert dash.mode == "present"
     bar = lesson.bar[2]
     assert isinstance(bar, pn.Row) and bar.objects == lesson.buttons
-    assert [b.width for b in lesson.buttons] == [230] * len(expect)
+    # as wide as its label (with the check mark a done step gets), within bounds
+    assert [b.width for b in lesson.buttons] == [258, 189, 326]
+    assert [b.width for b in lesson.buttons] == [
+        step_width(f"✓ {i + 1}. {s['label']}") for i, s in enumerate(lesson.lesson["try"])]
     assert [b.description for b in lesson.buttons] == expect and all(expect)
     assert "gle-done" in lesson.buttons[0].css_classes
     assert not any("gle-lesson-phone" in b.css_classes for b in lesson.buttons)
