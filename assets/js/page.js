@@ -503,7 +503,8 @@
       `<h2 id="gle-help-title" style="margin:0 0 10px;font-size:22px">Keyboard shortcuts</h2>` +
       `<table style="border-collapse:collapse">${rows}</table>` +
       `<p style="font-size:15px;color:#4d4d4d;margin:12px 0">They work wherever the focus is, ` +
-      `except in text fields.</p>` +
+      `except in text fields; on a slider, ← and → move the slider (Page Up and Page Down: ` +
+      `five times as far).</p>` +
       `<button type="button" id="gle-help-close" style="font-size:17px;min-height:44px;` +
       `min-width:44px;padding:6px 18px;border:1px solid #595959;border-radius:6px;` +
       `background:#fff;color:#1a1a1a;cursor:pointer">Close</button></div>`;

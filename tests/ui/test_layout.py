@@ -187,6 +187,7 @@ def test_keyboard_space_twice_arrow_r_and_help(open_page):
     text = help_.inner_text()
     for key in ("Space", "→", "R", "?"):
         assert key in text
+    assert "on a slider, ← and → move the slider" in text          # not a step there
     page.keyboard.press("Escape")
     help_.wait_for(state="hidden")
 
