@@ -278,17 +278,23 @@ class Dashboard:
         st = self.state
         self.mode = None
         self.viewport = None            # (width, height) the page reported
+        # (at least 260 px: on a phone the Dismiss button beside it wraps below it)
         self.alert = pn.pane.Alert(st.message, alert_type="info", visible=False,
                                    sizing_mode="stretch_width", css_classes=["gle-alert"],
-                                   margin=(2, 10))
+                                   margin=(2, 10), min_width=260)
         self.alert_reset = pn.widgets.Button(label="Reset simulation", color="default",
                                              visible=False, width=180, height=40,
                                              css_classes=["gle-alert-reset"])
         self.alert_undo = pn.widgets.Button(label="Reset and undo the last change",
                                             color="primary", visible=False, width=270,
                                             height=40, css_classes=["gle-alert-undo"])
+        # a notice (a link's values not used) can be put away: it takes room from the plots
+        self.alert_dismiss = pn.widgets.Button(label="Dismiss", color="default",
+                                               visible=False, width=120, height=40,
+                                               css_classes=["gle-alert-dismiss"])
         on_click(self.alert_reset, self.reset)
         on_click(self.alert_undo, self.reset_and_undo)
+        on_click(self.alert_dismiss, self.dismiss_message)
         # the same message beside the control that caused the divergence
         self.cause_text = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[CAUSE_CSS],
                                        margin=(4, 6))
@@ -332,7 +338,11 @@ class Dashboard:
         if self.complete:
             self._add_sidebar_extras()
         touch_targets(self.sidebar)
-        self.messages = pn.Column(self.alert, self.alert_undo, self.alert_reset,
+        self.messages = pn.Column(pn.Row(self.alert, self.alert_dismiss, margin=0,
+                                         sizing_mode="stretch_width",
+                                         styles={"align-items": "center",
+                                                 "flex-wrap": "wrap"}),
+                                  self.alert_undo, self.alert_reset,
                                   sizing_mode="stretch_width", margin=0)
         for obj in (self.header, self.lesson.panel, self.messages, self.cause_box):
             touch_targets(obj)
@@ -587,9 +597,16 @@ class Dashboard:
             self.alert.alert_type = st.message_level
             self.alert.visible = bool(st.message)
         self.alert_reset.visible = st.failed
+        self.alert_dismiss.visible = self.alert.visible and not st.failed
         cause = getattr(st, "fail_cause", "") if st.failed else ""
         self.alert_undo.visible = bool(cause) and hasattr(st, "reset_and_undo")
         self._show_cause(cause)
+
+    def dismiss_message(self):
+        """Put away the notice at the top (a paused simulation's message stays: it says how
+        to go on)."""
+        if not self.state.failed:
+            self.state.notify("", "info")
 
     def _show_cause(self, cause):
         """The divergence message also at the card of the control that caused it."""

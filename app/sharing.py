@@ -546,8 +546,9 @@ class Sharing:
         lo, hi = bounds
         bad = [x for x in nums if not math.isfinite(x) or x < lo or x > hi]
         if bad:
-            problems.append((key, f"{_short(raw)}: {_fmt(bad[0])} is out of range "
-                                  f"{lo:g}–{hi:g}"))
+            # the value, and which of a list's values (not "-5: -5 is out of range")
+            where = "" if len(nums) == 1 else f"{_short(raw)}: "
+            problems.append((key, f"{where}{_fmt(bad[0])} is out of range {lo:g}–{hi:g}"))
             return None
         return nums
 
@@ -598,11 +599,13 @@ class Sharing:
             self.notice = ""
             return
         locked = [k for k, why in self.problems if why == LOCKED]
-        parts = [f"{k} ({why})" for k, why in self.problems if why != LOCKED]
+        # the link's own names (what to correct in it), each with why
+        parts = [f"{k}: {why}" for k, why in self.problems if why != LOCKED]
         text = []
         if parts:
-            text.append("Some shared values could not be used and fell back to the preset's "
-                        "defaults: " + "; ".join(parts) + ".")
+            source = getattr(self, "_source", "the link")
+            text.append(f"Not used from {source} (the preset's values instead): "
+                        + "; ".join(parts) + ".")
         if locked:
             text.append("Locked by the teacher, not changed: " + ", ".join(locked) + ".")
         self.notice = " ".join(text)

@@ -8,6 +8,7 @@ import panel as pn
 import pytest
 from bokeh.document import Document
 from bokeh.models import Legend
+from panel.io.location import Location
 from panel.viewable import Viewer
 
 from gle_lab.main import Dashboard
@@ -100,6 +101,23 @@ def test_news_is_a_toast_and_trouble_a_banner(dash):
     assert not dash.alert.visible                       # nothing pushes the page down
     dash.state.notify("Some shared values could not be used.", "warning")
     assert dash.alert.visible and dash.alert.alert_type == "warning"
+
+
+def test_a_links_unused_values_are_named_once_and_the_notice_can_be_dismissed(dash):
+    dash.sharing.sync_location(Location(search="?tau_m=-5&omega=abc&tau_r=0.1,0.2"))
+    text = dash.state.message
+    assert text == ("Not used from the link (the preset's values instead): tau_m: -5 is out "
+                    "of range 0.001–100; tau_r: 0.1,0.2 has 2 value(s); this preset needs 1; "
+                    "omega: abc is not a number."), text
+    assert dash.alert.visible and dash.alert_dismiss.visible
+    dash.alert_dismiss.clicks += 1
+    assert not dash.alert.visible and not dash.alert_dismiss.visible
+    assert dash.state.message == "" and dash.state.playing        # nothing else changed
+    # a paused simulation's message says how to go on: it has Reset, no Dismiss
+    dash.state.fail(RuntimeError("boom"))
+    assert dash.alert.visible and dash.alert_reset.visible and not dash.alert_dismiss.visible
+    dash.dismiss_message()
+    assert dash.alert.visible and "boom" in dash.state.message
 
 
 def test_lesson_step_is_marked_done(dash):
