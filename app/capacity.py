@@ -428,6 +428,9 @@ HEAVY_FULL_MESSAGE = "The MNIST-1D lab is busy, please try again in a few minute
 HEAVY = SessionLimiter(DEFAULT_MAX_HEAVY)
 
 
+_TAP = "display:inline-block;min-height:44px;line-height:44px;padding:0 8px"
+
+
 def heavy_full_page(message=HEAVY_FULL_MESSAGE):
     """The polite refusal of one more MNIST-1D session: the other presets stay open."""
     return pn.pane.HTML(
@@ -438,8 +441,10 @@ def heavy_full_page(message=HEAVY_FULL_MESSAGE):
         f"of a processor core, so this server runs only {HEAVY.max_sessions or 'a few'} at "
         f"a time; a place frees up about half a minute after its visitor closes the tab. "
         f"The other GLE Lab presets are open.</p>"
-        f"<p style='font-size:16px'><a href='' onclick='location.reload();return false'>"
-        f"Try again</a> · <a href='?preset=phase_inversion'>Open another preset</a></p>"
+        # links 44 px tall: a phone's touch targets
+        f"<p style='font-size:16px'><a href='' style='{_TAP}' "
+        f"onclick='location.reload();return false'>Try again</a> · "
+        f"<a href='?preset=phase_inversion' style='{_TAP}'>Open another preset</a></p>"
         f"</div>", sizing_mode="stretch_width")
 
 

@@ -214,6 +214,31 @@ write_queue.install()
 ws_nodelay.install()
 
 
+def parse_viewport(text):
+    """``(width, height)`` of a page's ``"<width>x<height>"`` report, or None if it is not
+    one (assets/js/page.js sends it; anything else is ignored)."""
+    try:
+        w, h = (int(float(x)) for x in str(text).lower().split("x"))
+    except ValueError:
+        return None
+    return (w, h) if w > 0 and h > 0 else None
+
+
+def place(want):
+    """Give each container of ``want`` (``[(container, objects)]``) exactly its objects,
+    changing only the containers whose objects change (Panel keeps the models of what
+    stays). First everything that moves is taken out, then put in its new place: a pane is
+    in one place at a time (Panel keeps one model per pane and page)."""
+    for container, objs in want:
+        keep = [o for o in container.objects if any(o is x for x in objs)]
+        if len(keep) != len(container.objects):
+            container[:] = keep
+    for container, objs in want:
+        if len(container.objects) != len(objs) or \
+                any(a is not b for a, b in zip(container.objects, objs)):
+            container[:] = objs
+
+
 def touch_targets(obj):
     """Phones: every button, input and card header of ``obj`` (recursively) at least 44 px
     in its smaller dimension (a media query: no effect on larger screens)."""
@@ -390,14 +415,10 @@ class Dashboard:
 
     def set_viewport(self, text):
         """The page's ``"<width>x<height>"`` (assets/js/page.js): pick the layout."""
-        try:
-            w, h = (int(float(x)) for x in str(text).lower().split("x"))
-        except ValueError:
-            return
-        if w <= 0 or h <= 0:
-            return
-        self.viewport = (w, h)
-        self.apply_mode()
+        size = parse_viewport(text)
+        if size is not None:
+            self.viewport = size
+            self.apply_mode()
 
     def _on_present_widget(self, event):
         if self._mode_guard:
@@ -467,17 +488,7 @@ class Dashboard:
                     (self.main, [self.top, self.mid, v["learning"]]),
                     (self.body, [self.sidebar, self.main]), (self.phone_main, []),
                     (self.root, [self.header, v["lesson"], self.body])]
-        want = [(container, [o for o in objs if o is not None]) for container, objs in want]
-        # first take out what moves, then put it in its new place: a pane is in one place at
-        # a time (Panel keeps one model per pane and page)
-        for container, objs in want:
-            keep = [o for o in container.objects if any(o is x for x in objs)]
-            if len(keep) != len(container.objects):
-                container[:] = keep
-        for container, objs in want:
-            if len(container.objects) != len(objs) or \
-                    any(a is not b for a, b in zip(container.objects, objs)):
-                container[:] = objs
+        place([(container, [o for o in objs if o is not None]) for container, objs in want])
 
     def _complete_when_quiet(self, doc, since):
         """Complete the layout COMPLETE_AFTER_MS from now, or later while visitors arrive."""

@@ -34,6 +34,7 @@ import time
 import numpy as np
 import panel as pn
 import param
+from panel.viewable import Viewer
 
 from gle_core.datasets import LabelledSequences, evaluate, tile_state
 from gle_core.errors import SimulationDiverged
@@ -491,6 +492,18 @@ LATER_VIEWS = {"accuracy": ("mnist_accuracy", "MnistAccuracyView"),
                "credit": ("mnist_credit", "MnistCreditView"),
                "confusion": ("mnist_confusion", "MnistConfusionView")}
 _about_text = None
+#: width of the controls' column beside the views on a screen (px)
+CONTROLS_PX = 320
+#: phones: no spin arrows on number fields (too small to touch; the field takes typing), and
+#: no button narrower than a finger
+PHONE_WIDGET_CSS = """
+@media (max-width: 480px) { .bk-spin-wrapper, .bk-spin-btn {display: none !important;}
+                            .bk-btn {min-width: 44px;} }
+"""
+#: phones: the link back to the other presets is a 44 px target too
+LINK_TOUCH_CSS = """
+@media (max-width: 480px) { a {display: inline-block; min-height: 44px; line-height: 44px;} }
+"""
 
 
 def about_text():
@@ -539,6 +552,7 @@ class MnistDashboard:
         self.sim_seconds = []            # of which simulating
         self.steps_done = []
         self.location = None
+        self.viewport = None             # (width, height) of the visitor's window, if known
         lab.param.watch(self._on_playing, "playing")
         lab.param.watch(self._on_built, ["start", "streams", "seed"])
         lab.param.watch(lambda e: self.render(force=True), "layer")
@@ -555,6 +569,8 @@ class MnistDashboard:
             if getattr(self, name) is None:
                 mod = importlib.import_module(f"gle_lab.views.{module}")
                 view = getattr(mod, cls)(self.state)
+                if getattr(self, "mode", None) is not None:
+                    view.set_mode(self.mode)         # the page's layout, off the page
                 setattr(self, name, view)
                 self.views.append(view)
                 return True
@@ -575,12 +591,6 @@ class MnistDashboard:
         from gle_lab.main import Dashboard
         return Dashboard._complete_when_quiet(self, doc, since)
 
-    def _later_objects(self):
-        return [pn.Row(self.accuracy, self.confusion, sizing_mode="stretch_width"),
-                self.credit,
-                pn.pane.Markdown(about_text(), sizing_mode="stretch_width",
-                                 css_classes=["gle-mnist-about"])]
-
     def complete_layout(self):
         """Add the views left out of the first document (accuracy, confusion, credit, and
         the about text) in one patch."""
@@ -589,18 +599,22 @@ class MnistDashboard:
         self.complete = True
         with pn.io.unlocked():
             self._build_later_views()
-            self.grid.extend(self._later_objects())
+            self._compose(self.mode, force=True)
             self.render(force=True)
 
     # ------------------------------------------------------------------ layout
     def _layout(self):
         lab = self.state
-        # a toggle bound to the state: a click sends the wanted state, not "flip it"
+        from gle_lab.main import ROOT_CSS, touch_targets
+        # a toggle bound to the state: a click sends the wanted state, not "flip it"; the
+        # page's keyboard shortcuts (assets/js/page.js) find them by their classes
         self.play = pn.widgets.Toggle.from_param(lab.param.playing, label="▶ Play",
-                                                 color="primary", width=90)
-        self.step_button = pn.widgets.Button(label="Step", width=70)
+                                                 color="primary", width=100,
+                                                 css_classes=["gle-play"])
+        self.step_button = pn.widgets.Button(label="Step", width=80, css_classes=["gle-step"])
         self.step_button.on_click(lambda e: self.single_step())
-        self.reset_button = pn.widgets.Button(label="Reset", width=70)
+        self.reset_button = pn.widgets.Button(label="Reset", width=80,
+                                              css_classes=["gle-reset"])
         self.reset_button.on_click(lambda e: self.reset())
         widgets = pn.Param(
             lab, parameters=["start", "mode", "learning", "lr", "streams", "speed",
@@ -624,18 +638,125 @@ class MnistDashboard:
             filename="gle-lab-mnist1d-accuracy.csv", label="Accuracy curve (CSV)",
             color="light", sizing_mode="stretch_width")
         self.back = pn.pane.HTML("<a href='?preset=phase_inversion'>← other presets</a>",
-                                 margin=(4, 10))
-        controls = pn.Column(
-            pn.pane.Markdown("### Learning a real task: MNIST-1D (paper Fig. 6)"),
-            pn.Row(self.play, self.step_button, self.reset_button),
-            widgets, self.status, self.download, self.back,
-            width=320, css_classes=["gle-view-mnist-controls"])
-        self.grid = pn.Column(
-            self.notice,
-            pn.Row(self.sample, self.output, sizing_mode="stretch_width"),
-            *(self._later_objects() if self.complete else []), sizing_mode="stretch_width")
-        return pn.Row(controls, self.grid, sizing_mode="stretch_width",
-                      css_classes=["gle-mnist"])
+                                 margin=(4, 10), stylesheets=[LINK_TOUCH_CSS])
+        # the page reports its window here (assets/js/page.js, as on the simulation
+        # dashboard): the layout follows it; it stays first in the page's root whatever the
+        # layout (a moved widget gets a new model, and the page would report to the old one)
+        self.viewport_input = pn.widgets.TextInput(value="", visible=False, width=1, margin=0,
+                                                   css_classes=["gle-viewport"])
+        self.viewport_input.param.watch(lambda e: self.set_viewport(e.new), "value")
+        self.heading = pn.pane.Markdown("### Learning a real task: MNIST-1D (paper Fig. 6)",
+                                        sizing_mode="stretch_width")
+        self.buttons = pn.Row(self.play, self.step_button, self.reset_button)
+        self.settings = pn.Column(widgets, self.status, self.download, self.back,
+                                  sizing_mode="stretch_width", margin=0)
+        for obj in (self.buttons, self.settings, widgets.layout):
+            touch_targets(obj)             # phones: 44 px targets (a media query)
+        for w in widgets.layout:
+            # phones: a number is typed (its spin arrows are no target for a finger); a
+            # short button ("IE") is 44 px wide too
+            w.stylesheets = [*w.stylesheets, PHONE_WIDGET_CSS]
+        # the containers stay; a layout change only rearranges what they hold (as
+        # gle_lab.main.Dashboard._compose)
+        box = dict(sizing_mode="stretch_width", margin=0)
+        # a screen: the controls at the left (fixed width), the views in rows beside them
+        self.sidebar = pn.Column(width=CONTROLS_PX, css_classes=["gle-view-mnist-controls"])
+        self.top_row = pn.Row(**box)                  # sample | output
+        self.bottom_row = pn.Row(**box)               # confusion | about
+        self.grid = pn.Column(**box)
+        self.body = pn.Row(**box)
+        # a phone: one column (the controls' heading and buttons first, at full width)
+        self.phone_head = pn.Column(css_classes=["gle-view-mnist-controls"], **box)
+        self.phone_main = pn.Column(css_classes=["gle-mnist-phone"], **box)
+        self.about = pn.pane.Markdown(about_text(), sizing_mode="stretch_width",
+                                      css_classes=["gle-mnist-about"])
+        # never wider than the window (the dashboard's own root style): a phone whose first
+        # document had the screen layout (its window not known yet) would otherwise zoom
+        # out to it and report that wider window instead of its own
+        self.root = pn.Column(sizing_mode="stretch_width", margin=0, css_classes=["gle-mnist"],
+                              stylesheets=[ROOT_CSS])
+        self.mode = None
+        self._compose(self._guess_mode())
+        return self.root
+
+    # ------------------------------------------------------------------ page layouts
+    def _guess_mode(self):
+        """The layout for the visitor's window as the request tells it (a phone's user
+        agent, the client hints or the cookie of :mod:`gle_lab.client_hints`), as
+        :meth:`gle_lab.main.Dashboard._guess_mode`; a wide screen when nothing tells."""
+        from gle_lab import client_hints
+        doc = pn.state.curdoc
+        if doc is None:
+            return "wide"
+        agent = (pn.state.headers or {}).get("User-Agent", "")
+        if "Mobi" in agent:
+            return "phone"
+        ctx = doc.session_context
+        size = client_hints.session_viewport(getattr(ctx, "request", None))
+        if size is not None:
+            self.viewport = size
+            return self.effective_mode()
+        return "wide"
+
+    def effective_mode(self):
+        """The layout for the reported window: the simulation dashboard's thresholds
+        (:data:`gle_lab.main.PHONE_MAX`, :data:`gle_lab.main.PRESENT_BELOW`)."""
+        from gle_lab.main import PHONE_MAX, PRESENT_BELOW
+        width = self.viewport[0] if self.viewport else None
+        if width is None:
+            return self.mode or "wide"
+        if width <= PHONE_MAX:
+            return "phone"
+        return "present" if width < PRESENT_BELOW else "wide"
+
+    def set_viewport(self, text):
+        """The page's ``"<width>x<height>"`` (assets/js/page.js): pick the layout."""
+        from gle_lab.main import parse_viewport
+        size = parse_viewport(text)
+        if size is not None:
+            self.viewport = size
+            self.apply_mode()
+
+    def apply_mode(self, mode=None):
+        """Compose the page for a layout ("wide", "present", "phone"; only when it
+        changes: the views' figures are kept)."""
+        mode = mode or self.effective_mode()
+        if mode == self.mode:
+            return
+        import contextlib
+        doc = pn.state.curdoc
+        with (doc.models.freeze() if doc is not None else contextlib.nullcontext()):
+            self._compose(mode)
+
+    def _compose(self, mode, force=False):
+        if mode == self.mode and not force:
+            return
+        self.mode = mode
+        for view in self.views:
+            view.set_mode(mode)
+        later = self.complete
+        if mode == "phone":
+            want = [(self.sidebar, []), (self.top_row, []), (self.bottom_row, []),
+                    (self.grid, []), (self.body, []),
+                    (self.phone_head, [self.heading, self.buttons]),
+                    (self.phone_main, [self.phone_head, self.notice, self.sample, self.output,
+                                       self.settings] +
+                     ([self.accuracy, self.confusion, self.credit, self.about] if later
+                      else [])),
+                    (self.root, [self.viewport_input, self.phone_main])]
+        else:
+            want = [(self.phone_head, []), (self.phone_main, []),
+                    (self.sidebar, [self.heading, self.buttons, self.settings]),
+                    (self.top_row, [self.sample, self.output]),
+                    (self.bottom_row, [self.confusion, self.about] if later else []),
+                    (self.grid, [self.notice, self.top_row] +
+                     ([self.accuracy, self.credit, self.bottom_row] if later else [])),
+                    (self.body, [self.sidebar, self.grid]),
+                    (self.root, [self.viewport_input, self.body])]
+        # a view is held by its layout (what a Panel container keeps of it)
+        from gle_lab.main import place
+        place([(container, [o.layout if isinstance(o, Viewer) else o for o in objs])
+               for container, objs in want])
 
     def _on_message(self, *events):
         lab = self.state
@@ -790,7 +911,15 @@ def create_mnist_app(**settings):
     from gle_lab.capacity import (HEAVY, forget_session_callbacks, heavy_full_page,
                                   purge_links, register_dashboard,
                                   report_exception, unregister_dashboard)
+    from gle_lab.main import VIEWPORT_TEMPLATE
+    from bokeh.models import CustomJS
+
+    from gle_lab.views.style import CONNECTION_FIX_JS, PAGE_JS
     doc = pn.state.curdoc
+    if doc is not None:
+        # phones render the page (or the "busy" page) at device width, not a shrunk desktop
+        # page; and the window's size is kept in a cookie (gle_lab.client_hints)
+        doc.template = VIEWPORT_TEMPLATE
     ctx = getattr(doc, "session_context", None) if doc is not None else None
     sid = getattr(ctx, "id", None) if ctx is not None else None
     if sid is not None and not HEAVY.try_acquire(sid):
@@ -802,6 +931,13 @@ def create_mnist_app(**settings):
             HEAVY.release(sid)
         raise
     dash.sync_location()
+    if doc is not None:
+        # the page script (keyboard shortcuts, accessibility, the window's size reported to
+        # the server: the layout follows it) and the reconnection fix; not the repaint
+        # fixes: with them a legend's glyphs were missing on a 2× phone screen
+        if patch_enabled("bokeh_fresh_receiver"):
+            doc.js_on_event("document_ready", CustomJS(code=CONNECTION_FIX_JS))
+        doc.js_on_event("document_ready", CustomJS(code=PAGE_JS))
     pn.state.onload(dash.start)
     if ctx is not None:
         register_dashboard(doc, dash)

@@ -7,7 +7,7 @@ from bokeh.models import ColumnDataSource, FactorRange, LinearColorMapper
 from bokeh.palettes import Blues256
 from panel.viewable import Viewer
 
-from .mnist_common import figure
+from .mnist_common import TICK_PX, figure, fit_mode
 from .style import lean_renderers
 
 CLASSES = [str(c) for c in range(10)]
@@ -40,9 +40,13 @@ class MnistConfusionView(Viewer):
         fig.rect("pred", "true", width=1, height=1, source=self.source,
                  fill_color={"field": "count", "transform": self.mapper}, line_color="white")
         fig.text("pred", "true", text="text", source=self.source, text_align="center",
-                 text_baseline="middle", text_font_size="10px", text_color="ink")
+                 text_baseline="middle", text_font_size=f"{TICK_PX}px", text_color="ink")
         self.fig = lean_renderers(fig)
         return fig
+
+    def set_mode(self, mode):
+        """Fit the page layout (:data:`gle_lab.views.mnist_common.MODES`)."""
+        fit_mode(self.fig, mode)
 
     def rebuild(self):
         self._shown = None

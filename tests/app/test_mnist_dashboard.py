@@ -179,6 +179,8 @@ def test_create_app_hook_and_heavy_cap_refuses_politely(mnist):
             second = create_app(preset="mnist1d")
         assert isinstance(first.dashboard, mnist.MnistDashboard)
         assert capacity.HEAVY_FULL_MESSAGE in second.object
+        # both of its links are a phone's touch targets
+        assert second.object.count("<a ") == second.object.count("min-height:44px") == 2
         assert "another preset" in second.object and not hasattr(second, "dashboard")
         assert capacity.HEAVY.active == 1
         _destroy(doc1, ctx1)                       # the first visitor leaves
@@ -386,3 +388,135 @@ def test_page_renderers_carry_no_unused_models(mnist):
         for r in fig.renderers:
             views.setdefault((fig.id, r.data_source.id), set()).add(r.view.id)
     assert all(len(v) == 1 for v in views.values())
+
+
+# ---------------------------------------------------------------------- screens (issue: MNIST-1D
+# page on a phone and a 1280×720 projector)
+def _figures(dash):
+    from bokeh.plotting import figure
+    return [f for v in dash.views for f in vars(v).values() if isinstance(f, figure)]
+
+
+def test_page_and_busy_page_render_at_the_phones_width(mnist):
+    """The page and the "busy" page carry the dashboard's viewport template (a phone lays
+    them out at its own width, not a shrunk 980 px desktop page)."""
+    from panel.io.state import set_curdoc
+
+    from gle_lab import capacity
+    from gle_lab.main import VIEWPORT_TEMPLATE, create_app
+    old = capacity.HEAVY.max_sessions
+    capacity.HEAVY.max_sessions = 1
+    try:
+        doc1, ctx1 = _session_doc("viewport-1")
+        doc2, ctx2 = _session_doc("viewport-2")
+        with set_curdoc(doc1):
+            first = create_app(preset="mnist1d")
+        with set_curdoc(doc2):
+            busy = create_app(preset="mnist1d")
+        assert isinstance(first.dashboard, mnist.MnistDashboard)
+        assert capacity.HEAVY_FULL_MESSAGE in busy.object
+        assert doc1.template is VIEWPORT_TEMPLATE and doc2.template is VIEWPORT_TEMPLATE
+        assert 'name="viewport"' in VIEWPORT_TEMPLATE
+        _destroy(doc1, ctx1)
+        _destroy(doc2, ctx2)
+    finally:
+        capacity.HEAVY.max_sessions = old
+
+
+def _fixed_widths(obj, out):
+    """(name, width) of every Panel object in ``obj`` with a fixed width."""
+    from gle_lab.views.controls import children
+    width = getattr(obj, "width", None)
+    if width and getattr(obj, "sizing_mode", None) in (None, "fixed"):
+        out.append((type(obj).__name__, width))
+    for child in children(obj):
+        _fixed_widths(child, out)
+    return out
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_phone_gets_one_column_without_fixed_widths_beyond_its_screen(mnist, monkeypatch,
+                                                                       progressive):
+    """A 390 px window (reported by the page, or known from the request) gets one column:
+    the controls' buttons, the sample, the output, the settings, then the other views, every
+    view's plots one under the other; nothing fixed wider than the screen; 44 px targets;
+    back on a projector: controls beside the views, plots side by side."""
+    from bokeh.layouts import Column as BkColumn, Row as BkRow
+
+    from gle_lab.views.controls import TOUCH_CSS
+    dash = mnist.MnistDashboard(progressive=progressive)
+    dash.set_viewport("390x844")
+    assert dash.mode == "phone"
+    if progressive:
+        dash.complete_layout()                 # the later views arrive in the phone layout
+    assert list(dash.layout.objects) == [dash.viewport_input, dash.phone_main]
+    col = list(dash.phone_main.objects)
+    assert col == [dash.phone_head, dash.notice, dash.sample.layout, dash.output.layout,
+                   dash.settings, dash.accuracy.layout, dash.confusion.layout,
+                   dash.credit.layout, dash.about]
+    wide = [w for w in _fixed_widths(dash.layout, []) if w[1] > 390 - 20]
+    assert wide == [], wide
+    for view in (dash.output, dash.accuracy, dash.credit):
+        assert isinstance(view.pane.object, BkColumn), type(view).__name__
+    assert all(f.toolbar_location is None for f in _figures(dash))
+    assert TOUCH_CSS in dash.play.stylesheets and TOUCH_CSS in dash.reset_button.stylesheets
+    dash.layout.get_root(Document())
+    dash.set_viewport("1280x720")
+    assert dash.mode == "present" and list(dash.layout.objects) == [dash.viewport_input,
+                                                                   dash.body]
+    assert list(dash.body.objects) == [dash.sidebar, dash.grid]
+    assert dash.sidebar.width == mnist.CONTROLS_PX
+    for view in (dash.output, dash.accuracy, dash.credit):
+        assert isinstance(view.pane.object, BkRow), type(view).__name__
+    # a projector: the plots without toolbars (more room for titles and data)
+    assert all(f.toolbar_location is None for f in _figures(dash))
+    dash.set_viewport("1920x1080")
+    assert dash.mode == "wide" and all(f.toolbar_location == "right" for f in _figures(dash))
+
+
+def test_a_served_session_is_built_for_the_window_the_request_tells(mnist):
+    from panel.io.state import set_curdoc
+    doc, ctx = _session_doc("cookie-phone")
+    ctx.request.cookies = {"gle_viewport": "390x844"}
+    with set_curdoc(doc):
+        dash = mnist.MnistDashboard(progressive=True)
+    assert dash.mode == "phone" and dash.phone_main in dash.layout.objects
+
+
+@pytest.mark.parametrize("mode", ["wide", "present", "phone"])
+def test_legends_lie_outside_the_data_and_list_only_what_is_drawn(mnist, mode):
+    from bokeh.models import Legend
+    dash = mnist.MnistDashboard()
+    dash.apply_mode(mode)
+    legends = 0
+    for fig in _figures(dash):
+        assert not [o for o in fig.center if isinstance(o, Legend)], fig.title.text
+        side = fig.below if mode == "phone" else fig.right
+        legends += len([o for o in side if isinstance(o, Legend)])
+    assert legends == 2                     # validation per epoch, |e| per layer
+    items = dash.accuracy.epoch_fig.legend[0].items
+    shown = [i.label.value for i in items if i.visible]
+    assert "this session" not in shown and len(shown) == 3   # nothing validated yet
+    dash.state.validations.append((1, 50.0))
+    dash.render(force=True)
+    assert dash.accuracy.session_item.visible
+
+
+def test_every_axis_is_set_by_the_server_and_finite(mnist):
+    """No auto-ranged axis: one over a source still empty when the page is built has no
+    initial range (BokehJS logs "could not set initial ranges"), and BokehJS would send
+    every auto-ranged change back to the server."""
+    from bokeh.models import DataRange1d, Range1d
+    dash, doc = _page(mnist)
+    assert not [m for m in doc.models if isinstance(m, DataRange1d)]
+    ranges = [m for m in doc.models if isinstance(m, Range1d)]
+    assert len(ranges) >= 10
+    assert all(np.isfinite([r.start, r.end]).all() and r.end > r.start for r in ranges)
+    dash.tick(n_steps=2 * L + 50)
+    lab = dash.state
+    out = lab.current_outputs()
+    yr = dash.output.lines_fig.y_range
+    assert yr.start <= out.min() and out.max() <= yr.end     # the data stays in view
+    t = np.asarray(dash.credit.errors.data["t"])
+    assert dash.credit.err_fig.x_range.start == t[0] and dash.credit.err_fig.x_range.end == t[-1]
+    assert dash.accuracy.run_fig.x_range.end >= lab.samples
