@@ -70,12 +70,16 @@ class ErrorsView(Viewer):
             add_line(fig, "t", f"eps{j}", src, color=c, width=2, dash="dotted",
                      label=f"ε {lab}")
         self.add_adjoint(fig)
-        return apply_plot_mode(add_legend(fig), self.mode)
+        return apply_plot_mode(add_legend(fig), self.mode, short_title=self._short())
 
     def set_mode(self, mode):
         """Fit the plot to a page layout (toolbar, legend place)."""
         self.mode = mode
-        apply_plot_mode(self.pane.object, mode)
+        apply_plot_mode(self.pane.object, mode, short_title=self._short())
+
+    def _short(self):
+        # a phone's width, or half of a projector's (presentation: beside the microcircuit)
+        return getattr(self, "mode", None) in ("phone", "present")
 
     def _empty(self):
         return {"t": np.zeros(0), **{f"lam{j}": np.zeros(0)

@@ -28,9 +28,9 @@ from .style import (add_legend, add_line, apply_plot_mode, decade_axis, make_fig
                     neuron_color)
 
 OMEGAS = np.logspace(-2, 2, 241)
-#: the phase plot's height (px), and what a phone adds to it for the one-column key of both
-#: plots below it (six rows of ~20 px instead of three)
-PHASE_HEIGHT, PHONE_KEY_EXTRA = 240, 90
+#: the phase plot's height (px), and what it grows by for the one-column key of both plots
+#: below it (phone and presentation layouts)
+PHASE_HEIGHT, KEY_BELOW_EXTRA = 240, 90
 #: (transfer function, legend label, line style: dash, width, alpha)
 PATHS = (("am_adjoint", "AM adjoint I⁺τm D⁻τr (band)", ("solid", 9, 0.3)),
          ("forward", "forward D⁺τr I⁻τm", ("solid", 2.5, 1.0)),
@@ -125,16 +125,17 @@ class FourierView(Viewer):
         return gain, phase
 
     def set_mode(self, mode):
-        """Fit the plots to a page layout (toolbar, legend place). On a phone one key, below
-        the phase plot, serves both plots (its labels are too long for two columns: six
-        rows under each plot would leave them no room); the phase plot grows by its rows."""
+        """Fit the plots to a page layout (toolbar, legend place). On a phone and in
+        presentation (half a projector's width) one key, below the phase plot, serves both
+        plots: beside them it took more width than the plots had, and its labels are too
+        long for two columns below; the phase plot grows by its rows."""
+        below = mode in ("phone", "present")
         for fig in (self.gain_fig, self.phase_fig):
-            apply_plot_mode(fig, mode)
-        phone = mode == "phone"
+            apply_plot_mode(fig, mode, legend_side="below" if below else "right")
         for legend in self.gain_fig.select(type=Legend):
-            if legend.visible == phone:
-                legend.visible = not phone
-        height = PHASE_HEIGHT + (PHONE_KEY_EXTRA if phone else 0)
+            if legend.visible == below:
+                legend.visible = not below
+        height = PHASE_HEIGHT + (KEY_BELOW_EXTRA if below else 0)
         if self.phase_fig.height != height:
             self.phase_fig.height = height
 

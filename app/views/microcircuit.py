@@ -156,7 +156,8 @@ class MicrocircuitView(Viewer):
                      text_font_size=f"{FONT_PX - 2}px", text_align="center",
                      text_baseline="top", text_color="#222222")
         add_legend(fig, side="below")                 # outside: it never covers a node
-        apply_plot_mode(fig, getattr(self, "mode", "wide"), move_legend=False)
+        mode = getattr(self, "mode", "wide")
+        apply_plot_mode(fig, mode, move_legend=False, short_title=self._short(mode))
         self.fig = fig
         self._scale = {"r": 1e-6, "e": 1e-6}
         self.pane.object = fig
@@ -216,7 +217,13 @@ class MicrocircuitView(Viewer):
     def set_mode(self, mode):
         """Fit the plot to a page layout (toolbar)."""
         self.mode = mode
-        apply_plot_mode(getattr(self, "fig", None), mode, move_legend=False)
+        apply_plot_mode(getattr(self, "fig", None), mode, move_legend=False,
+                        short_title=self._short(mode))
+
+    @staticmethod
+    def _short(mode):
+        # a phone's width, or half of a projector's (presentation: below the Errors plot)
+        return mode in ("phone", "present")
 
     def __panel__(self):
         return self.pane

@@ -250,8 +250,14 @@ def arrange_legend(legend, side):
 
 
 def phone_title(title):
-    """A title for a 390 px wide plot: without its parenthesised line-style key."""
-    return title.split(" (")[0]
+    """A title for a narrow plot: without its parenthesised line-style key or details. A
+    parenthesis before the title's colon names the plot and stays: "Errors (GLE): error e
+    (solid), …" → "Errors (GLE)" (the error mode is named everywhere), "Microcircuit (paper
+    Fig. 3): …" → "Microcircuit (paper Fig. 3)"."""
+    head, colon, _ = title.partition(": ")
+    if colon and " (" in head:
+        return head
+    return title.split(" (")[0].rstrip()
 
 
 def lean_renderers(fig):
@@ -283,12 +289,14 @@ def lean_renderers(fig):
     return fig
 
 
-def apply_plot_mode(fig, mode, move_legend=True):
+def apply_plot_mode(fig, mode, move_legend=True, short_title=None, legend_side=None):
     """Fit a figure to a page layout (``"wide"``, ``"present"``, ``"phone"``).
 
-    Phone: titles without their parenthesised part. Presentation and phone: no toolbar (nothing to aim at on a projector, and every tool is
-    a Tab stop); phone: the legend below the plot (a plot 390 px wide has no room beside
-    it). Only changed properties are set: a no-op on an unchanged figure."""
+    Phone (or ``short_title``): the title without its parenthesised part
+    (:func:`phone_title`). Presentation and phone: no toolbar (nothing to aim at on a
+    projector, and every tool is a Tab stop); phone (or ``legend_side="below"``): the legend
+    below the plot (a plot 390 px wide has no room beside it). Only changed properties are
+    set: a no-op on an unchanged figure."""
     if fig is None:
         return fig
     lean_renderers(fig)
@@ -298,13 +306,14 @@ def apply_plot_mode(fig, mode, move_legend=True):
         cur, full = fig.title.text, getattr(fig, "_gle_full_title", None)
         if full is None or cur not in (full, phone_title(full)):
             full = fig._gle_full_title = cur          # new, or retitled by its view
-        want = phone_title(full) if mode == "phone" else full
+        short = mode == "phone" if short_title is None else short_title
+        want = phone_title(full) if short else full
         if cur != want:
             fig.title.text = want
     toolbar = "right" if mode == "wide" else None
     if fig.toolbar_location != toolbar:
         fig.toolbar_location = toolbar
-    side = "below" if mode == "phone" else "right"
+    side = legend_side or ("below" if mode == "phone" else "right")
     other = "right" if side == "below" else "below"
     moving = [obj for obj in getattr(fig, other) if isinstance(obj, Legend)]
     if moving and move_legend:

@@ -13,6 +13,7 @@ from panel.viewable import Viewer
 
 from gle_lab.main import Dashboard
 from gle_lab.views.lesson import step_width
+from gle_lab.views.style import phone_title
 
 
 def _walk(obj):
@@ -455,6 +456,32 @@ def test_phone_keys_fit_below_their_plots_and_the_plots_make_room_for_them():
     d.apply_mode("wide")
     assert key(figs["gain"]).visible is True and key(figs["phase"]) in figs["phase"].right
     assert {k: f.height for k, f in figs.items()} == heights
+
+
+def test_narrow_plots_keep_the_name_and_mode_in_their_short_titles():
+    assert phone_title("Errors (GLE): error e (solid), instantaneous ε (dotted)") == \
+        "Errors (GLE)"
+    assert phone_title("Microcircuit (paper Fig. 3): representation ▲ coloured by rate r") \
+        == "Microcircuit (paper Fig. 3)"
+    assert phone_title("Activity: input x and rates r (student solid, teacher dashed)") == \
+        "Activity: input x and rates r"
+    assert phone_title("Phase arg H(ω)  (+ = leads)") == "Phase arg H(ω)"
+    # presentation (1280×720): the half-width Errors and microcircuit plots are short-titled
+    # and the Fourier plots' one key lies below them; the full-width Activity keeps its title
+    d = Dashboard()
+    d.layout.get_root(Document())
+    err, circuit = d.errors.pane.object, d.microcircuit.fig
+    act = d.activity.pane.object
+    d.set_viewport("1280x720")
+    assert d.mode == "present"
+    assert err.title.text == "Errors (GLE)" and circuit.title.text == "Microcircuit (paper Fig. 3)"
+    assert act.title.text.endswith("(student solid, teacher dashed)")
+    gain_key = next(o for o in d.fourier.gain_fig.right + d.fourier.gain_fig.below
+                    if isinstance(o, Legend))
+    assert gain_key.visible is False
+    assert any(isinstance(o, Legend) for o in d.fourier.phase_fig.below)
+    d.set_viewport("1920x1080")
+    assert err.title.text.startswith("Errors (GLE): error e (solid)") and gain_key.visible
 
 
 def test_completion_steps_are_paced_while_other_sessions_live():
