@@ -163,11 +163,11 @@ def test_url_reproduces_the_run_and_csv_export(mnist):
     assert float(rows[-1].split(",")[2]) == pytest.approx(lab.running_accuracy())
 
 
-def test_create_app_hook_and_heavy_cap_refuses_politely(mnist):
+def test_create_app_hook_and_heavy_cap_refuses_politely_at_the_phones_width(mnist):
     from panel.io.state import set_curdoc
 
     from gle_lab import capacity
-    from gle_lab.main import create_app
+    from gle_lab.main import VIEWPORT_TEMPLATE, create_app
     old = capacity.HEAVY.max_sessions
     capacity.HEAVY.max_sessions = 1
     try:
@@ -181,6 +181,10 @@ def test_create_app_hook_and_heavy_cap_refuses_politely(mnist):
         assert capacity.HEAVY_FULL_MESSAGE in second.object
         # both of its links are a phone's touch targets
         assert second.object.count("<a ") == second.object.count("min-height:44px") == 2
+        # the page and the "busy" page carry the dashboard's viewport template (a phone lays
+        # them out at its own width, not a shrunk 980 px desktop page)
+        assert doc1.template is VIEWPORT_TEMPLATE and doc2.template is VIEWPORT_TEMPLATE
+        assert 'name="viewport"' in VIEWPORT_TEMPLATE
         assert "another preset" in second.object and not hasattr(second, "dashboard")
         assert capacity.HEAVY.active == 1
         _destroy(doc1, ctx1)                       # the first visitor leaves
@@ -395,32 +399,6 @@ def test_page_renderers_carry_no_unused_models(mnist):
 def _figures(dash):
     from bokeh.plotting import figure
     return [f for v in dash.views for f in vars(v).values() if isinstance(f, figure)]
-
-
-def test_page_and_busy_page_render_at_the_phones_width(mnist):
-    """The page and the "busy" page carry the dashboard's viewport template (a phone lays
-    them out at its own width, not a shrunk 980 px desktop page)."""
-    from panel.io.state import set_curdoc
-
-    from gle_lab import capacity
-    from gle_lab.main import VIEWPORT_TEMPLATE, create_app
-    old = capacity.HEAVY.max_sessions
-    capacity.HEAVY.max_sessions = 1
-    try:
-        doc1, ctx1 = _session_doc("viewport-1")
-        doc2, ctx2 = _session_doc("viewport-2")
-        with set_curdoc(doc1):
-            first = create_app(preset="mnist1d")
-        with set_curdoc(doc2):
-            busy = create_app(preset="mnist1d")
-        assert isinstance(first.dashboard, mnist.MnistDashboard)
-        assert capacity.HEAVY_FULL_MESSAGE in busy.object
-        assert doc1.template is VIEWPORT_TEMPLATE and doc2.template is VIEWPORT_TEMPLATE
-        assert 'name="viewport"' in VIEWPORT_TEMPLATE
-        _destroy(doc1, ctx1)
-        _destroy(doc2, ctx2)
-    finally:
-        capacity.HEAVY.max_sessions = old
 
 
 def _fixed_widths(obj, out):
