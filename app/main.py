@@ -214,6 +214,41 @@ write_queue.install()
 ws_nodelay.install()
 
 
+def mode_for(width, present=None):
+    """The layout for a window ``width`` px wide (None: not known): "phone" up to PHONE_MAX
+    px; else the ``present`` flag's choice if set, else "present" below PRESENT_BELOW px."""
+    if width is not None and width <= PHONE_MAX:
+        return "phone"
+    if present is not None:
+        return "present" if present else "wide"
+    return "present" if width is not None and width < PRESENT_BELOW else "wide"
+
+
+def requested_window():
+    """What the request that opened the current session tells of the visitor's window:
+    "phone" (a phone's user agent), its ``(width, height)`` (client hints or the cookie of
+    :mod:`gle_lab.client_hints`: the right layout in the first document), or None."""
+    doc = pn.state.curdoc
+    if doc is None:
+        return None
+    if "Mobi" in (pn.state.headers or {}).get("User-Agent", ""):
+        return "phone"
+    return client_hints.session_viewport(getattr(doc.session_context, "request", None))
+
+
+def guess_layout(page, fallback):
+    """The first document's layout for ``page`` (a dashboard with ``viewport`` and
+    ``effective_mode()``) from :func:`requested_window`: "phone", the reported window's
+    layout (kept in ``page.viewport``), or ``fallback`` when the request tells nothing."""
+    window = requested_window()
+    if window == "phone":
+        return "phone"
+    if window is not None:
+        page.viewport = window
+        return page.effective_mode()
+    return fallback
+
+
 def parse_viewport(text):
     """``(width, height)`` of a page's ``"<width>x<height>"`` report, or None if it is not
     one (assets/js/page.js sends it; anything else is ignored)."""
@@ -392,26 +427,11 @@ class Dashboard:
         return self.root
 
     def _guess_mode(self):
-        served = pn.state.curdoc is not None
-        agent = (pn.state.headers or {}).get("User-Agent", "") if served else ""
-        if "Mobi" in agent:
-            return "phone"
-        # the window's size from the request (client hints or cookie): its layout at once
-        ctx = pn.state.curdoc.session_context if served else None
-        size = client_hints.session_viewport(getattr(ctx, "request", None))
-        if size is not None:
-            self.viewport = size
-            return self.effective_mode()
-        return "present" if self.state.present else "wide"
+        return guess_layout(self, "present" if self.state.present else "wide")
 
     def effective_mode(self):
         """The layout for the reported viewport and the ``present`` flag."""
-        width = self.viewport[0] if self.viewport else None
-        if width is not None and width <= PHONE_MAX:
-            return "phone"
-        if self.state.present is not None:
-            return "present" if self.state.present else "wide"
-        return "present" if width is not None and width < PRESENT_BELOW else "wide"
+        return mode_for(self.viewport[0] if self.viewport else None, self.state.present)
 
     def set_viewport(self, text):
         """The page's ``"<width>x<height>"`` (assets/js/page.js): pick the layout."""

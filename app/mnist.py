@@ -681,33 +681,18 @@ class MnistDashboard:
 
     # ------------------------------------------------------------------ page layouts
     def _guess_mode(self):
-        """The layout for the visitor's window as the request tells it (a phone's user
-        agent, the client hints or the cookie of :mod:`gle_lab.client_hints`), as
-        :meth:`gle_lab.main.Dashboard._guess_mode`; a wide screen when nothing tells."""
-        from gle_lab import client_hints
-        doc = pn.state.curdoc
-        if doc is None:
-            return "wide"
-        agent = (pn.state.headers or {}).get("User-Agent", "")
-        if "Mobi" in agent:
-            return "phone"
-        ctx = doc.session_context
-        size = client_hints.session_viewport(getattr(ctx, "request", None))
-        if size is not None:
-            self.viewport = size
-            return self.effective_mode()
-        return "wide"
+        """The layout for the visitor's window as the request tells it
+        (:func:`gle_lab.main.guess_layout`); a wide screen when nothing tells."""
+        from gle_lab.main import guess_layout
+        return guess_layout(self, "wide")
 
     def effective_mode(self):
-        """The layout for the reported window: the simulation dashboard's thresholds
-        (:data:`gle_lab.main.PHONE_MAX`, :data:`gle_lab.main.PRESENT_BELOW`)."""
-        from gle_lab.main import PHONE_MAX, PRESENT_BELOW
-        width = self.viewport[0] if self.viewport else None
-        if width is None:
+        """The layout for the reported window, at the simulation dashboard's thresholds
+        (:func:`gle_lab.main.mode_for`); the current one while the window is not known."""
+        from gle_lab.main import mode_for
+        if not self.viewport:
             return self.mode or "wide"
-        if width <= PHONE_MAX:
-            return "phone"
-        return "present" if width < PRESENT_BELOW else "wide"
+        return mode_for(self.viewport[0])
 
     def set_viewport(self, text):
         """The page's ``"<width>x<height>"`` (assets/js/page.js): pick the layout."""
@@ -912,9 +897,7 @@ def create_mnist_app(**settings):
                                   purge_links, register_dashboard,
                                   report_exception, unregister_dashboard)
     from gle_lab.main import VIEWPORT_TEMPLATE
-    from bokeh.models import CustomJS
-
-    from gle_lab.views.style import CONNECTION_FIX_JS, PAGE_JS
+    from gle_lab.views.style import install_paint_fixes
     doc = pn.state.curdoc
     if doc is not None:
         # phones render the page (or the "busy" page) at device width, not a shrunk desktop
@@ -931,13 +914,10 @@ def create_mnist_app(**settings):
             HEAVY.release(sid)
         raise
     dash.sync_location()
-    if doc is not None:
-        # the page script (keyboard shortcuts, accessibility, the window's size reported to
-        # the server: the layout follows it) and the reconnection fix; not the repaint
-        # fixes: with them a legend's glyphs were missing on a 2× phone screen
-        if patch_enabled("bokeh_fresh_receiver"):
-            doc.js_on_event("document_ready", CustomJS(code=CONNECTION_FIX_JS))
-        doc.js_on_event("document_ready", CustomJS(code=PAGE_JS))
+    # the page script (keyboard shortcuts, accessibility, the window's size reported to the
+    # server: the layout follows it) and the reconnection fix; not the repaint fixes: with
+    # them a legend's glyphs were missing on a 2× phone screen
+    install_paint_fixes(doc, repaint=False)
     pn.state.onload(dash.start)
     if ctx is not None:
         register_dashboard(doc, dash)

@@ -6,7 +6,8 @@ import panel as pn
 from bokeh.models import ColumnDataSource, Span
 from panel.viewable import Viewer
 
-from .mnist_common import arrange, figure, fit_mode, fit_range, fixed, legend_style
+from .mnist_common import (arrange, figure, fit_mode, fit_pair, fit_range, fixed,
+                           legend_style)
 from .style import lean_renderers
 
 #: points kept on the running-accuracy plot
@@ -69,12 +70,7 @@ class MnistAccuracyView(Viewer):
     def set_mode(self, mode):
         """Fit the page layout (:data:`gle_lab.views.mnist_common.MODES`): the legend
         beside the epochs' plot (below it on a phone, where the plots are one column)."""
-        stacked = (mode == "phone") != (self.mode == "phone")
-        self.mode = mode
-        for fig in (self.run_fig, self.epoch_fig):
-            fit_mode(fig, mode)
-        if stacked:
-            self.pane.object = arrange([self.run_fig, self.epoch_fig], mode)
+        fit_pair(self, (self.run_fig, self.epoch_fig), mode)
 
     def rebuild(self):
         lab = self.lab

@@ -91,6 +91,18 @@ def arrange(figs, mode):
     return make(*figs, sizing_mode="stretch_width")
 
 
+def fit_pair(view, figs, mode):
+    """Fit a view of two plots to a page layout: each figure (:func:`fit_mode`), side by
+    side or, on a phone, one under the other (the view's pane is rearranged only when that
+    changes)."""
+    stacked = (mode == "phone") != (view.mode == "phone")
+    view.mode = mode
+    for fig in figs:
+        fit_mode(fig, mode)
+    if stacked:
+        view.pane.object = arrange(list(figs), mode)
+
+
 def fit_mode(fig, mode, legend_cols=None):
     """A figure for a page layout: its toolbar on a wide screen only; its legend (if any)
     outside the data, at its right on a screen and below it on a phone (``legend_cols``

@@ -7,8 +7,8 @@ import panel as pn
 from bokeh.models import ColumnDataSource, FactorRange
 from panel.viewable import Viewer
 
-from .mnist_common import (CLASS_COLORS, NEUTRAL, RIGHT, WRONG, arrange, figure, fit_mode,
-                           fit_range)
+from .mnist_common import (CLASS_COLORS, NEUTRAL, RIGHT, WRONG, arrange, figure,
+                           fit_pair, fit_range)
 from .style import lean_renderers
 
 CLASSES = [str(c) for c in range(10)]
@@ -55,12 +55,7 @@ class MnistOutputView(Viewer):
     def set_mode(self, mode):
         """Fit the page layout: the two plots side by side, or one under the other on a
         phone (:data:`gle_lab.views.mnist_common.MODES`)."""
-        stacked = (mode == "phone") != (self.mode == "phone")
-        self.mode = mode
-        for fig in (self.lines_fig, self.bars_fig):
-            fit_mode(fig, mode)
-        if stacked:
-            self.pane.object = arrange([self.lines_fig, self.bars_fig], mode)
+        fit_pair(self, (self.lines_fig, self.bars_fig), mode)
 
     def rebuild(self):
         self._key = None

@@ -34,12 +34,12 @@ CONNECTION_FIX_JS = asset("js", "bokeh_connection_fix.js").read_text(encoding="u
 PAGE_JS = asset("js", "page.js").read_text(encoding="utf-8")
 
 
-def install_paint_fixes(doc):
-    """Install the repaint fixes, the reconnection fix and the page script in the browser
-    page of ``doc``."""
+def install_paint_fixes(doc, repaint=True):
+    """Install the repaint fixes (unless ``repaint`` is False), the reconnection fix and the
+    page script in the browser page of ``doc``."""
     if doc is None:
         return
-    if patch_enabled("bokeh_paint_fixes"):
+    if repaint and patch_enabled("bokeh_paint_fixes"):
         doc.js_on_event("document_ready", CustomJS(code=PAINT_FIXES_JS))
     if patch_enabled("bokeh_fresh_receiver"):
         doc.js_on_event("document_ready", CustomJS(code=CONNECTION_FIX_JS))
